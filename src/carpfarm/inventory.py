@@ -1,0 +1,82 @@
+"""Read an Ansible inventory exactly as a play would, and hand it to the model.
+
+ansible-core's own InventoryManager and VariableManager resolve ``group_vars``,
+``host_vars`` and precedence; the Templar resolves ``{{ }}`` in the variables
+carpfarm reads. Nothing here connects to a host.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from carpfarm.model import BACKEND_GROUP, FRONTEND_GROUP, WCCP_GROUP, Topology
+from carpfarm.problems import Problem, TopologyError
+
+GROUPS = (BACKEND_GROUP, FRONTEND_GROUP, WCCP_GROUP)
+# Variables the model reads; others (and their templates) are left alone.
+PREFIXES = ("squid_backend_", "carp_frontend_", "carpfarm_", "frontend_balancer_", "wccp_")
+EXTRA_VARS = ("ansible_host", "ansible_processor_vcpus")
+
+
+def _wanted(name: str) -> bool:
+    return name.startswith(PREFIXES) or name in EXTRA_VARS
+
+
+def load_hostvars(
+    source: str | os.PathLike[str], vcpus: int | None = None
+) -> tuple[dict[str, list[str]], dict[str, dict[str, Any]]]:
+    """Return (groups, hostvars) for carpfarm's groups, templated, as a play would see them."""
+    # An inventory that fails to parse is an error, not a warning followed by an empty inventory.
+    os.environ.setdefault("ANSIBLE_INVENTORY_UNPARSED_FAILED", "True")
+    os.environ.setdefault("ANSIBLE_INVENTORY_ANY_UNPARSED_IS_FAILED", "True")
+    from ansible.errors import AnsibleError
+    from ansible.inventory.manager import InventoryManager
+    from ansible.parsing.dataloader import DataLoader
+    from ansible.template import Templar
+    from ansible.vars.manager import VariableManager
+
+    path = Path(source)
+    if not path.exists():
+        raise TopologyError([Problem(str(path), "inventory", "does not exist", "pass the path of an inventory")])
+    loader = DataLoader()
+    try:
+        inventory = InventoryManager(loader=loader, sources=[str(path)])
+        manager = VariableManager(loader=loader, inventory=inventory)
+        groups = {
+            name: [h.name for h in inventory.groups[name].get_hosts()] for name in GROUPS if name in inventory.groups
+        }
+        hostvars: dict[str, dict[str, Any]] = {}
+        for name in dict.fromkeys(h for hosts in groups.values() for h in hosts):
+            raw = manager.get_vars(host=inventory.get_host(name), include_hostvars=False)
+            templar = Templar(loader=loader, variables=raw)
+            hostvars[name] = {k: templar.template(v) for k, v in raw.items() if _wanted(k)}
+            if vcpus is not None:
+                hostvars[name].setdefault("ansible_processor_vcpus", vcpus)
+    except AnsibleError as exc:
+        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise TopologyError(
+            [Problem(str(path), "inventory", f"cannot be read: {message}", "correct the YAML at the place named")]
+        ) from exc
+    return groups, hostvars
+
+
+def load_topology(source: str | os.PathLike[str], vcpus: int | None = None) -> Topology:
+    groups, hostvars = load_hostvars(source, vcpus)
+    return Topology.from_inventory(groups, hostvars)
+
+
+def topology_from_play(groups: Mapping[str, Sequence[str]], hostvars: Mapping[str, Any]) -> Topology:
+    """Build the topology from a play's ``groups`` and ``hostvars`` (used by the filter plugin)."""
+    wanted = {g: list(groups.get(g, [])) for g in GROUPS}
+    names = dict.fromkeys(h for hosts in wanted.values() for h in hosts)
+    plain = {}
+    for name in names:
+        host = hostvars[name]
+        plain[name] = {k: host[k] for k in host if _wanted(k)}
+        facts = host.get("ansible_facts") if hasattr(host, "get") else None
+        if "ansible_processor_vcpus" not in plain[name] and isinstance(facts, Mapping) and "processor_vcpus" in facts:
+            plain[name]["ansible_processor_vcpus"] = facts["processor_vcpus"]
+    return Topology.from_inventory(wanted, plain)

@@ -1,0 +1,271 @@
+"""What the topology turns into: port maps, balancer rules, CARP shares, impact of a change.
+
+These are the numbers the roles' templates print and the CLI shows; templates
+do no arithmetic of their own.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from carpfarm.balancer import cascade, naive_shares, nft_map
+from carpfarm.model import FrontendHost, Topology
+
+LOOPBACK = "127.0.0.1"
+# Sampling CARP in pure Python costs about 5 us per (URL, peer) pair; keep plan fast.
+SAMPLE_BUDGET = 150_000
+
+
+def sample_urls(count: int) -> list[str]:
+    """A fixed, varied set of URLs: many hosts, paths, query strings."""
+    return [
+        f"http://site{i % 211}.example.net/p/{(i * 7919) % 100003}/obj{i}.html" + (f"?v={i % 13}" if i % 3 == 0 else "")
+        for i in range(count)
+    ]
+
+
+# ---------------------------------------------------------------- port maps
+
+
+def frontend_port_map(topology: Topology, host: str) -> list[dict[str, Any]]:
+    """Frontend instance name -> port, for one CARP box."""
+    return [{"name": i.name, "port": i.port} for i in _frontend(topology, host).instances]
+
+
+def backend_port_map(topology: Topology, host: str | None = None) -> list[dict[str, Any]]:
+    """Backend instances (all, or one host's) with address, port and peer name."""
+    return [
+        {
+            "host": i.host,
+            "name": i.name,
+            "peer_name": i.peer_name,
+            "address": i.address,
+            "port": i.port,
+            "weight": i.weight,
+            "state": i.state,
+            "cache_size_mb": i.cache_size_mb,
+            "cache_mem_mb": i.cache_mem_mb,
+            "cache_type": i.cache_type,
+            "icp_port": i.icp_port,
+            "snmp_port": i.snmp_port,
+        }
+        for i in topology.backend_instances
+        if host is None or i.host == host
+    ]
+
+
+def cache_peers(topology: Topology) -> list[dict[str, Any]]:
+    """The ``cache_peer`` lines every frontend gets, in the same order everywhere."""
+    key = ",".join(topology.carp_key)
+    return [
+        {
+            "address": i.address,
+            "port": i.port,
+            "name": i.peer_name,
+            "weight": i.weight,
+            "state": i.state,
+            "carp_key": key,
+        }
+        for i in topology.backend_instances
+    ]
+
+
+def balancer_targets(topology: Topology, host: str) -> list[dict[str, Any]]:
+    """The frontend instances a userspace balancer (haproxy, balance) sends to."""
+    return [
+        {"name": i.name, "address": LOOPBACK, "port": i.port, "endpoint": f"{LOOPBACK}:{i.port}"}
+        for i in _frontend(topology, host).instances
+    ]
+
+
+def balancer_rules(topology: Topology, host: str) -> dict[str, Any]:
+    """Rules for the kernel balancers: the iptables cascade and the nftables map."""
+    frontend = _frontend(topology, host)
+    ports = [i.port for i in frontend.instances]
+    modulus, entries = nft_map(ports)
+    return {
+        "type": frontend.balancer_type,
+        "mode": frontend.balancer_mode,
+        "listen_port": frontend.listen_port,
+        "cascade": [asdict(rule) for rule in cascade(ports)],
+        "nft_modulus": modulus,
+        "nft_map": [{"key": k, "port": p} for k, p in entries],
+    }
+
+
+def _frontend(topology: Topology, host: str) -> FrontendHost:
+    for f in topology.frontends:
+        if f.name == host:
+            return f
+    raise KeyError(f"{host} is not in carp_frontends")
+
+
+# ---------------------------------------------------------------- CARP shares
+
+
+def carp_shares(topology: Topology, urls: Sequence[str] | None = None) -> dict[str, dict[str, float | None]]:
+    """Each peer's share of URLs: the configured share and, when affordable, a sampled one."""
+    active = [i for i in topology.backend_instances if i.active]
+    total = sum(i.weight for i in active)
+    if urls is None:
+        count = min(10_000, SAMPLE_BUDGET // max(1, len(topology.backend_instances)))
+        urls = sample_urls(count) if count >= 200 else []
+    counts: Counter[str] = Counter()
+    for url in urls:
+        chosen = topology.route(url)
+        if chosen is not None:
+            counts[chosen.peer_name] += 1
+    return {
+        i.peer_name: {
+            "expected": (i.weight / total) if i.active else 0.0,
+            "sampled": (counts[i.peer_name] / len(urls)) if urls else None,
+        }
+        for i in topology.backend_instances
+    }
+
+
+# ---------------------------------------------------------------- plan
+
+
+def plan(topology: Topology, sample: Sequence[str] | None = None) -> dict[str, Any]:
+    """Everything carpfarm would build, as plain data (what ``carpfarm plan --json`` prints)."""
+    shares = carp_shares(topology, sample)
+    frontends = []
+    for f in topology.frontends:
+        rules = balancer_rules(topology, f.name)
+        n = len(f.instances)
+        frontends.append(
+            {
+                "host": f.name,
+                "address": f.address,
+                "listen_port": f.listen_port,
+                "instances_setting": f.instances_setting,
+                "vcpus": f.vcpus,
+                "client_networks": list(f.client_networks),
+                "instances": frontend_port_map(topology, f.name),
+                "balancer": rules,
+                "naive_wiki_shares": naive_shares(n, 0.25) if n > 1 else [1.0],
+            }
+        )
+    backends = [
+        {
+            "host": b.name,
+            "address": b.address,
+            "instances": [
+                {**entry, "share": shares[entry["peer_name"]]} for entry in backend_port_map(topology, b.name)
+            ],
+        }
+        for b in topology.backends
+    ]
+    return {"frontends": frontends, "backends": backends, "cache_peers": cache_peers(topology)}
+
+
+# ---------------------------------------------------------------- impact
+
+
+@dataclass(frozen=True)
+class Impact:
+    """What a change of inventory does to where URLs live."""
+
+    urls: int
+    moved: int
+    necessary: int  # moves to or from a changed peer: the price of the change itself
+    collateral: int  # moves between two unchanged peers: avoidable remap
+    changed_peers: tuple[str, ...]
+    per_peer: dict[str, dict[str, int]]
+    advice: tuple[str, ...]
+
+    @property
+    def moved_fraction(self) -> float:
+        return self.moved / self.urls if self.urls else 0.0
+
+    @property
+    def necessary_fraction(self) -> float:
+        return self.necessary / self.urls if self.urls else 0.0
+
+    @property
+    def collateral_fraction(self) -> float:
+        return self.collateral / self.urls if self.urls else 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data.update(
+            moved_fraction=self.moved_fraction,
+            necessary_fraction=self.necessary_fraction,
+            collateral_fraction=self.collateral_fraction,
+        )
+        return data
+
+
+def _peer_signature(topology: Topology) -> dict[str, tuple[str, int, int, str]]:
+    return {i.peer_name: (i.address, i.port, i.weight, i.state) for i in topology.backend_instances}
+
+
+def impact(old: Topology, new: Topology, urls: Iterable[str] | None = None) -> Impact:
+    """Route every URL through the old and the new farm; count what moves and why."""
+    url_list = list(urls) if urls is not None else sample_urls(5000)
+    before, after = _peer_signature(old), _peer_signature(new)
+    changed = {
+        name
+        for name in before.keys() | after.keys()
+        if before.get(name, ("",) * 4)[2:] != after.get(name, ("",) * 4)[2:]
+    }
+    per_peer: dict[str, dict[str, int]] = {n: {"before": 0, "after": 0, "lost": 0, "gained": 0} for n in before | after}
+    moved = necessary = 0
+    for url in url_list:
+        a, b = old.route(url), new.route(url)
+        a_name, b_name = (a.peer_name if a else ""), (b.peer_name if b else "")
+        if a_name:
+            per_peer[a_name]["before"] += 1
+        if b_name:
+            per_peer[b_name]["after"] += 1
+        if a_name != b_name:
+            moved += 1
+            if a_name:
+                per_peer[a_name]["lost"] += 1
+            if b_name:
+                per_peer[b_name]["gained"] += 1
+            if a_name in changed or b_name in changed:
+                necessary += 1
+    collateral = moved - necessary
+    advice = _advice(old, new, changed) if collateral else ()
+    return Impact(len(url_list), moved, necessary, collateral, tuple(sorted(changed)), per_peer, advice)
+
+
+def _advice(old: Topology, new: Topology, changed: set[str]) -> tuple[str, ...]:
+    old_order = [i.peer_name for i in old.backend_instances]
+    new_order = [i.peer_name for i in new.backend_instances]
+    tips = []
+    removed = [n for n in old_order if n not in new_order]
+    if removed:
+        tips.append(
+            f"peer(s) {', '.join(removed)} were deleted: every later peer's hash changes. "
+            "Mark them 'state: drained' instead (squid_backend_state or the instance's state), "
+            "and purge them later when you accept the remap"
+        )
+    kept_old = [n for n in old_order if n in new_order]
+    kept_new = [n for n in new_order if n in old_order]
+    added = [n for n in new_order if n not in old_order]
+    if added and new_order[: len(kept_new)] != kept_new:
+        tips.append(
+            f"peer(s) {', '.join(added)} were inserted before existing ones: "
+            "append new hosts at the end of the squid_backends group instead"
+        )
+    if kept_old != kept_new:
+        tips.append("existing peers changed order: keep the squid_backends host order stable")
+    reweighted = [n for n in changed if n in old_order and n in new_order]
+    if reweighted:
+        tips.append(
+            f"weight change on {', '.join(sorted(reweighted))}: Squid sorts peers by weight, "
+            "so a new weight can reorder the hash walk; change weights rarely"
+        )
+    if len({i.weight for i in (*old.backend_instances, *new.backend_instances)}) > 1:
+        tips.append(
+            "the farm mixes weights: Squid walks peers sorted by weight (a new peer lands among those of its "
+            "weight, not last), and every load multiplier depends on the total weight, so any change of a "
+            "mixed-weight farm moves some URLs between unchanged peers; equal weights avoid this"
+        )
+    return tuple(tips)
