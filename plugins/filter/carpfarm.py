@@ -1,0 +1,124 @@
+"""carpfarm's Jinja2 filters: a thin layer over the ``carpfarm`` package.
+
+Each filter's documentation lives beside this file in ``<filter>.yml``, so that
+``ansible-doc -t filter carpfarm_cache_peers`` shows it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from ansible.errors import AnsibleFilterError
+
+try:
+    from carpfarm import balancer as _balancer
+    from carpfarm import plan as _plan
+    from carpfarm.inventory import topology_from_play
+    from carpfarm.model import Topology
+    from carpfarm.problems import TopologyError
+except ImportError as _exc:  # pragma: no cover - only without `make setup`
+    _IMPORT_ERROR: ImportError | None = _exc
+else:
+    _IMPORT_ERROR = None
+
+
+def _topology(hostvars: Mapping[str, Any], groups: Mapping[str, Sequence[str]]) -> Topology:
+    if _IMPORT_ERROR is not None:
+        raise AnsibleFilterError(
+            f"the carpfarm Python package is not importable ({_IMPORT_ERROR}); run 'make setup' and use .venv's ansible"
+        )
+    try:
+        return topology_from_play(groups, hostvars)
+    except TopologyError as exc:
+        raise AnsibleFilterError(str(exc)) from exc
+
+
+def _guard(func: Callable[..., Any]) -> Callable[..., Any]:
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except (KeyError, ValueError) as exc:
+            if isinstance(exc, AnsibleFilterError):
+                raise
+            raise AnsibleFilterError(f"{func.__name__.removeprefix('_')}: {exc}") from exc
+
+    wrapper.__name__ = func.__name__
+    wrapper.__doc__ = func.__doc__
+    return wrapper
+
+
+@_guard
+def carpfarm_topology(hostvars: Mapping[str, Any], groups: Mapping[str, Sequence[str]]) -> dict[str, Any]:
+    """The validated topology as plain data; fails with every problem found."""
+    return _topology(hostvars, groups).model_dump(mode="json")
+
+
+@_guard
+def carpfarm_plan(hostvars: Mapping[str, Any], groups: Mapping[str, Sequence[str]]) -> dict[str, Any]:
+    """What ``carpfarm plan --json`` prints: all layers, ports, balancer rules, CARP shares."""
+    return _plan.plan(_topology(hostvars, groups))
+
+
+@_guard
+def carpfarm_cascade(targets: int | Sequence[int], weights: Sequence[float] | None = None) -> list[dict[str, Any]]:
+    """Exactly fair iptables cascade over ports (or over 0..n-1 when given a count)."""
+    ports = list(range(targets)) if isinstance(targets, int) else [int(t) for t in targets]
+    return [vars(rule) for rule in _balancer.cascade(ports, weights)]
+
+
+@_guard
+def carpfarm_frontend_ports(
+    hostvars: Mapping[str, Any], groups: Mapping[str, Sequence[str]], host: str
+) -> list[dict[str, Any]]:
+    """Frontend instance name and port for each CARP Squid on ``host``."""
+    return _plan.frontend_port_map(_topology(hostvars, groups), host)
+
+
+@_guard
+def carpfarm_backend_ports(
+    hostvars: Mapping[str, Any], groups: Mapping[str, Sequence[str]], host: str | None = None
+) -> list[dict[str, Any]]:
+    """Backend instances (of ``host``, or all) with address, port, peer name and cache sizes."""
+    return _plan.backend_port_map(_topology(hostvars, groups), host)
+
+
+@_guard
+def carpfarm_cache_peers(hostvars: Mapping[str, Any], groups: Mapping[str, Sequence[str]]) -> list[dict[str, Any]]:
+    """The ordered ``cache_peer`` entries every frontend instance gets."""
+    return _plan.cache_peers(_topology(hostvars, groups))
+
+
+@_guard
+def carpfarm_balancer(hostvars: Mapping[str, Any], groups: Mapping[str, Sequence[str]], host: str) -> dict[str, Any]:
+    """Balancer settings for ``host``: cascade, nftables map and userspace targets."""
+    topology = _topology(hostvars, groups)
+    return {**_plan.balancer_rules(topology, host), "targets": _plan.balancer_targets(topology, host)}
+
+
+@_guard
+def carpfarm_route(urls: str | Sequence[str], hostvars: Mapping[str, Any], groups: Mapping[str, Sequence[str]]) -> Any:
+    """The backend instance Squid's CARP picks for a URL (or a list of URLs)."""
+    topology = _topology(hostvars, groups)
+    one = isinstance(urls, str)
+    results = []
+    for url in [urls] if isinstance(urls, str) else urls:
+        chosen = topology.route(str(url))
+        results.append(None if chosen is None else {"url": str(url), **chosen.model_dump(mode="json")})
+    return results[0] if one else results
+
+
+class FilterModule:
+    """carpfarm filters."""
+
+    def filters(self) -> dict[str, Callable[..., Any]]:
+        return {
+            "carpfarm_topology": carpfarm_topology,
+            "carpfarm_plan": carpfarm_plan,
+            "carpfarm_cascade": carpfarm_cascade,
+            "carpfarm_frontend_ports": carpfarm_frontend_ports,
+            "carpfarm_backend_ports": carpfarm_backend_ports,
+            "carpfarm_cache_peers": carpfarm_cache_peers,
+            "carpfarm_balancer": carpfarm_balancer,
+            "carpfarm_route": carpfarm_route,
+        }
