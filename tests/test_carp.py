@@ -1,0 +1,141 @@
+"""Squid CARP arithmetic, unit by unit, plus the properties CARP promises."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from carpfarm.carp import CarpArray, CarpPeer, peer_hash, select_parent, url_key
+
+URLS = [f"http://site{i % 17}.example.org/obj/{i}.bin?x={i * 31}" for i in range(400)]
+
+
+# Combined hashes and scores Squid 5.7 printed for key http://x0.example/o0 (debug_options 39,3),
+# 100 equal-weight peers named p0..p99: regression anchors taken from the real binary.
+@pytest.mark.parametrize(
+    ("index", "combined"),
+    [(0, 3931042055), (1, 4116662985), (2, 807373534)],
+)
+def test_combined_hash_matches_squid_log(index: int, combined: int) -> None:
+    peers = [CarpPeer(f"p{i}", "127.0.0.1", 1) for i in range(100)]
+    array = CarpArray.build(peers)
+    from carpfarm import carp
+
+    key = carp._char_values(url_key("http://x0.example/o0"), True)
+    user_hash = 0
+    for _ in range(index + 1):
+        user_hash = carp._accumulate(user_hash, key)
+    assert carp._mix(user_hash ^ array.ranked[index].hash) == combined
+
+
+@pytest.mark.parametrize(
+    ("url", "key"),
+    [
+        ("http://Example.COM/Path?Q=1", "http://example.com/Path?Q=1"),
+        ("HTTP://example.com:80/a", "http://example.com/a"),
+        ("http://example.com:8080/a", "http://example.com:8080/a"),
+        ("https://example.com:443/", "https://example.com/"),
+        ("http://example.com", "http://example.com/"),
+        ("http://user:pw@example.com/x", "http://example.com/x"),
+        ("http://[2001:DB8::1]:81/v6", "http://[2001:db8::1]:81/v6"),
+    ],
+)
+def test_url_key_is_the_effective_request_uri(url: str, key: str) -> None:
+    assert url_key(url) == key
+
+
+@pytest.mark.parametrize(
+    ("parts", "key"),
+    [
+        (("host",), "example.com"),
+        (("scheme", "host"), "http://example.com"),
+        (("host", "port"), "example.com:80"),
+        (("path",), "/a/b"),
+        (("params",), "?q=1"),
+        (("path", "params"), "/a/b?q=1"),
+        (("params", "scheme"), "http://?q=1"),  # fixed order, whatever order was written
+    ],
+)
+def test_carp_key_parts_concatenate_in_fixed_order(parts: tuple[str, ...], key: str) -> None:
+    assert url_key("http://Example.com/a/b?q=1", parts) == key
+
+
+def test_carp_key_falls_back_to_full_uri_when_empty() -> None:
+    assert url_key("http://example.com/a", ("params",)) == "http://example.com/a"
+
+
+def test_peer_hash_sign_extends_high_bytes() -> None:
+    assert peer_hash("caché", signed_char=True) != peer_hash("caché", signed_char=False)
+    assert peer_hash("cache", signed_char=True) == peer_hash("cache", signed_char=False)
+
+
+def test_equal_weights_give_unit_multipliers() -> None:
+    array = CarpArray.build([CarpPeer(f"p{i}", "h", 1, 3) for i in range(7)])
+    assert [r.multiplier for r in array.ranked] == [1.0] * 7
+
+
+def test_peers_are_walked_by_weight_then_config_order() -> None:
+    peers = [CarpPeer("a", "h", 1, 5), CarpPeer("b", "h", 1, 1), CarpPeer("c", "h", 1, 5), CarpPeer("d", "h", 1, 1)]
+    assert [p.name for p in CarpArray.build(peers).peers] == ["b", "d", "a", "c"]
+
+
+def test_tiny_load_factor_is_zeroed_and_nan_never_wins() -> None:
+    # 1001 equal peers: every load factor is under 1/1000, so Squid zeroes them all.
+    peers = [CarpPeer(f"p{i}", "h", 1) for i in range(1001)]
+    array = CarpArray.build(peers)
+    assert array.ranked[0].multiplier == 0.0
+    assert all(math.isnan(r.multiplier) for r in array.ranked[1:])
+    assert array.select("http://example.com/") is None
+
+
+def test_zero_weight_peers_are_left_out() -> None:
+    array = CarpArray.build([CarpPeer("a", "h", 1, 0), CarpPeer("b", "h", 1, 1)])
+    assert array.peers == (CarpPeer("b", "h", 1, 1),)
+
+
+def test_down_peer_cannot_win_but_others_keep_their_urls() -> None:
+    peers = [CarpPeer(f"p{i}", "h", 1) for i in range(5)]
+    for url in URLS:
+        before = select_parent(url, peers)
+        after = select_parent(url, peers, down=["p2"])
+        assert after is not None and after.name != "p2"
+        if before is not None and before.name != "p2":
+            assert after == before
+
+
+def test_deleting_a_middle_peer_remaps_far_more_than_its_share() -> None:
+    peers = [CarpPeer(f"p{i}", "h", 1) for i in range(5)]
+    fewer = [p for p in peers if p.name != "p1"]
+    moved = sum(select_parent(u, peers) != select_parent(u, fewer) for u in URLS) / len(URLS)
+    drained = sum(select_parent(u, peers) != select_parent(u, peers, down=["p1"]) for u in URLS) / len(URLS)
+    assert drained < 0.3
+    assert moved > 0.45
+
+
+def test_unknown_carp_key_part_is_refused() -> None:
+    with pytest.raises(ValueError, match="carp-key"):
+        CarpPeer("a", "h", 1, carp_key=("hostname",))
+
+
+@settings(max_examples=60, deadline=None)
+@given(n=st.integers(min_value=1, max_value=12), weight=st.integers(min_value=1, max_value=5))
+def test_appending_an_equal_weight_peer_moves_urls_only_to_it(n: int, weight: int) -> None:
+    peers = [CarpPeer(f"cache{i}-backend1", "h", 1, weight) for i in range(n)]
+    grown = [*peers, CarpPeer("newhost-backend1", "h", 1, weight)]
+    for url in URLS[:150]:
+        before, after = select_parent(url, peers), select_parent(url, grown)
+        assert after == before or (after is not None and after.name == "newhost-backend1")
+
+
+@settings(max_examples=40, deadline=None)
+@given(n=st.integers(min_value=2, max_value=10), victim=st.integers(min_value=0, max_value=9))
+def test_marking_a_peer_down_moves_only_its_urls(n: int, victim: int) -> None:
+    peers = [CarpPeer(f"h{i}", "h", 1) for i in range(n)]
+    dead = peers[victim % n].name
+    for url in URLS[:150]:
+        before, after = select_parent(url, peers), select_parent(url, peers, down=[dead])
+        assert before is not None and after is not None
+        assert after == before or before.name == dead

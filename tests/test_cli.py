@@ -1,0 +1,199 @@
+"""The carpfarm CLI on the example inventory: validate, plan, route, impact."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from carpfarm.cli import EXIT_INVALID, EXIT_WARNING, main
+from carpfarm.inventory import load_topology
+from conftest import ROOT
+
+EXAMPLE = ROOT / "inventory" / "example"
+
+
+def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    code = main(list(args))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_validate_example(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "validate", str(EXAMPLE), "--json")
+    assert code == 0
+    assert json.loads(out) == {
+        "valid": True,
+        "frontend_hosts": 1,
+        "frontend_instances": 1,
+        "backend_hosts": 3,
+        "backend_instances": 6,
+        "drained_instances": 0,
+    }
+
+
+def test_group_and_host_vars_resolve_like_a_play() -> None:
+    topology = load_topology(EXAMPLE, vcpus=4)
+    assert [i.weight for i in topology.backend_instances] == [1, 1, 1, 1, 2, 2]  # host_vars/cache3.yml
+    assert [i.address for i in topology.backend_instances][-1] == "192.0.2.23"
+    assert len(topology.frontend_instances) == 4
+
+
+def test_plan_json_has_every_layer(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "plan", str(EXAMPLE), "--json", "--vcpus", "4")
+    data = json.loads(out)
+    assert code == 0
+    front = data["frontends"][0]
+    assert [i["port"] for i in front["instances"]] == [3129, 3130, 3131, 3132]
+    assert [r["iptables_probability"] for r in front["balancer"]["cascade"][:3]] == [
+        "0.25000000000",
+        "0.33333333349",
+        "0.50000000000",
+    ]
+    assert [round(s, 4) for s in front["naive_wiki_shares"]] == [0.25, 0.1875, 0.1406, 0.4219]
+    shares = [i["share"] for b in data["backends"] for i in b["instances"]]
+    assert [s["expected"] for s in shares] == [0.125] * 4 + [0.25] * 2
+    assert all(abs(s["sampled"] - s["expected"]) < 0.03 for s in shares)
+    assert data["cache_peers"][0]["name"] == "cache1-backend1"
+
+
+def test_plan_table_prints(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "plan", str(EXAMPLE), "--vcpus", "4")
+    assert code == 0 and "cache3-backend2" in out and "25.00% / 18.75% / 14.06% / 42.19%" in out
+
+
+def test_route_matches_the_library(capsys: pytest.CaptureFixture[str]) -> None:
+    urls = [f"http://www.example.com/{i}.png" for i in range(20)]
+    code, out, _ = run(capsys, "route", str(EXAMPLE), *urls, "--json")
+    rows = json.loads(out)
+    topology = load_topology(EXAMPLE)
+    assert code == 0
+    assert [r["peer_name"] for r in rows] == [topology.route(u).peer_name for u in urls]  # type: ignore[union-attr]
+    assert len({r["peer_name"] for r in rows}) > 2
+
+
+def test_route_down_moves_only_that_peers_urls(capsys: pytest.CaptureFixture[str]) -> None:
+    urls = [f"http://www.example.com/{i}.png" for i in range(60)]
+    _, out, _ = run(capsys, "route", str(EXAMPLE), *urls, "--json")
+    _, out_down, _ = run(capsys, "route", str(EXAMPLE), *urls, "--json", "--down", "cache2-backend1")
+    for a, b in zip(json.loads(out), json.loads(out_down), strict=True):
+        assert b["peer_name"] != "cache2-backend1"
+        assert a["peer_name"] == b["peer_name"] or a["peer_name"] == "cache2-backend1"
+
+
+def _edit(inventory: Path, change) -> Path:  # type: ignore[no-untyped-def]
+    hosts = inventory / "hosts.yml"
+    data = yaml.safe_load(hosts.read_text())
+    change(data["all"]["children"]["squid_backends"]["hosts"])
+    hosts.write_text(yaml.safe_dump(data, sort_keys=False))
+    return inventory
+
+
+def _impact(capsys: pytest.CaptureFixture[str], new: Path) -> tuple[int, dict]:  # type: ignore[type-arg]
+    code, out, _ = run(capsys, "impact", str(EXAMPLE), str(new), "--json", "--strict", "--sample", "3000")
+    return code, json.loads(out)
+
+
+def test_impact_of_appending_to_an_equal_weight_farm_is_only_its_share(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    import shutil
+
+    old = shutil.copytree(EXAMPLE, tmp_path / "old")
+    (old / "host_vars" / "cache3.yml").unlink()  # every instance weight 1
+    new = shutil.copytree(old, tmp_path / "new")
+    _edit(new, lambda h: h.update({"cache4": {"ansible_host": "192.0.2.24"}}))
+    code, out, _ = run(capsys, "impact", str(old), str(new), "--json", "--strict", "--sample", "3000")
+    data = json.loads(out)
+    assert code == 0 and data["collateral"] == 0
+    assert set(data["changed_peers"]) == {"cache4-backend1", "cache4-backend2"}
+    assert 0.2 < data["moved_fraction"] < 0.3  # 2 of 8 equal instances
+    gained = {name: row["gained"] for name, row in data["per_peer"].items() if row["gained"]}
+    assert set(gained) == {"cache4-backend1", "cache4-backend2"}
+
+
+def test_impact_of_appending_to_a_mixed_weight_farm_is_explained(
+    capsys: pytest.CaptureFixture[str], example_inventory: Path
+) -> None:
+    new = _edit(
+        example_inventory, lambda h: h.update({"cache4": {"ansible_host": "192.0.2.24", "squid_backend_weight": 2}})
+    )
+    code, data = _impact(capsys, new)
+    assert code == EXIT_WARNING and data["collateral"] > 0
+    assert any("mixes weights" in tip for tip in data["advice"])
+
+
+def test_impact_of_deleting_versus_draining(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    import shutil
+
+    deleted = shutil.copytree(EXAMPLE, tmp_path / "deleted")
+    drained = shutil.copytree(EXAMPLE, tmp_path / "drained")
+    _edit(deleted, lambda h: h.pop("cache1"))
+    _edit(drained, lambda h: h["cache1"].update(squid_backend_state="drained"))
+    code_del, deleted_data = _impact(capsys, deleted)
+    code_drain, drained_data = _impact(capsys, drained)
+    assert code_drain == 0 and drained_data["collateral"] == 0
+    assert 0.2 < drained_data["moved_fraction"] < 0.3  # cache1 held 2/8 of the weight
+    assert code_del == EXIT_WARNING and deleted_data["collateral"] > 0
+    assert deleted_data["moved_fraction"] > drained_data["moved_fraction"] + 0.2
+    assert any("drained" in tip for tip in deleted_data["advice"])
+
+
+def test_impact_warns_in_plain_text(capsys: pytest.CaptureFixture[str], example_inventory: Path) -> None:
+    new = _edit(example_inventory, lambda h: h.pop("cache2"))
+    code, out, _ = run(capsys, "impact", str(EXAMPLE), str(new), "--sample", "2000")
+    assert code == 0 and "warning" in out and "avoidable" in out
+
+
+def test_invalid_inventory_exits_2_and_lists_every_problem(
+    capsys: pytest.CaptureFixture[str], example_inventory: Path
+) -> None:
+    (example_inventory / "host_vars" / "cache1.yml").write_text("squid_backend_instances: 0\n")
+    (example_inventory / "group_vars" / "carp_frontends.yml").write_text("frontend_balancer_type: lvs\n")
+    code, _, err = run(capsys, "validate", str(example_inventory))
+    assert code == EXIT_INVALID
+    assert "cache1: squid_backend_instances = 0" in err
+    assert "carp1: frontend_balancer_type = 'lvs'" in err
+
+
+def test_yaml_error_is_a_problem_not_a_traceback(capsys: pytest.CaptureFixture[str], example_inventory: Path) -> None:
+    (example_inventory / "group_vars" / "squid_backends.yml").write_text("squid_backend_instances: [1,\n")
+    code, out, _ = run(capsys, "validate", str(example_inventory), "--json")
+    data = json.loads(out)
+    assert code == EXIT_INVALID and data["valid"] is False
+    assert data["problems"][0]["variable"] == "inventory"
+
+
+def test_console_script_is_installed() -> None:
+    exe = Path(sys.executable).parent / "carpfarm"
+    result = subprocess.run([str(exe), "validate", str(EXAMPLE)], capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stderr
+    assert "valid" in result.stdout
+
+
+def test_plan_of_a_large_farm_is_fast(tmp_path: Path) -> None:
+    """500 backend hosts x 8 instances: parsed, modelled and checked well inside 2 s (the CLI's own budget)."""
+    hosts = {f"cache{i:03d}": {"ansible_host": f"10.{i // 250}.{i % 250}.1"} for i in range(500)}
+    inventory = {
+        "all": {
+            "vars": {"carpfarm_client_networks": ["192.0.2.0/24"], "squid_backend_instances": 8},
+            "children": {
+                "carp_frontends": {"hosts": {"carp1": {"ansible_host": "192.0.2.1"}}},
+                "squid_backends": {"hosts": hosts},
+            },
+        }
+    }
+    (tmp_path / "hosts.yml").write_text(yaml.safe_dump(inventory))
+    exe = Path(sys.executable).parent / "carpfarm"
+    start = time.perf_counter()
+    result = subprocess.run([str(exe), "plan", str(tmp_path), "--json"], capture_output=True, text=True, check=False)
+    elapsed = time.perf_counter() - start
+    # 4000 equal CARP peers is more than Squid can balance (each under 0.1%): refused, with the reason.
+    assert result.returncode == EXIT_INVALID
+    assert "at most 1000 equal-weight CARP peers" in result.stdout
+    print(f"plan of 500 x 8: {elapsed:.2f} s")

@@ -1,0 +1,143 @@
+"""The filter plugin, loaded by a real ansible-playbook run and directly."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from ansible.errors import AnsibleFilterError
+
+from carpfarm.inventory import load_topology
+from conftest import ROOT
+
+EXAMPLE = ROOT / "inventory" / "example"
+BIN = Path(sys.executable).parent
+
+
+def _module():  # type: ignore[no-untyped-def]
+    spec = importlib.util.spec_from_file_location("carpfarm_filters", ROOT / "plugins" / "filter" / "carpfarm.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.FilterModule().filters()
+
+
+PLAY = """
+- name: Exercise carpfarm filters
+  hosts: localhost
+  gather_facts: false
+  tasks:
+    - name: Write what the filters return
+      ansible.builtin.copy:
+        dest: "{{ out }}"
+        mode: "0644"
+        content: "{{ result | to_nice_json }}"
+      vars:
+        result:
+          peers: "{{ hostvars | carpfarm_cache_peers(groups) }}"
+          frontend_ports: "{{ hostvars | carpfarm_frontend_ports(groups, 'carp1') }}"
+          backend_ports: "{{ hostvars | carpfarm_backend_ports(groups, 'cache3') }}"
+          balancer: "{{ hostvars | carpfarm_balancer(groups, 'carp1') }}"
+          cascade: "{{ [3129, 3130, 3131, 3132] | carpfarm_cascade }}"
+          route: "{{ 'http://www.example.com/logo.png' | carpfarm_route(hostvars, groups) }}"
+          topology: "{{ hostvars | carpfarm_topology(groups) }}"
+"""
+
+
+def _playbook(tmp_path: Path, inventory: Path) -> subprocess.CompletedProcess[str]:
+    play = tmp_path / "play.yml"
+    play.write_text(PLAY)
+    env = {**os.environ, "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"), "PATH": f"{BIN}:{os.environ['PATH']}"}
+    return subprocess.run(
+        [
+            str(BIN / "ansible-playbook"),
+            "-i",
+            str(inventory),
+            "-i",
+            "localhost,",
+            "-c",
+            "local",
+            str(play),
+            "-e",
+            f"out={tmp_path / 'out.json'}",
+            "-e",
+            f"ansible_python_interpreter={sys.executable}",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        check=False,
+    )
+
+
+def test_filters_in_a_real_play(tmp_path: Path) -> None:
+    result = _playbook(tmp_path, EXAMPLE)
+    assert result.returncode == 0, result.stdout + result.stderr
+    data = json.loads((tmp_path / "out.json").read_text())
+    assert [p["name"] for p in data["peers"]] == [f"cache{h}-backend{i}" for h in (1, 2, 3) for i in (1, 2)]
+    assert data["peers"][4] == {
+        "address": "192.0.2.23",
+        "port": 4001,
+        "name": "cache3-backend1",
+        "weight": 2,
+        "state": "active",
+        "carp_key": "",
+    }
+    assert data["frontend_ports"] == [{"name": "frontend1", "port": 3129}]
+    assert [b["peer_name"] for b in data["backend_ports"]] == ["cache3-backend1", "cache3-backend2"]
+    assert data["balancer"]["targets"][0]["endpoint"] == "127.0.0.1:3129"
+    assert [r["iptables_probability"] for r in data["cascade"]] == [
+        "0.25000000000",
+        "0.33333333349",
+        "0.50000000000",
+        "1.00000000000",
+    ]
+    expected = load_topology(EXAMPLE).route("http://www.example.com/logo.png")
+    assert expected is not None and data["route"]["peer_name"] == expected.peer_name
+    assert len(data["topology"]["backends"]) == 3
+
+
+def test_bad_inventory_fails_the_play_with_the_models_message(tmp_path: Path, example_inventory: Path) -> None:
+    (example_inventory / "host_vars" / "cache2.yml").write_text("squid_backend_port_base: 99999\n")
+    result = _playbook(tmp_path, example_inventory)
+    assert result.returncode != 0
+    assert "cache2: squid_backend_port_base = 99999" in result.stdout + result.stderr
+
+
+def test_filter_errors_are_ansible_filter_errors() -> None:
+    filters = _module()
+    with pytest.raises(AnsibleFilterError, match="weights must be > 0"):
+        filters["carpfarm_cascade"]([1, 2], [1, 0])
+    with pytest.raises(AnsibleFilterError, match="no backend hosts"):
+        filters["carpfarm_cache_peers"](
+            {"carp1": {"carpfarm_client_networks": ["192.0.2.0/24"]}}, {"carp_frontends": ["carp1"]}
+        )
+    with pytest.raises(AnsibleFilterError, match="not in carp_frontends"):
+        filters["carpfarm_frontend_ports"](
+            {"carp1": {"carpfarm_client_networks": ["192.0.2.0/24"]}, "c": {}},
+            {"carp_frontends": ["carp1"], "squid_backends": ["c"]},
+            "c",
+        )
+
+
+def test_every_filter_is_documented_for_ansible_doc() -> None:
+    env = {**os.environ, "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg")}
+    for name in _module():
+        result = subprocess.run(
+            [str(BIN / "ansible-doc"), "-t", "filter", name],
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=ROOT,
+            check=False,
+        )
+        assert result.returncode == 0 and "EXAMPLES" in result.stdout and "RETURN" in result.stdout, (
+            name,
+            result.stderr,
+        )

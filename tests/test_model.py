@@ -1,0 +1,407 @@
+"""The topology model: what a good inventory becomes, and every way a bad one is refused."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+
+from carpfarm.model import Topology
+from carpfarm.problems import TopologyError
+
+CLIENTS = ["198.51.100.0/24"]
+
+
+def _inventory() -> tuple[dict[str, list[str]], dict[str, dict[str, Any]]]:
+    groups = {"carp_frontends": ["carp1"], "squid_backends": ["cache1", "cache2"]}
+    hostvars: dict[str, dict[str, Any]] = {
+        "carp1": {"ansible_host": "192.0.2.10", "carpfarm_client_networks": CLIENTS, "carp_frontend_instances": 2},
+        "cache1": {"ansible_host": "192.0.2.21", "squid_backend_instances": 2},
+        "cache2": {"ansible_host": "192.0.2.22", "squid_backend_instances": 2},
+    }
+    return groups, hostvars
+
+
+def test_good_inventory_builds_the_topology() -> None:
+    topology = Topology.from_inventory(*_inventory())
+    assert [i.peer_name for i in topology.backend_instances] == [
+        "cache1-backend1",
+        "cache1-backend2",
+        "cache2-backend1",
+        "cache2-backend2",
+    ]
+    assert [(i.address, i.port) for i in topology.backend_instances][:2] == [("192.0.2.21", 4001), ("192.0.2.21", 4002)]
+    assert [(i.name, i.port) for i in topology.frontend_instances] == [("frontend1", 3129), ("frontend2", 3130)]
+    assert topology.frontends[0].balancer_type == "iptables"
+
+
+def test_instance_list_overrides_host_defaults() -> None:
+    groups, hostvars = _inventory()
+    hostvars["cache1"]["squid_backend_instances"] = [
+        {"name": "big", "port": 5000, "weight": 3, "cache_size_mb": 9000},
+        {"name": "old", "state": "drained"},
+    ]
+    topology = Topology.from_inventory(groups, hostvars)
+    big, old = topology.backends[0].instances
+    assert (big.peer_name, big.port, big.weight, big.cache_size_mb, big.cache_mem_mb) == (
+        "cache1-big",
+        5000,
+        3,
+        9000,
+        256,
+    )
+    assert (old.port, old.state) == (4002, "drained")
+    assert topology.drained_peers == ("cache1-old",)
+
+
+def test_auto_frontends_follow_vcpus() -> None:
+    groups, hostvars = _inventory()
+    hostvars["carp1"].update(carp_frontend_instances="auto", ansible_processor_vcpus=6)
+    assert len(Topology.from_inventory(groups, hostvars).frontend_instances) == 6
+
+
+def test_address_falls_back_from_explicit_to_ansible_host_to_name() -> None:
+    groups, hostvars = _inventory()
+    hostvars["cache1"]["squid_backend_address"] = "192.0.2.99"
+    del hostvars["cache2"]["ansible_host"]
+    topology = Topology.from_inventory(groups, hostvars)
+    assert [b.address for b in topology.backends] == ["192.0.2.99", "cache2"]
+
+
+def test_drained_route_never_picks_drained() -> None:
+    groups, hostvars = _inventory()
+    hostvars["cache1"]["squid_backend_state"] = "drained"
+    topology = Topology.from_inventory(groups, hostvars)
+    for i in range(200):
+        chosen = topology.route(f"http://example.com/{i}")
+        assert chosen is not None and chosen.host == "cache2"
+
+
+def _set(host: str, **values: Any) -> Any:
+    def change(groups: dict[str, list[str]], hostvars: dict[str, dict[str, Any]]) -> None:
+        hostvars.setdefault(host, {}).update(values)
+
+    return change
+
+
+def _groups(**groups: list[str]) -> Any:
+    def change(g: dict[str, list[str]], hostvars: dict[str, dict[str, Any]]) -> None:
+        g.clear()
+        g.update(groups)
+
+    return change
+
+
+# (id, change, host, variable, words the message must contain)
+BAD = [
+    (
+        "zero instances",
+        _set("cache1", squid_backend_instances=0),
+        "cache1",
+        "squid_backend_instances",
+        "greater than or equal to 1",
+    ),
+    (
+        "negative instances",
+        _set("cache1", squid_backend_instances=-2),
+        "cache1",
+        "squid_backend_instances",
+        "greater than or equal to 1",
+    ),
+    (
+        "absurd instances",
+        _set("cache1", squid_backend_instances=500),
+        "cache1",
+        "squid_backend_instances",
+        "less than or equal to 64",
+    ),
+    (
+        "string count",
+        _set("cache1", squid_backend_instances="2"),
+        "cache1",
+        "squid_backend_instances",
+        "whole number of instances or a list",
+    ),
+    (
+        "map where a count goes",
+        _set("cache1", squid_backend_instances={"n": 2}),
+        "cache1",
+        "squid_backend_instances",
+        "whole number of instances or a list",
+    ),
+    (
+        "bool count",
+        _set("cache1", squid_backend_instances=True),
+        "cache1",
+        "squid_backend_instances",
+        "whole number of instances or a list",
+    ),
+    (
+        "empty instance list",
+        _set("cache1", squid_backend_instances=[]),
+        "cache1",
+        "squid_backend_instances",
+        "at least 1 item",
+    ),
+    (
+        "unknown instance key",
+        _set("cache1", squid_backend_instances=[{"wieght": 2}]),
+        "cache1",
+        "squid_backend_instances[0].wieght",
+        "not a known key",
+    ),
+    (
+        "zero weight",
+        _set("cache1", squid_backend_weight=0),
+        "cache1",
+        "squid_backend_weight",
+        "greater than or equal to 1",
+    ),
+    (
+        "negative weight",
+        _set("cache1", squid_backend_instances=[{"weight": -1}]),
+        "cache1",
+        "squid_backend_instances[0].weight",
+        "greater than or equal to 1",
+    ),
+    (
+        "absurd weight",
+        _set("cache1", squid_backend_weight=100000),
+        "cache1",
+        "squid_backend_weight",
+        "less than or equal to 1000",
+    ),
+    ("starved weight", _set("cache2", squid_backend_weight=1000), "cache1", "squid_backend_weight", "under 0.1%"),
+    (
+        "bad state",
+        _set("cache1", squid_backend_instances=[{"state": "off"}]),
+        "cache1",
+        "squid_backend_instances[0].state",
+        "'active' or 'drained'",
+    ),
+    ("bad cache type", _set("cache1", squid_backend_cache_type="coss"), "cache1", "squid_backend_cache_type", "aufs"),
+    (
+        "port out of range",
+        _set("cache1", squid_backend_port_base=70000),
+        "cache1",
+        "squid_backend_port_base",
+        "less than or equal to 65535",
+    ),
+    (
+        "backend port collision",
+        _set("cache1", squid_backend_instances=[{"port": 4001}, {"port": 4001}]),
+        "cache1",
+        "squid_backend_instances[1].port",
+        "collides",
+    ),
+    (
+        "icp port collides with http",
+        _set("cache1", squid_backend_icp_port_base=4002),
+        "cache1",
+        "squid_backend_instances[1].port",
+        "collides with ICP of 'backend1' (squid_backend_icp_port_base)",
+    ),
+    (
+        "duplicate instance name",
+        _set("cache1", squid_backend_instances=[{"name": "a"}, {"name": "a", "port": 4100}]),
+        "cache1",
+        "squid_backend_instances[1].name",
+        "used twice",
+    ),
+    (
+        "unknown balancer type",
+        _set("carp1", frontend_balancer_type="lvs"),
+        "carp1",
+        "frontend_balancer_type",
+        "'iptables', 'nftables', 'haproxy' or 'balance'",
+    ),
+    (
+        "unknown balancer mode",
+        _set("carp1", frontend_balancer_mode="leastconn"),
+        "carp1",
+        "frontend_balancer_mode",
+        "'random' or 'roundrobin'",
+    ),
+    (
+        "frontend count zero",
+        _set("carp1", carp_frontend_instances=0),
+        "carp1",
+        "carp_frontend_instances",
+        "greater than or equal to 1",
+    ),
+    (
+        "frontend count word",
+        _set("carp1", carp_frontend_instances="many"),
+        "carp1",
+        "carp_frontend_instances",
+        "should be 'auto'",
+    ),
+    (
+        "frontend count float",
+        _set("carp1", carp_frontend_instances=2.5),
+        "carp1",
+        "carp_frontend_instances",
+        "must be 'auto' or a whole number",
+    ),
+    (
+        "listen port collides with frontend",
+        _set("carp1", carp_frontend_listen_port=3130),
+        "carp1",
+        "carp_frontend_port_base",
+        "collides",
+    ),
+    (
+        "invalid CIDR",
+        _set("carp1", carpfarm_client_networks=["10.0.0.0/33"]),
+        "carp1",
+        "carpfarm_client_networks[0]",
+        "not a valid CIDR",
+    ),
+    (
+        "open proxy v4",
+        _set("carp1", carpfarm_client_networks=["0.0.0.0/0"]),
+        "carp1",
+        "carpfarm_client_networks[0]",
+        "open proxy",
+    ),
+    (
+        "open proxy v6",
+        _set("carp1", carpfarm_client_networks=["::/0"]),
+        "carp1",
+        "carpfarm_client_networks[0]",
+        "open proxy",
+    ),
+    (
+        "no client networks",
+        _set("carp1", carpfarm_client_networks=[]),
+        "carp1",
+        "carpfarm_client_networks",
+        "at least 1 item",
+    ),
+    (
+        "client networks missing",
+        lambda g, h: h["carp1"].pop("carpfarm_client_networks"),
+        "carp1",
+        "carpfarm_client_networks",
+        "required",
+    ),
+    (
+        "client networks a string",
+        _set("carp1", carpfarm_client_networks="198.51.100.0/24"),
+        "carp1",
+        "carpfarm_client_networks",
+        "valid list",
+    ),
+    ("no backends", _groups(carp_frontends=["carp1"]), "squid_backends", "groups", "no backend hosts"),
+    ("no frontends", _groups(squid_backends=["cache1"]), "carp_frontends", "groups", "no frontend hosts"),
+    (
+        "all drained",
+        lambda g, h: [h[x].update(squid_backend_state="drained") for x in ("cache1", "cache2")],
+        "squid_backends",
+        "squid_backend_state",
+        "every backend instance is drained",
+    ),
+    (
+        "shared host overlapping ports",
+        lambda g, h: (g["squid_backends"].append("carp1"), h["carp1"].update(squid_backend_port_base=3130)),
+        "carp1",
+        "carp_frontend_port_base",
+        "collides with backend instance",
+    ),
+    (
+        "same address on two backends",
+        _set("cache2", ansible_host="192.0.2.21"),
+        "cache2",
+        "squid_backend_instances[0].port",
+        "also where peer 'cache1-backend1' listens",
+    ),
+    (
+        "duplicate peer name across hosts",
+        lambda g, h: (
+            g["squid_backends"].append("cache1-x"),
+            h.update({"cache1-x": {"ansible_host": "192.0.2.30", "squid_backend_instances": [{"name": "y"}]}}),
+            h["cache1"].update(squid_backend_instances=[{"name": "x-y"}]),
+        ),
+        "cache1-x",
+        "squid_backend_instances[0].name",
+        "also produced by host 'cache1'",
+    ),
+    (
+        "bad address",
+        _set("cache1", ansible_host="not an address!"),
+        "cache1",
+        "squid_backend_address",
+        "neither an IP address nor a host name",
+    ),
+    (
+        "frontends disagree on carp key",
+        lambda g, h: (
+            g["carp_frontends"].append("carp2"),
+            h.update(
+                {
+                    "carp2": {
+                        "ansible_host": "192.0.2.11",
+                        "carpfarm_client_networks": CLIENTS,
+                        "carp_frontend_carp_key": ["host"],
+                    }
+                }
+            ),
+        ),
+        "carp_frontends",
+        "carp_frontend_carp_key",
+        "cached on two backends",
+    ),
+    (
+        "bad carp key part",
+        _set("carp1", carp_frontend_carp_key=["hostname"]),
+        "carp1",
+        "carp_frontend_carp_key[0]",
+        "'scheme', 'host', 'port', 'path' or 'params'",
+    ),
+]
+
+
+@pytest.mark.parametrize(("change", "host", "variable", "words"), [b[1:] for b in BAD], ids=[b[0] for b in BAD])
+def test_bad_inventory_is_refused_with_host_variable_and_fix(change: Any, host: str, variable: str, words: str) -> None:
+    groups, hostvars = copy.deepcopy(_inventory())
+    change(groups, hostvars)
+    with pytest.raises(TopologyError) as caught:
+        Topology.from_inventory(groups, hostvars)
+    matching = [p for p in caught.value.problems if p.host == host and p.variable == variable]
+    assert matching, f"no problem for {host}/{variable} in: {caught.value}"
+    assert any(words in p.message for p in matching), caught.value
+    assert all(p.fix for p in caught.value.problems)
+    assert "nothing was changed" in str(caught.value)
+
+
+def test_every_problem_is_reported_at_once() -> None:
+    groups, hostvars = _inventory()
+    hostvars["cache1"]["squid_backend_weight"] = 0
+    hostvars["cache2"]["squid_backend_instances"] = "two"
+    hostvars["carp1"]["frontend_balancer_type"] = "lvs"
+    hostvars["carp1"]["carpfarm_client_networks"] = ["0.0.0.0/0"]
+    with pytest.raises(TopologyError) as caught:
+        Topology.from_inventory(groups, hostvars)
+    assert {(p.host, p.variable) for p in caught.value.problems} >= {
+        ("cache1", "squid_backend_weight"),
+        ("cache2", "squid_backend_instances"),
+        ("carp1", "frontend_balancer_type"),
+        ("carp1", "carpfarm_client_networks[0]"),
+    }
+
+
+def test_open_proxy_only_when_asked_explicitly() -> None:
+    groups, hostvars = _inventory()
+    hostvars["carp1"].update(carpfarm_client_networks=["0.0.0.0/0"], carpfarm_allow_open_proxy=True)
+    assert Topology.from_inventory(groups, hostvars).frontends[0].allow_open_proxy
+
+
+def test_problem_text_names_host_variable_value_and_fix() -> None:
+    groups, hostvars = _inventory()
+    hostvars["carp1"]["frontend_balancer_type"] = "lvs"
+    with pytest.raises(TopologyError) as caught:
+        Topology.from_inventory(groups, hostvars)
+    text = str(caught.value.problems[0])
+    assert text.startswith("carp1: frontend_balancer_type = 'lvs': ")
+    assert "Fix: use one of: iptables, nftables, haproxy, balance" in text
