@@ -1,0 +1,100 @@
+#!/usr/bin/env bash
+# Build the carpfarm lab's base image from nothing: debootstrap Debian 12,
+# then `podman import`. systemd is PID 1; python3 and python3-apt are there
+# for Ansible. No role package (squid, haproxy, ...) is installed: roles
+# install what they use.
+#
+#   CARPFARM_IMAGE        image name            (default localhost/carpfarm-base)
+#   CARPFARM_MIRROR       Debian mirror URL     (default: read from this host's apt sources)
+#   CARPFARM_FROM_IMAGE   a registry image to start from instead of debootstrap
+#                         (for machines that can pull; not exercised on the lab machine)
+#
+# The image is tagged with a hash of this recipe; when that tag exists the
+# build is skipped.
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+image=${CARPFARM_IMAGE:-localhost/carpfarm-base}
+suite=bookworm
+packages=python3,python3-apt,systemd,systemd-sysv,dbus,iproute2,procps,ca-certificates
+export CONTAINERS_CONF=${CONTAINERS_CONF:-$here/containers.conf}
+
+recipe=$( { cat "$0"; echo "$suite $packages ${CARPFARM_FROM_IMAGE:-debootstrap}"; } | sha256sum | cut -c1-12)
+tag="$image:$recipe"
+
+if podman image exists "$tag"; then
+    podman tag "$tag" "$image:latest"
+    echo "image $tag is up to date"
+    exit 0
+fi
+
+# The first Debian (not security) mirror in this host's apt sources.
+host_mirror() {
+    local uri
+    uri=$(awk '
+        /^URIs:/ { uris = $2 }
+        /^Suites:/ { for (i = 2; i <= NF; i++) if ($i == "'$suite'") found = uris }
+        /^$/ { uris = "" }
+        END { print found }' /etc/apt/sources.list.d/*.sources 2>/dev/null || true)
+    if [ -z "$uri" ] && [ -f /etc/apt/sources.list ]; then
+        uri=$(awk '$1 == "deb" && $3 == "'$suite'" { print $2; exit }' /etc/apt/sources.list)
+    fi
+    echo "$uri"
+}
+
+if [ -n "${CARPFARM_FROM_IMAGE:-}" ]; then
+    podman build -t "$tag" -f - "$here" <<CONTAINERFILE
+FROM $CARPFARM_FROM_IMAGE
+RUN apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
+      $(echo "$packages" | tr , ' ') && rm -rf /var/lib/apt/lists/* && touch -d @0 /var/lib/apt/lists \
+    && printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod 755 /usr/sbin/policy-rc.d
+STOPSIGNAL SIGRTMIN+3
+CMD ["/sbin/init"]
+CONTAINERFILE
+    podman tag "$tag" "$image:latest"
+    exit 0
+fi
+
+mirror=${CARPFARM_MIRROR:-$(host_mirror)}
+if [ -z "$mirror" ]; then
+    echo "no Debian mirror found in /etc/apt/sources*; set CARPFARM_MIRROR=<url>" >&2
+    exit 1
+fi
+
+rootfs=$(mktemp -d /var/tmp/carpfarm-rootfs.XXXXXX)
+trap 'rm -rf "$rootfs"' EXIT
+echo "debootstrap $suite into $rootfs"
+debootstrap --variant=minbase --include="$packages" "$suite" "$rootfs" "$mirror" > "$rootfs.log" 2>&1 \
+    || { tail -20 "$rootfs.log" >&2; exit 1; }
+rm -f "$rootfs.log"
+
+# Containers have no consoles or udev.
+systemctl --root="$rootfs" mask \
+    getty@tty1.service console-getty.service serial-getty@.service getty.target \
+    systemd-udevd.service systemd-udevd-control.socket systemd-udevd-kernel.socket \
+    systemd-udev-trigger.service systemd-udev-settle.service systemd-hwdb-update.service \
+    sys-kernel-config.mount sys-kernel-debug.mount dev-hugepages.mount >/dev/null 2>&1
+
+# The host's apt sources (debootstrap writes only "bookworm main", and would miss security updates).
+if [ -z "${CARPFARM_MIRROR:-}" ]; then
+    cp /etc/apt/sources.list.d/*.sources "$rootfs/etc/apt/sources.list.d/" 2>/dev/null || true
+    [ -f /etc/apt/sources.list ] && cp /etc/apt/sources.list "$rootfs/etc/apt/sources.list"
+    [ -n "$(ls "$rootfs"/etc/apt/sources.list.d/*.sources 2>/dev/null)" ] && : > "$rootfs/etc/apt/sources.list"
+else
+    printf 'deb %s %s main\ndeb %s %s-updates main\n' "$mirror" "$suite" "$mirror" "$suite" \
+        > "$rootfs/etc/apt/sources.list"
+fi
+
+# Packages must not start with their default configuration; roles start services.
+printf '#!/bin/sh\nexit 101\n' > "$rootfs/usr/sbin/policy-rc.d"
+chmod 755 "$rootfs/usr/sbin/policy-rc.d"
+
+# Empty package lists, dated at the epoch, so apt's cache_valid_time refreshes them.
+rm -rf "$rootfs"/var/lib/apt/lists/* "$rootfs"/var/cache/apt/*.bin "$rootfs"/var/cache/apt/archives/*.deb
+touch -d @0 "$rootfs/var/lib/apt/lists"
+: > "$rootfs/etc/machine-id"
+
+tar -C "$rootfs" -c . | podman import \
+    --change 'CMD ["/sbin/init"]' --change 'STOPSIGNAL SIGRTMIN+3' - "$tag" >/dev/null
+podman tag "$tag" "$image:latest"
+echo "built $tag"
