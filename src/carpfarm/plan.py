@@ -6,6 +6,7 @@ do no arithmetic of their own.
 
 from __future__ import annotations
 
+import ipaddress
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
@@ -86,10 +87,13 @@ def balancer_rules(topology: Topology, host: str) -> dict[str, Any]:
     frontend = _frontend(topology, host)
     ports = [i.port for i in frontend.instances]
     modulus, entries = nft_map(ports)
+    networks = [ipaddress.ip_network(n, strict=False) for n in frontend.client_networks]
     return {
         "type": frontend.balancer_type,
         "mode": frontend.balancer_mode,
         "listen_port": frontend.listen_port,
+        "client_networks_v4": [str(n) for n in networks if n.version == 4],
+        "client_networks_v6": [str(n) for n in networks if n.version == 6],
         "cascade": [asdict(rule) for rule in cascade(ports)],
         "nft_modulus": modulus,
         "nft_map": [{"key": k, "port": p} for k, p in entries],
