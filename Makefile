@@ -17,7 +17,7 @@ ANSIBLE_BUNDLE ?= 12.3.0
 COLLECTIONS := containers.podman ansible.posix
 COLLECTIONS_STAMP := collections/ansible_collections/.carpfarm-$(ANSIBLE_BUNDLE)
 LAB_INVENTORY := inventory/lab
-SCENARIOS ?= default
+SCENARIOS ?= default nftables haproxy
 
 .PHONY: help setup deps collections image lint test test-unit test-molecule lab lab-up lab-down clean
 
@@ -70,8 +70,8 @@ lab: lab-up ## setup, image, lab-up, then site.yml on the lab, and a summary
 	@echo "  CONTAINERS_CONF=lab/containers.conf podman exec carpfarm-carp1 curl -sI -x http://198.18.0.21:4001 http://198.18.0.50/obj/hello"
 
 lint: setup ## ruff, mypy, yamllint, ansible-lint (production profile)
-	$(BIN)/ruff check src tests plugins
-	$(BIN)/ruff format --check src tests plugins
+	$(BIN)/ruff check src tests plugins lab playbooks/files roles/lab_origin/files
+	$(BIN)/ruff format --check src tests plugins lab playbooks/files roles/lab_origin/files
 	$(BIN)/mypy
 	$(BIN)/yamllint -s .
 	$(BIN)/ansible-lint --profile production
