@@ -42,12 +42,16 @@ class Handler(BaseHTTPRequestHandler):
             count = FETCHES[self.path]
         body = (f"{self.path}\n".encode() * (size // max(1, len(self.path) + 1) + 1))[:size]
         cache = "no-store" if parts.path.startswith("/nocache/") else "public, max-age=3600"
-        self._reply(200, body, {
-            "Content-Type": "application/octet-stream",
-            "Cache-Control": cache,
-            "Last-Modified": STARTED,
-            "X-Origin-Fetch": str(count),
-        })
+        self._reply(
+            200,
+            body,
+            {
+                "Content-Type": "application/octet-stream",
+                "Cache-Control": cache,
+                "Last-Modified": STARTED,
+                "X-Origin-Fetch": str(count),
+            },
+        )
 
     def do_HEAD(self) -> None:
         self.do_GET()
@@ -61,8 +65,8 @@ class Handler(BaseHTTPRequestHandler):
         if self.command != "HEAD":
             self.wfile.write(body)
 
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002
-        sys.stdout.write("%s %s\n" % (self.address_string(), format % args))
+    def log_message(self, format: str, *args: object) -> None:
+        sys.stdout.write(f"{self.address_string()} {format % args}\n")
 
 
 class Server(ThreadingHTTPServer):
