@@ -58,26 +58,19 @@ lab-up: setup image ## create the lab containers and network (inventory/lab)
 lab-down: setup ## remove the lab containers and network
 	$(BIN)/ansible-playbook -i $(LAB_INVENTORY) playbooks/lab-down.yml
 
-lab: lab-up ## setup, image, lab-up, then site.yml on the lab, and a summary
+lab: lab-up ## setup, image, lab-up, then site.yml and verify.yml on the lab, and a request to try
 	$(BIN)/ansible-playbook -i $(LAB_INVENTORY) playbooks/lab-prepare.yml
 	$(BIN)/ansible-playbook -i $(LAB_INVENTORY) site.yml
 	$(BIN)/ansible-playbook -i $(LAB_INVENTORY) playbooks/verify.yml
-	@$(BIN)/carpfarm plan $(LAB_INVENTORY) --vcpus 2
+	@$(BIN)/carpfarm plan $(LAB_INVENTORY) --vcpus $$(nproc)
 	@echo
-	@echo "The backends are up and verified. The CARP frontends and the balancer are not built yet"
-	@echo "(they land with the frontend issue), so there is no proxy on :3128 to curl through."
-	@echo "Try a backend from the CARP box (twice: MISS, then HIT):"
-	@echo "  CONTAINERS_CONF=lab/containers.conf podman exec carpfarm-carp1 curl -sI -x http://198.18.0.21:4001 http://198.18.0.50/obj/hello"
-
-lint: setup ## ruff, mypy, yamllint, ansible-lint (production profile)
-	$(BIN)/ruff check src tests plugins lab playbooks/files roles/lab_origin/files
-	$(BIN)/ruff format --check src tests plugins lab playbooks/files roles/lab_origin/files
-	$(BIN)/mypy
-	$(BIN)/yamllint -s .
-	$(BIN)/ansible-lint --profile production
-
-test-unit: setup ## pytest: the library, the filter plugin, real-Squid CARP agreement
-	$(BIN)/pytest
+	@echo "The lab is up: balancer -> CARP Squids on carp1 -> Squid instances on cache1/cache2 -> origin."
+	@echo "Send a request through all three layers from the client (twice: MISS, then HIT from one backend):"
+	@echo "  CONTAINERS_CONF=lab/containers.conf podman exec carpfarm-client \\"
+	@echo "    curl -s -o /dev/null -D - --interface 198.18.0.130 -x http://198.18.0.10:3128 http://198.18.0.50/obj/hello"
+	@echo "Ask carpfarm which backend that URL lives on:"
+	@echo "  .venv/bin/carpfarm route inventory/lab http://198.18.0.50/obj/hello"
+	@echo "Remove the lab: make lab-down"
 
 test-molecule: setup image ## molecule test for each scenario in SCENARIOS
 	cd $(CURDIR) && for s in $(SCENARIOS); do $(BIN)/molecule test -s $$s || exit 1; done

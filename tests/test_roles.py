@@ -45,3 +45,16 @@ def test_backend_role_defaults_are_the_models_defaults() -> None:
 def test_backend_readme_example_is_what_molecule_converges(example: str) -> None:
     readme = (ROOT / "roles" / "squid_backend" / "README.md").read_text()
     assert f"```yaml\n{(ROOT / example).read_text()}```" in readme
+
+
+@pytest.mark.parametrize(
+    ("role", "example"),
+    [
+        ("carp_frontend", "playbooks/frontends.yml"),
+        ("carp_frontend", "inventory/lab/group_vars/carp_frontends.yml"),
+        ("frontend_balancer", "playbooks/balancer.yml"),
+    ],
+)
+def test_frontend_readme_examples_are_what_molecule_converges(role: str, example: str) -> None:
+    readme = (ROOT / "roles" / role / "README.md").read_text()
+    assert f"```yaml\n{(ROOT / example).read_text()}```" in readme
