@@ -72,6 +72,16 @@ lab: lab-up ## setup, image, lab-up, then site.yml and verify.yml on the lab, an
 	@echo "  .venv/bin/carpfarm route inventory/lab http://198.18.0.50/obj/hello"
 	@echo "Remove the lab: make lab-down"
 
+lint: setup ## ruff, mypy, yamllint, ansible-lint (production profile)
+	$(BIN)/ruff check src tests plugins lab playbooks/files roles/lab_origin/files
+	$(BIN)/ruff format --check src tests plugins lab playbooks/files roles/lab_origin/files
+	$(BIN)/mypy
+	$(BIN)/yamllint -s .
+	$(BIN)/ansible-lint --profile production
+
+test-unit: setup ## pytest: library, CLI, filter plugin, roles' interfaces, real-Squid CARP agreement
+	$(BIN)/pytest
+
 test-molecule: setup image ## molecule test for each scenario in SCENARIOS
 	cd $(CURDIR) && for s in $(SCENARIOS); do $(BIN)/molecule test -s $$s || exit 1; done
 

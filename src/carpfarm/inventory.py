@@ -12,6 +12,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from carpfarm.model import BACKEND_GROUP, FRONTEND_GROUP, WCCP_GROUP, Topology
 from carpfarm.problems import Problem, TopologyError
 
@@ -23,6 +25,42 @@ EXTRA_VARS = ("ansible_host", "ansible_processor_vcpus")
 
 def _wanted(name: str) -> bool:
     return name.startswith(PREFIXES) or name in EXTRA_VARS
+
+
+class _TolerantLoader(yaml.SafeLoader):
+    """Safe YAML that accepts Ansible's tags (!vault, !unsafe) without interpreting them."""
+
+
+_TolerantLoader.add_multi_constructor("!", lambda loader, suffix, node: None)
+
+
+def _yaml_problems(path: Path) -> list[Problem]:
+    """Parse every YAML file of the inventory first, so a syntax error is reported with its place
+    (Ansible would only warn about an unparsable source and go on with an empty inventory)."""
+    files = (
+        [path]
+        if path.is_file()
+        else sorted(p for p in path.rglob("*") if p.is_file() and p.suffix in (".yml", ".yaml", ".json"))
+    )
+    problems = []
+    for file in files:
+        try:
+            list(yaml.load_all(file.read_text(encoding="utf-8"), Loader=_TolerantLoader))
+        except (yaml.YAMLError, UnicodeDecodeError) as exc:
+            where = ""
+            mark = getattr(exc, "problem_mark", None)
+            if mark is not None:
+                where = f" line {mark.line + 1} column {mark.column + 1}"
+            reason = getattr(exc, "problem", None) or str(exc)
+            problems.append(
+                Problem(
+                    str(path),
+                    "inventory",
+                    f"cannot be read: {file}{where}: {reason}",
+                    "correct the YAML at the place named",
+                )
+            )
+    return problems
 
 
 def load_hostvars(
@@ -41,6 +79,9 @@ def load_hostvars(
     path = Path(source)
     if not path.exists():
         raise TopologyError([Problem(str(path), "inventory", "does not exist", "pass the path of an inventory")])
+    yaml_problems = _yaml_problems(path)
+    if yaml_problems:
+        raise TopologyError(yaml_problems)
     loader = DataLoader()
     try:
         inventory = InventoryManager(loader=loader, sources=[str(path)])
