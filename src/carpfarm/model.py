@@ -19,7 +19,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError
 
-from carpfarm.carp import CarpArray, CarpPeer
+from carpfarm.carp import KEY_PARTS, CarpArray, CarpPeer
 from carpfarm.problems import NO_VALUE, Problem, TopologyError
 
 BACKEND_GROUP = "squid_backends"
@@ -32,7 +32,6 @@ NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$"
 BALANCER_TYPES = ("iptables", "nftables", "haproxy", "balance")
 BALANCER_MODES = ("random", "roundrobin")
 CACHE_TYPES = ("aufs", "rock", "ufs")
-CARP_KEY_PARTS = ("scheme", "host", "port", "path", "params")
 
 Port = Annotated[int, Field(ge=1, le=65535)]
 OptionalPort = Annotated[int, Field(ge=0, le=65535)]  # 0 = off
@@ -60,7 +59,7 @@ FIXES: dict[str, str] = {
     "carp_frontend_port_base": "set a port from 1 to 65535; frontend instance i listens on port_base + i",
     "carp_frontend_listen_port": "set the port clients connect to (usually 3128)",
     "carp_frontend_address": "set the IP address clients reach this CARP box on",
-    "carp_frontend_carp_key": f"list any of: {', '.join(CARP_KEY_PARTS)}; or [] for the whole URL",
+    "carp_frontend_carp_key": f"list any of: {', '.join(KEY_PARTS)}; or [] for the whole URL",
     "carpfarm_client_networks": "list the client CIDRs allowed to use the proxy, e.g. ['192.0.2.0/24']",
     "carpfarm_allow_open_proxy": "set true or false",
     "frontend_balancer_type": f"use one of: {', '.join(BALANCER_TYPES)}",
