@@ -73,8 +73,8 @@ lab: lab-up ## setup, image, lab-up, then site.yml and verify.yml on the lab, an
 	@echo "Remove the lab: make lab-down"
 
 lint: setup ## ruff, mypy, yamllint, ansible-lint (production profile)
-	$(BIN)/ruff check src tests plugins lab playbooks/files roles/lab_origin/files
-	$(BIN)/ruff format --check src tests plugins lab playbooks/files roles/lab_origin/files
+	$(BIN)/ruff check src tests plugins lab playbooks/files roles/lab_origin/files molecule/resources/files
+	$(BIN)/ruff format --check src tests plugins lab playbooks/files roles/lab_origin/files molecule/resources/files
 	$(BIN)/mypy
 	$(BIN)/yamllint -s .
 	$(BIN)/ansible-lint --profile production

@@ -41,6 +41,7 @@ PLAY = """
         result:
           peers: "{{ hostvars | carpfarm_cache_peers(groups) }}"
           frontend_ports: "{{ hostvars | carpfarm_frontend_ports(groups, 'carp1') }}"
+          frontend: "{{ hostvars | carpfarm_frontend(groups, 'carp1') }}"
           backend_ports: "{{ hostvars | carpfarm_backend_ports(groups, 'cache3') }}"
           balancer: "{{ hostvars | carpfarm_balancer(groups, 'carp1') }}"
           cascade: "{{ [3129, 3130, 3131, 3132] | carpfarm_cascade }}"
@@ -90,6 +91,8 @@ def test_filters_in_a_real_play(tmp_path: Path) -> None:
         "carp_key": "",
     }
     assert data["frontend_ports"] == [{"name": "frontend1", "port": 3129}]
+    assert data["frontend"]["name"] == "carp1" and data["frontend"]["listen_port"] == 3128
+    assert [i["port"] for i in data["frontend"]["instances"]] == [3129]
     assert [b["peer_name"] for b in data["backend_ports"]] == ["cache3-backend1", "cache3-backend2"]
     assert data["balancer"]["targets"][0]["endpoint"] == "127.0.0.1:3129"
     assert [r["iptables_probability"] for r in data["cascade"]] == [
@@ -120,6 +123,12 @@ def test_filter_errors_are_ansible_filter_errors() -> None:
         )
     with pytest.raises(AnsibleFilterError, match="not in carp_frontends"):
         filters["carpfarm_frontend_ports"](
+            {"carp1": {"carpfarm_client_networks": ["192.0.2.0/24"]}, "c": {}},
+            {"carp_frontends": ["carp1"], "squid_backends": ["c"]},
+            "c",
+        )
+    with pytest.raises(AnsibleFilterError, match="c is not in the carp_frontends group"):
+        filters["carpfarm_frontend"](
             {"carp1": {"carpfarm_client_networks": ["192.0.2.0/24"]}, "c": {}},
             {"carp_frontends": ["carp1"], "squid_backends": ["c"]},
             "c",

@@ -76,6 +76,15 @@ def carpfarm_frontend_ports(
 
 
 @_guard
+def carpfarm_frontend(hostvars: Mapping[str, Any], groups: Mapping[str, Sequence[str]], host: str) -> dict[str, Any]:
+    """One CARP box as the model sees it: address, ports, balancer and its instances."""
+    for box in _topology(hostvars, groups).frontends:
+        if box.name == host:
+            return box.model_dump(mode="json")
+    raise AnsibleFilterError(f"carpfarm_frontend: {host} is not in the carp_frontends group")
+
+
+@_guard
 def carpfarm_backend_ports(
     hostvars: Mapping[str, Any], groups: Mapping[str, Sequence[str]], host: str | None = None
 ) -> list[dict[str, Any]]:
@@ -116,6 +125,7 @@ class FilterModule:
             "carpfarm_topology": carpfarm_topology,
             "carpfarm_plan": carpfarm_plan,
             "carpfarm_cascade": carpfarm_cascade,
+            "carpfarm_frontend": carpfarm_frontend,
             "carpfarm_frontend_ports": carpfarm_frontend_ports,
             "carpfarm_backend_ports": carpfarm_backend_ports,
             "carpfarm_cache_peers": carpfarm_cache_peers,

@@ -21,10 +21,12 @@ import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
+from typing import Literal, get_args
 
 MASK = 0xFFFFFFFF
 HASH_MULTIPLIER = 0x62531965
-KEY_PARTS = ("scheme", "host", "port", "path", "params")
+KeyPart = Literal["scheme", "host", "port", "path", "params"]
+KEY_PARTS: tuple[str, ...] = get_args(KeyPart)
 DEFAULT_PORTS = {"http": 80, "https": 443, "ftp": 21, "gopher": 70, "wais": 210, "whois": 43}
 
 

@@ -15,11 +15,11 @@ import ipaddress
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from functools import cached_property
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError
 
-from carpfarm.carp import KEY_PARTS, CarpArray, CarpPeer
+from carpfarm.carp import KEY_PARTS, CarpArray, CarpPeer, KeyPart
 from carpfarm.problems import NO_VALUE, Problem, TopologyError
 
 BACKEND_GROUP = "squid_backends"
@@ -29,9 +29,12 @@ WCCP_GROUP = "wccp_routers"
 MAX_INSTANCES = 64
 MAX_WEIGHT = 1000
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$"
-BALANCER_TYPES = ("iptables", "nftables", "haproxy", "balance")
-BALANCER_MODES = ("random", "roundrobin")
-CACHE_TYPES = ("aufs", "rock", "ufs")
+BalancerType = Literal["iptables", "nftables", "haproxy", "balance"]
+BalancerMode = Literal["random", "roundrobin"]
+CacheType = Literal["aufs", "rock", "ufs"]
+BALANCER_TYPES: tuple[str, ...] = get_args(BalancerType)
+BALANCER_MODES: tuple[str, ...] = get_args(BalancerMode)
+CACHE_TYPES: tuple[str, ...] = get_args(CacheType)
 
 Port = Annotated[int, Field(ge=1, le=65535)]
 OptionalPort = Annotated[int, Field(ge=0, le=65535)]  # 0 = off
@@ -146,7 +149,7 @@ class BackendVars(_Vars):
     weight: Weight = Field(1, alias="squid_backend_weight")
     cache_size_mb: Megabytes = Field(1024, alias="squid_backend_cache_size_mb")
     cache_mem_mb: Megabytes = Field(256, alias="squid_backend_cache_mem_mb")
-    cache_type: Literal["aufs", "rock", "ufs"] = Field("aufs", alias="squid_backend_cache_type")
+    cache_type: CacheType = Field("aufs", alias="squid_backend_cache_type")
     state: State = Field("active", alias="squid_backend_state")
     address: str | None = Field(None, alias="squid_backend_address")
     icp_port_base: OptionalPort = Field(0, alias="squid_backend_icp_port_base")
@@ -160,15 +163,11 @@ class FrontendVars(_Vars):
     port_base: Port = Field(3129, alias="carp_frontend_port_base")
     listen_port: Port = Field(3128, alias="carp_frontend_listen_port")
     address: str | None = Field(None, alias="carp_frontend_address")
-    carp_key: list[Literal["scheme", "host", "port", "path", "params"]] = Field(
-        default_factory=list, alias="carp_frontend_carp_key"
-    )
+    carp_key: list[KeyPart] = Field(default_factory=list, alias="carp_frontend_carp_key")
     client_networks: list[str] = Field(alias="carpfarm_client_networks", min_length=1)
     allow_open_proxy: bool = Field(False, alias="carpfarm_allow_open_proxy")
-    balancer_type: Literal["iptables", "nftables", "haproxy", "balance"] = Field(
-        "iptables", alias="frontend_balancer_type"
-    )
-    balancer_mode: Literal["random", "roundrobin"] = Field("random", alias="frontend_balancer_mode")
+    balancer_type: BalancerType = Field("iptables", alias="frontend_balancer_type")
+    balancer_mode: BalancerMode = Field("random", alias="frontend_balancer_mode")
 
 
 # ---------------------------------------------------------------- the topology

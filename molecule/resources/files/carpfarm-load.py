@@ -1,0 +1,80 @@
+#!/usr/bin/env python3
+"""A bounded, open-loop HTTP load through a proxy; every response is recorded.
+
+carpfarm-load.py --proxy HOST:PORT --urls-file FILE --out FILE
+                 [--source ADDR] [--rate R] [--seconds S] [--timeout T] [--workers W]
+
+Request i is sent at start + i/R for S seconds (R x S requests in all, each on a
+new TCP connection, so the frontend balancer places every one anew), cycling
+through the URLs. Each request's outcome is one JSON line in --out:
+{"t": send time (epoch s), "dt": duration, "url", "status" (-1 = no answer),
+ "backend": who served it (first X-Cache), "error"}. The run never outlasts
+S + T seconds, whatever the farm does.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+
+def fetch(proxy: tuple[str, int], source: str | None, url: str, timeout: float) -> dict[str, object]:
+    started = time.time()
+    conn = http.client.HTTPConnection(*proxy, timeout=timeout, source_address=(source, 0) if source else None)
+    row: dict[str, object] = {"t": round(started, 4), "url": url}
+    try:
+        conn.request("GET", url, headers={"Host": url.split("/")[2], "Connection": "close"})
+        response = conn.getresponse()
+        response.read()
+        x_cache = response.headers.get_all("X-Cache") or []
+        served = x_cache[0].split(" from ", 1) if x_cache else ["", ""]
+        row.update(status=response.status, verdict=served[0], backend=served[-1])
+    except OSError as exc:
+        row.update(status=-1, error=f"{type(exc).__name__}: {exc}")
+    finally:
+        conn.close()
+    row["dt"] = round(time.time() - started, 4)
+    return row
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--proxy", required=True)
+    parser.add_argument("--urls-file", required=True, type=Path)
+    parser.add_argument("--out", required=True, type=Path)
+    parser.add_argument("--source")
+    parser.add_argument("--rate", type=float, default=50.0, help="requests per second")
+    parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--timeout", type=float, default=15.0)
+    parser.add_argument("--workers", type=int, default=64)
+    args = parser.parse_args()
+
+    host, _, port = args.proxy.rpartition(":")
+    urls = [line.strip() for line in args.urls_file.read_text().splitlines() if line.strip()]
+    total = int(args.rate * args.seconds)
+    lock = threading.Lock()
+    with args.out.open("w") as out, ThreadPoolExecutor(max_workers=args.workers) as pool:
+
+        def record(row: dict[str, object]) -> None:
+            with lock:
+                out.write(json.dumps(row) + "\n")
+
+        start = time.monotonic()
+        for i in range(total):
+            delay = start + i / args.rate - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+            future = pool.submit(fetch, (host, int(port)), args.source, urls[i % len(urls)], args.timeout)
+            future.add_done_callback(lambda f: record(f.result()))
+    print(json.dumps({"requests": total, "seconds": round(time.monotonic() - start, 3)}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,112 @@
+#!/usr/bin/env python3
+"""Judge a load recorded by carpfarm-load.py against carpfarm's own CARP predictions.
+
+carpfarm_load_report.py --inventory INV --rows FILE [--down PEER ...]
+                        [--fault-at T] [--back-at T] [--settle S]
+
+Every request is put in a phase by its send time: ``before`` the fault, ``during``
+it (fault-at .. back-at + settle) and ``after``. For each answered request the
+backend that served it (its X-Cache) is compared with:
+
+* ``owner``: where carpfarm routes the URL with every peer up;
+* ``alternate``: where it routes it with the --down peers marked down.
+
+Prints one JSON object; the playbook asserts on it. Runs on the controller,
+with the Python that has carpfarm installed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from carpfarm.inventory import load_topology
+
+
+def _phase(t: float, fault_at: float | None, back_at: float | None, settle: float) -> str:
+    if fault_at is None or t < fault_at:
+        return "before"
+    if back_at is None or t < back_at + settle:
+        return "during"
+    return "after"
+
+
+def report(
+    rows: list[dict[str, Any]],
+    owner: dict[str, str],
+    alternate: dict[str, str],
+    fault_at: float | None,
+    back_at: float | None,
+    settle: float,
+) -> dict[str, Any]:
+    down_urls = {url for url in owner if owner[url] != alternate[url]}
+    phases: dict[str, Counter[str]] = {p: Counter() for p in ("before", "during", "after")}
+    moved_urls: set[str] = set()
+    unexpected: list[str] = []
+    failures: list[dict[str, Any]] = []
+    for row in sorted(rows, key=lambda r: r["t"]):
+        phase = _phase(row["t"], fault_at, back_at, settle)
+        count = phases[phase]
+        count["requests"] += 1
+        url, served = row["url"], row.get("backend", "")
+        if row["status"] != 200:
+            count["failed"] += 1
+            failures.append({**row, "phase": phase, "at": round(row["t"] - (fault_at or row["t"]), 3)})
+            continue
+        if served == owner[url]:
+            count["owner"] += 1
+        elif served == alternate[url]:
+            count["alternate"] += 1
+            moved_urls.add(url)
+        else:
+            count["other"] += 1
+            unexpected.append(f"{phase} {url}: served by {served}, owner {owner[url]}, alternate {alternate[url]}")
+        if url in down_urls:
+            count["down_urls_requests"] += 1
+    fail_at = [f["at"] for f in failures]
+    return {
+        "requests": len(rows),
+        "failed": len(failures),
+        "urls": len(owner),
+        "predicted_moved_urls": len(down_urls),
+        "predicted_moved_fraction": round(len(down_urls) / len(owner), 4) if owner else 0.0,
+        "observed_moved_urls": len(moved_urls),
+        "moved_outside_prediction": sorted(moved_urls - down_urls),
+        "phases": {p: dict(c) for p, c in phases.items()},
+        "unexpected": unexpected[:20],
+        "unexpected_count": len(unexpected),
+        "failures": failures[:10],
+        "first_failure_s": min(fail_at, default=None),
+        "last_failure_s": max(fail_at, default=None),
+        "back_after_s": round(back_at - fault_at, 3) if fault_at and back_at else None,
+        "max_duration_s": max((r["dt"] for r in rows), default=0.0),
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--inventory", required=True)
+    parser.add_argument("--rows", required=True, type=Path)
+    parser.add_argument("--down", action="append", default=[])
+    parser.add_argument("--fault-at", type=float)
+    parser.add_argument("--back-at", type=float)
+    parser.add_argument("--settle", type=float, default=0.0, help="seconds after back-at still counted as during")
+    args = parser.parse_args()
+    rows = [json.loads(line) for line in args.rows.read_text().splitlines() if line.strip()]
+    topology = load_topology(args.inventory, vcpus=1)
+    urls = sorted({row["url"] for row in rows})
+    owner, alternate = {}, {}
+    for url in urls:
+        up, down = topology.route(url), topology.route(url, down=args.down)
+        owner[url] = up.peer_name if up else ""
+        alternate[url] = down.peer_name if down else ""
+    print(json.dumps(report(rows, owner, alternate, args.fault_at, args.back_at, args.settle), indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
