@@ -14,10 +14,10 @@ from typing import Any
 
 import yaml
 
-from carpfarm.model import BACKEND_GROUP, FRONTEND_GROUP, WCCP_GROUP, Topology
+from carpfarm.model import BACKEND_GROUP, FRONTEND_GROUP, RETIRED_GROUP, WCCP_GROUP, Topology
 from carpfarm.problems import Problem, TopologyError
 
-GROUPS = (BACKEND_GROUP, FRONTEND_GROUP, WCCP_GROUP)
+GROUPS = (BACKEND_GROUP, FRONTEND_GROUP, WCCP_GROUP, RETIRED_GROUP)
 # Variables the model reads; others (and their templates) are left alone.
 PREFIXES = ("squid_backend_", "carp_frontend_", "carpfarm_", "frontend_balancer_", "wccp_")
 EXTRA_VARS = ("ansible_host", "ansible_processor_vcpus")

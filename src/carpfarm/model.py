@@ -25,6 +25,7 @@ from carpfarm.problems import NO_VALUE, Problem, TopologyError
 BACKEND_GROUP = "squid_backends"
 FRONTEND_GROUP = "carp_frontends"
 WCCP_GROUP = "wccp_routers"
+RETIRED_GROUP = "squid_backends_retired"  # hosts whose backend instances site.yml stops (and purges)
 
 MAX_INSTANCES = 64
 MAX_WEIGHT = 1000
@@ -586,6 +587,14 @@ class _Builder:
                 "no frontend hosts: nothing would accept clients",
                 f"add at least one host to the '{FRONTEND_GROUP}' group",
             )
+        for host in self.groups.get(RETIRED_GROUP, []):
+            if host in backend_names:
+                self.problem(
+                    host,
+                    "groups",
+                    f"is in both '{BACKEND_GROUP}' and '{RETIRED_GROUP}'",
+                    f"to retire it, remove it from '{BACKEND_GROUP}' (drain it there first: squid_backend_state: drained)",
+                )
         backends = [b for b in (self._backend_host(h) for h in backend_names) if b]
         frontends = [f for f in (self._frontend_host(h) for h in frontend_names) if f]
         self._check_ports(backends, frontends)

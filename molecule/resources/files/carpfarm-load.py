@@ -3,13 +3,14 @@
 
 carpfarm-load.py --proxy HOST:PORT --urls-file FILE --out FILE
                  [--source ADDR] [--rate R] [--seconds S] [--timeout T] [--workers W]
+                 [--stop-file PATH]
 
 Request i is sent at start + i/R for S seconds (R x S requests in all, each on a
 new TCP connection, so the frontend balancer places every one anew), cycling
 through the URLs. Each request's outcome is one JSON line in --out:
 {"t": send time (epoch s), "dt": duration, "url", "status" (-1 = no answer),
  "backend": who served it (first X-Cache), "error"}. The run never outlasts
-S + T seconds, whatever the farm does.
+S + T seconds, whatever the farm does; it stops sending early once --stop-file exists.
 """
 
 from __future__ import annotations
@@ -53,6 +54,7 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--timeout", type=float, default=15.0)
     parser.add_argument("--workers", type=int, default=64)
+    parser.add_argument("--stop-file", type=Path, help="stop sending once this file exists")
     args = parser.parse_args()
 
     host, _, port = args.proxy.rpartition(":")
@@ -67,6 +69,9 @@ def main() -> int:
 
         start = time.monotonic()
         for i in range(total):
+            if args.stop_file and args.stop_file.exists():
+                total = i
+                break
             delay = start + i / args.rate - time.monotonic()
             if delay > 0:
                 time.sleep(delay)

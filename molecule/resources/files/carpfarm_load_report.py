@@ -1,15 +1,21 @@
 #!/usr/bin/env python3
 """Judge a load recorded by carpfarm-load.py against carpfarm's own CARP predictions.
 
-carpfarm_load_report.py --inventory INV --rows FILE [--down PEER ...]
-                        [--fault-at T] [--back-at T] [--settle S]
+carpfarm_load_report.py --inventory INV --rows FILE [--down PEER ...] [--after-inventory INV2]
+                        [--fault-at T] [--back-at T]
 
 Every request is put in a phase by its send time: ``before`` the fault, ``during``
-it (fault-at .. back-at + settle) and ``after``. For each answered request the
+it (fault-at .. back-at) and ``after`` (from back-at, when the broken part listens again). For each answered request the
 backend that served it (its X-Cache) is compared with:
 
 * ``owner``: where carpfarm routes the URL with every peer up;
-* ``alternate``: where it routes it with the --down peers marked down.
+* ``alternate``: where it routes it with the --down peers marked down, or, for a
+  change of the farm, where --after-inventory routes it;
+* ``fallback``: the first peer in configuration order that is not down. Until a
+  frontend has counted ``connect-fail-limit`` failures it still picks the dead
+  peer; when the connect fails, Squid's next destination is not the CARP second
+  choice but the first live parent in configuration order (never_direct adds all
+  parents as ``ANY_OLD_PARENT``). Those requests are counted, not hidden.
 
 Prints one JSON object; the playbook asserts on it. Runs on the controller,
 with the Python that has carpfarm installed.
@@ -27,10 +33,10 @@ from typing import Any
 from carpfarm.inventory import load_topology
 
 
-def _phase(t: float, fault_at: float | None, back_at: float | None, settle: float) -> str:
+def _phase(t: float, fault_at: float | None, back_at: float | None) -> str:
     if fault_at is None or t < fault_at:
         return "before"
-    if back_at is None or t < back_at + settle:
+    if back_at is None or t < back_at:
         return "during"
     return "after"
 
@@ -39,17 +45,19 @@ def report(
     rows: list[dict[str, Any]],
     owner: dict[str, str],
     alternate: dict[str, str],
+    fallback: str,
     fault_at: float | None,
     back_at: float | None,
-    settle: float,
 ) -> dict[str, Any]:
     down_urls = {url for url in owner if owner[url] != alternate[url]}
     phases: dict[str, Counter[str]] = {p: Counter() for p in ("before", "during", "after")}
     moved_urls: set[str] = set()
     unexpected: list[str] = []
     failures: list[dict[str, Any]] = []
+    last_fallback = 0.0
+    returned_at = back_at  # the last time a down URL was served elsewhere after back-at
     for row in sorted(rows, key=lambda r: r["t"]):
-        phase = _phase(row["t"], fault_at, back_at, settle)
+        phase = _phase(row["t"], fault_at, back_at)
         count = phases[phase]
         count["requests"] += 1
         url, served = row["url"], row.get("backend", "")
@@ -62,16 +70,23 @@ def report(
         elif served == alternate[url]:
             count["alternate"] += 1
             moved_urls.add(url)
+        elif served == fallback and url in down_urls:
+            count["fallback"] += 1
+            last_fallback = max(last_fallback, row["t"] - (fault_at or row["t"]))
         else:
             count["other"] += 1
             unexpected.append(f"{phase} {url}: served by {served}, owner {owner[url]}, alternate {alternate[url]}")
         if url in down_urls:
             count["down_urls_requests"] += 1
+            count["down_urls_owner"] += served == owner[url]
+            if phase == "after" and served != owner[url] and returned_at is not None:
+                returned_at = max(returned_at, row["t"])
     fail_at = [f["at"] for f in failures]
     return {
         "requests": len(rows),
         "failed": len(failures),
         "urls": len(owner),
+        "fallback_peer": fallback,
         "predicted_moved_urls": len(down_urls),
         "predicted_moved_fraction": round(len(down_urls) / len(owner), 4) if owner else 0.0,
         "observed_moved_urls": len(moved_urls),
@@ -80,9 +95,15 @@ def report(
         "unexpected": unexpected[:20],
         "unexpected_count": len(unexpected),
         "failures": failures[:10],
+        "last_fallback_s": round(last_fallback, 3),
         "first_failure_s": min(fail_at, default=None),
         "last_failure_s": max(fail_at, default=None),
         "back_after_s": round(back_at - fault_at, 3) if fault_at and back_at else None,
+        # How long after the part was back the frontends still sent its URLs elsewhere.
+        "returned_after_s": round(returned_at - back_at, 3) if returned_at and back_at else None,
+        "down_urls_requests_after_return": sum(
+            1 for r in rows if returned_at and r["t"] > returned_at and r["url"] in down_urls
+        ),
         "max_duration_s": max((r["dt"] for r in rows), default=0.0),
     }
 
@@ -92,19 +113,22 @@ def main() -> int:
     parser.add_argument("--inventory", required=True)
     parser.add_argument("--rows", required=True, type=Path)
     parser.add_argument("--down", action="append", default=[])
+    parser.add_argument("--after-inventory", help="the farm after a change; its routes are the alternates")
     parser.add_argument("--fault-at", type=float)
     parser.add_argument("--back-at", type=float)
-    parser.add_argument("--settle", type=float, default=0.0, help="seconds after back-at still counted as during")
     args = parser.parse_args()
     rows = [json.loads(line) for line in args.rows.read_text().splitlines() if line.strip()]
     topology = load_topology(args.inventory, vcpus=1)
+    changed = load_topology(args.after_inventory, vcpus=1) if args.after_inventory else topology
     urls = sorted({row["url"] for row in rows})
+    fallback = next(i.peer_name for i in changed.backend_instances if i.active and i.peer_name not in args.down)
     owner, alternate = {}, {}
     for url in urls:
-        up, down = topology.route(url), topology.route(url, down=args.down)
+        up, down = topology.route(url), changed.route(url, down=args.down)
         owner[url] = up.peer_name if up else ""
         alternate[url] = down.peer_name if down else ""
-    print(json.dumps(report(rows, owner, alternate, args.fault_at, args.back_at, args.settle), indent=1))
+    result = {"down": args.down, **report(rows, owner, alternate, fallback, args.fault_at, args.back_at)}
+    print(json.dumps(result, indent=1))
     return 0
 
 
