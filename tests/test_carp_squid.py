@@ -90,3 +90,38 @@ def test_more_than_1000_peers_defeat_carp_in_squid_too() -> None:
     with running_squid(specs, answered_by=lambda name: "first" if name == "p0" else "rest") as squid:
         answered = Counter(squid.parent_for(u) for u in urls)
     assert answered == Counter({"first": len(urls)})
+
+
+def _answers(specs: list[PeerSpec], urls: list[str]) -> dict[str, str | None]:
+    with running_squid(specs) as squid:
+        return {url: squid.parent_for(url) for url in urls}
+
+
+def test_draining_a_middle_peer_moves_only_its_urls_deleting_it_moves_far_more() -> None:
+    """Five equal peers, the middle one retired two ways, measured on real Squid.
+
+    Drained (cache_peer kept, ``cache_peer_access ... deny all``): its hash still feeds
+    the walk, so only its own URLs move. Deleted: every later peer's score changes."""
+    names = [f"cache{i}-backend1" for i in range(1, 6)]
+    middle = names[2]
+    urls = [f"http://origin.example/obj/{i}" for i in range(500)]
+    before = _answers([PeerSpec(n) for n in names], urls)
+    drained = _answers([PeerSpec(n, denied=n == middle) for n in names], urls)
+    deleted = _answers([PeerSpec(n) for n in names if n != middle], urls)
+
+    moved_drained = {u for u in urls if drained[u] != before[u]}
+    moved_deleted = {u for u in urls if deleted[u] != before[u]}
+    owned = {u for u in urls if before[u] == middle}
+    assert moved_drained == owned  # exactly its share, nothing else
+    assert 0.12 < len(owned) / len(urls) < 0.28
+    assert len(moved_deleted) > 2 * len(moved_drained)
+
+    # carpfarm's prediction is the same, URL by URL.
+    peers = [CarpPeer(n, "127.0.0.1", 1) for n in names]
+    kept = [p for p in peers if p.name != middle]
+    assert moved_drained == {u for u in urls if select_parent(u, peers, down=[middle]) != select_parent(u, peers)}
+    assert moved_deleted == {u for u in urls if select_parent(u, kept) != select_parent(u, peers)}
+    share = {"drained": len(moved_drained) / len(urls), "deleted": len(moved_deleted) / len(urls)}
+    print(
+        f"real Squid, middle of 5 peers, 500 URLs: drained moved {share['drained']:.1%}, deleted {share['deleted']:.1%}"
+    )

@@ -142,12 +142,17 @@ def test_impact_of_deleting_versus_draining(capsys: pytest.CaptureFixture[str], 
     assert code_del == EXIT_WARNING and deleted_data["collateral"] > 0
     assert deleted_data["moved_fraction"] > drained_data["moved_fraction"] + 0.2
     assert any("drained" in tip for tip in deleted_data["advice"])
+    # Deleting reports what draining would have cost: exactly the drain's own figure.
+    assert deleted_data["deleted_peers"] == ["cache1-backend1", "cache1-backend2"]
+    assert deleted_data["moved_if_drained"] == drained_data["moved"]
+    assert drained_data["moved_if_drained"] is None
 
 
 def test_impact_warns_in_plain_text(capsys: pytest.CaptureFixture[str], example_inventory: Path) -> None:
     new = _edit(example_inventory, lambda h: h.pop("cache2"))
     code, out, _ = run(capsys, "impact", str(EXAMPLE), str(new), "--sample", "2000")
     assert code == 0 and "warning" in out and "avoidable" in out
+    assert "draining instead (state: drained) would move" in out
 
 
 def test_invalid_inventory_exits_2_and_lists_every_problem(

@@ -1,4 +1,4 @@
-"""``carpfarm``: validate, plan, route and impact, straight from an Ansible inventory."""
+"""``carpfarm``: validate, plan, route, impact and status, straight from an Ansible inventory."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from carpfarm.inventory import load_topology
 from carpfarm.model import Topology
 from carpfarm.plan import impact, plan, sample_urls
 from carpfarm.problems import TopologyError
+from carpfarm.status import StatusError, collect, tables
 
 EXIT_INVALID = 2
 EXIT_WARNING = 3
@@ -164,9 +165,30 @@ def cmd_impact(args: argparse.Namespace) -> int:
             f"moved: {result.moved_fraction:.2%} of URLs; caused by changed peers (*): "
             f"{result.necessary_fraction:.2%}; avoidable: {result.collateral_fraction:.2%}"
         )
+        if result.moved_if_drained_fraction is not None:
+            console.print(
+                f"deleting {', '.join(result.deleted_peers)} moves {result.moved_fraction:.2%} of URLs; "
+                f"draining instead (state: drained) would move {result.moved_if_drained_fraction:.2%}"
+            )
         for tip in result.advice:
             console.print(f"[yellow]warning[/]: {tip}")
     return EXIT_WARNING if result.collateral and args.strict else 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    _load(args.inventory, args)  # a bad inventory is refused before Ansible reaches any host
+    try:
+        data = collect(args.inventory, args.ansible_args)
+    except StatusError as exc:
+        Console(stderr=True, highlight=False).print(f"[red]error[/]: {exc}", markup=True)
+        return 1
+    if args.json:
+        _emit_json(data)
+        return 0
+    console = _console()
+    for table in tables(data):
+        console.print(table)
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -203,6 +225,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--urls-file", help="one URL per line, instead of the sample")
     p.add_argument("--strict", action="store_true", help=f"exit {EXIT_WARNING} when some remap was avoidable")
     p.set_defaults(func=cmd_impact)
+
+    p = sub.add_parser(
+        "status", parents=[common], help="each layer's counters, read on the hosts by playbooks/status.yml"
+    )
+    p.add_argument("inventory")
+    p.add_argument("ansible_args", nargs="*", metavar="ANSIBLE_ARG", help="passed to ansible-playbook (after --)")
+    p.set_defaults(func=cmd_status)
     return parser
 
 

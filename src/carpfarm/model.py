@@ -593,7 +593,8 @@ class _Builder:
                     host,
                     "groups",
                     f"is in both '{BACKEND_GROUP}' and '{RETIRED_GROUP}'",
-                    f"to retire it, remove it from '{BACKEND_GROUP}' (drain it there first: squid_backend_state: drained)",
+                    f"to retire it, remove it from '{BACKEND_GROUP}' "
+                    "(drain it there first: squid_backend_state: drained)",
                 )
         backends = [b for b in (self._backend_host(h) for h in backend_names) if b]
         frontends = [f for f in (self._frontend_host(h) for h in frontend_names) if f]

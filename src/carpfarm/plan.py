@@ -181,6 +181,8 @@ class Impact:
     changed_peers: tuple[str, ...]
     per_peer: dict[str, dict[str, int]]
     advice: tuple[str, ...]
+    deleted_peers: tuple[str, ...] = ()
+    moved_if_drained: int | None = None  # had the deleted peers been drained instead
 
     @property
     def moved_fraction(self) -> float:
@@ -194,12 +196,19 @@ class Impact:
     def collateral_fraction(self) -> float:
         return self.collateral / self.urls if self.urls else 0.0
 
+    @property
+    def moved_if_drained_fraction(self) -> float | None:
+        if self.moved_if_drained is None:
+            return None
+        return self.moved_if_drained / self.urls if self.urls else 0.0
+
     def as_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data.update(
             moved_fraction=self.moved_fraction,
             necessary_fraction=self.necessary_fraction,
             collateral_fraction=self.collateral_fraction,
+            moved_if_drained_fraction=self.moved_if_drained_fraction,
         )
         return data
 
@@ -236,7 +245,15 @@ def impact(old: Topology, new: Topology, urls: Iterable[str] | None = None) -> I
                 necessary += 1
     collateral = moved - necessary
     advice = _advice(old, new, changed) if collateral else ()
-    return Impact(len(url_list), moved, necessary, collateral, tuple(sorted(changed)), per_peer, advice)
+    new_names = set(after)
+    deleted = tuple(i.peer_name for i in old.backend_instances if i.peer_name not in new_names)
+    if_drained = None
+    if deleted:
+        # The same farm with the deleted peers kept but drained: their hashes stay in the walk.
+        if_drained = sum(1 for url in url_list if old.route(url) != old.route(url, down=deleted))
+    return Impact(
+        len(url_list), moved, necessary, collateral, tuple(sorted(changed)), per_peer, advice, deleted, if_drained
+    )
 
 
 def _advice(old: Topology, new: Topology, changed: set[str]) -> tuple[str, ...]:
