@@ -17,7 +17,7 @@ ANSIBLE_BUNDLE ?= 12.3.0
 COLLECTIONS := containers.podman ansible.posix
 COLLECTIONS_STAMP := collections/ansible_collections/.carpfarm-$(ANSIBLE_BUNDLE)
 LAB_INVENTORY := inventory/lab
-SCENARIOS ?= default nftables haproxy
+SCENARIOS ?= default nftables haproxy failover
 
 .PHONY: help setup deps collections image lint test test-unit test-molecule lab lab-up lab-down clean
 

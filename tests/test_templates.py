@@ -92,3 +92,18 @@ def test_kernel_rules_pass_the_real_checkers(tmp_path: Path, mode: str) -> None:
     (tmp_path / "n").write_text(nft)
     subprocess.run(["iptables-restore", "--test", "--noflush", str(tmp_path / "r")], check=True, capture_output=True)
     subprocess.run(["nft", "-c", "-f", str(tmp_path / "n")], check=True, capture_output=True)
+
+
+def test_held_out_instance_leaves_an_exactly_fair_cascade_over_the_rest(tmp_path: Path) -> None:
+    """While one frontend restarts, the kernel balancer spreads over the other three, 1/3 each."""
+    topology = load_topology(EXAMPLE, vcpus=4)
+    held = balancer_rules(topology, "carp1", exclude=[3130])
+    assert [r["target"] for r in held["cascade"]] == [3129, 3131, 3132]
+    assert [r["iptables_probability"] for r in held["cascade"]] == ["0.33333333349", "0.50000000000", "1.00000000000"]
+    assert sorted({e["port"] for e in held["nft_map"]}) == [3129, 3131, 3132]
+    rules = render(ROLE / "templates/etc/carpfarm/balancer.nft.j2", __frontend_balancer={**balancer(), **held})
+    assert ": 3130" not in rules
+    (tmp_path / "held.nft").write_text(rules)
+    subprocess.run(["nft", "-c", "-f", str(tmp_path / "held.nft")], check=True, capture_output=True)
+    with pytest.raises(ValueError, match="leaves no frontend instance"):
+        balancer_rules(topology, "carp1", exclude=[3129, 3130, 3131, 3132])

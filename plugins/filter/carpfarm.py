@@ -99,10 +99,16 @@ def carpfarm_cache_peers(hostvars: Mapping[str, Any], groups: Mapping[str, Seque
 
 
 @_guard
-def carpfarm_balancer(hostvars: Mapping[str, Any], groups: Mapping[str, Sequence[str]], host: str) -> dict[str, Any]:
-    """Balancer settings for ``host``: cascade, nftables map and userspace targets."""
+def carpfarm_balancer(
+    hostvars: Mapping[str, Any],
+    groups: Mapping[str, Sequence[str]],
+    host: str,
+    exclude: Sequence[int] | None = None,
+) -> dict[str, Any]:
+    """Balancer settings for ``host``: cascade, nftables map and userspace targets (less ``exclude`` ports)."""
     topology = _topology(hostvars, groups)
-    return {**_plan.balancer_rules(topology, host), "targets": _plan.balancer_targets(topology, host)}
+    skip = [int(port) for port in exclude or []]
+    return {**_plan.balancer_rules(topology, host, skip), "targets": _plan.balancer_targets(topology, host)}
 
 
 @_guard

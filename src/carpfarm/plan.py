@@ -82,10 +82,16 @@ def balancer_targets(topology: Topology, host: str) -> list[dict[str, Any]]:
     ]
 
 
-def balancer_rules(topology: Topology, host: str) -> dict[str, Any]:
-    """Rules for the kernel balancers: the iptables cascade and the nftables map."""
+def balancer_rules(topology: Topology, host: str, exclude: Sequence[int] = ()) -> dict[str, Any]:
+    """Rules for the kernel balancers: the iptables cascade and the nftables map.
+
+    ``exclude`` leaves those frontend ports out (an instance held out of rotation while
+    it restarts); the rest still get exactly equal shares.
+    """
     frontend = _frontend(topology, host)
-    ports = [i.port for i in frontend.instances]
+    ports = [i.port for i in frontend.instances if i.port not in exclude]
+    if not ports:
+        raise ValueError(f"{host}: excluding {list(exclude)} leaves no frontend instance to balance to")
     modulus, entries = nft_map(ports)
     networks = [ipaddress.ip_network(n, strict=False) for n in frontend.client_networks]
     return {
