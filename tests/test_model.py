@@ -36,6 +36,21 @@ def test_good_inventory_builds_the_topology() -> None:
     assert topology.frontends[0].balancer_type == "iptables"
 
 
+def test_numbers_given_as_strings_by_extra_vars_are_taken() -> None:
+    """``ansible-playbook -e squid_backend_cache_mem_mb=24`` passes '24'; words and fractions still fail."""
+    groups, hostvars = _inventory()
+    hostvars["cache1"].update(squid_backend_cache_mem_mb="24", squid_backend_instances="3", squid_backend_weight=" 2 ")
+    hostvars["carp1"]["carp_frontend_instances"] = "4"
+    topology = Topology.from_inventory(groups, hostvars)
+    cache1 = [i for i in topology.backend_instances if i.host == "cache1"]
+    assert len(cache1) == 3 and {(i.cache_mem_mb, i.weight) for i in cache1} == {(24, 2)}
+    assert len(topology.frontend_instances) == 4
+    for bad in ("24.5", "two", True):
+        hostvars["cache1"]["squid_backend_cache_mem_mb"] = bad
+        with pytest.raises(TopologyError, match="cache1: squid_backend_cache_mem_mb"):
+            Topology.from_inventory(groups, hostvars)
+
+
 def test_instance_list_overrides_host_defaults() -> None:
     groups, hostvars = _inventory()
     hostvars["cache1"]["squid_backend_instances"] = [

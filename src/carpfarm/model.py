@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 from functools import cached_property
 from typing import Annotated, Any, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, Tag, ValidationError
 
 from carpfarm.carp import KEY_PARTS, CarpArray, CarpPeer, KeyPart
 from carpfarm.problems import NO_VALUE, Problem, TopologyError
@@ -37,11 +37,23 @@ BALANCER_TYPES: tuple[str, ...] = get_args(BalancerType)
 BALANCER_MODES: tuple[str, ...] = get_args(BalancerMode)
 CACHE_TYPES: tuple[str, ...] = get_args(CacheType)
 
-Port = Annotated[int, Field(ge=1, le=65535)]
-OptionalPort = Annotated[int, Field(ge=0, le=65535)]  # 0 = off
+
+def _digits_to_int(value: Any) -> Any:
+    """``-e var=24`` gives Ansible the string '24': take a string of digits as the number.
+
+    Anything else (``'two'``, ``'2.5'``, booleans) still meets strict validation."""
+    if isinstance(value, str) and value.strip().isascii() and value.strip().isdigit():
+        return int(value.strip())
+    return value
+
+
+Number = BeforeValidator(_digits_to_int)
+Port = Annotated[int, Number, Field(ge=1, le=65535)]
+OptionalPort = Annotated[int, Number, Field(ge=0, le=65535)]  # 0 = off
 Name = Annotated[str, Field(pattern=NAME_PATTERN)]
-Weight = Annotated[int, Field(ge=1, le=MAX_WEIGHT)]
-Megabytes = Annotated[int, Field(ge=1, le=16 * 1024 * 1024)]
+Weight = Annotated[int, Number, Field(ge=1, le=MAX_WEIGHT)]
+Megabytes = Annotated[int, Number, Field(ge=1, le=16 * 1024 * 1024)]
+Count = Annotated[int, Number, Field(ge=1, le=MAX_INSTANCES)]
 State = Literal["active", "drained"]
 
 # What to tell the user for each variable, whatever the exact error was.
@@ -108,7 +120,7 @@ class InstanceSpec(BaseModel):
 def _count_or_list(value: Any) -> str | None:
     if isinstance(value, bool):
         return None
-    if isinstance(value, int):
+    if isinstance(_digits_to_int(value), int):
         return "count"
     if isinstance(value, list):
         return "list"
@@ -116,7 +128,7 @@ def _count_or_list(value: Any) -> str | None:
 
 
 InstancesField = Annotated[
-    Annotated[Annotated[int, Field(ge=1, le=MAX_INSTANCES)], Tag("count")]
+    Annotated[Count, Tag("count")]
     | Annotated[Annotated[list[InstanceSpec], Field(min_length=1, max_length=MAX_INSTANCES)], Tag("list")],
     Discriminator(
         _count_or_list,
@@ -127,13 +139,13 @@ InstancesField = Annotated[
 
 
 def _auto_or_count(value: Any) -> str | None:
-    if isinstance(value, str):
+    if isinstance(value, str) and not isinstance(_digits_to_int(value), int):
         return "auto"
     return _count_or_list(value)
 
 
 FrontendCountField = Annotated[
-    Annotated[Literal["auto"], Tag("auto")] | Annotated[Annotated[int, Field(ge=1, le=MAX_INSTANCES)], Tag("count")],
+    Annotated[Literal["auto"], Tag("auto")] | Annotated[Count, Tag("count")],
     Discriminator(
         _auto_or_count,
         custom_error_type="auto_or_count",

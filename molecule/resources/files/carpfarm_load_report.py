@@ -82,9 +82,13 @@ def report(
             if phase == "after" and served != owner[url] and returned_at is not None:
                 returned_at = max(returned_at, row["t"])
     fail_at = [f["at"] for f in failures]
+    # Requests already on the wire when the fault struck: no balancer can save a request
+    # whose server process is killed under it.
+    in_flight = [f for f in failures if fault_at and f["t"] <= fault_at <= f["t"] + f["dt"] + 0.05]
     return {
         "requests": len(rows),
         "failed": len(failures),
+        "failed_in_flight": len(in_flight),
         "urls": len(owner),
         "fallback_peer": fallback,
         "predicted_moved_urls": len(down_urls),
