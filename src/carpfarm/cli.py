@@ -91,6 +91,12 @@ def cmd_plan(args: argparse.Namespace) -> int:
             f"  balancer: {balancer['type']} ({balancer['mode']}); clients: {', '.join(f['client_networks'])}; "
             f"the wiki's 0.25-per-rule cascade would give: " + " / ".join(f"{s:.2%}" for s in f["naive_wiki_shares"])
         )
+        if f["wccp"]:
+            console.print(f"  WCCPv2 squid.conf lines ({f['instances'][0]['name']} speaks WCCP for the box):")
+            for line in f["wccp"]["squid"]:
+                console.print(f"    {line}", markup=False, highlight=False)
+            console.print("  Router side (Cisco IOS), ready to paste:")
+            console.print(f["wccp"]["router"], markup=False, highlight=False)
     table = Table(title="Backends (cache_peer order)")
     for column in ("host", "instance", "CARP peer", "address:port", "weight", "state", "share", "sampled"):
         table.add_column(column, justify="right" if column in ("weight", "share", "sampled") else "left")

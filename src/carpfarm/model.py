@@ -21,6 +21,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Discriminator, Fiel
 
 from carpfarm.carp import KEY_PARTS, CarpArray, CarpPeer, KeyPart
 from carpfarm.problems import NO_VALUE, Problem, TopologyError
+from carpfarm.wccp import Assignment, Method, WccpService, WccpSettings
 
 BACKEND_GROUP = "squid_backends"
 FRONTEND_GROUP = "carp_frontends"
@@ -80,6 +81,19 @@ FIXES: dict[str, str] = {
     "carpfarm_allow_open_proxy": "set true or false",
     "frontend_balancer_type": f"use one of: {', '.join(BALANCER_TYPES)}",
     "frontend_balancer_mode": f"use one of: {', '.join(BALANCER_MODES)}",
+    "carpfarm_wccp": "set true or false",
+    "carpfarm_wccp_routers": "list the routers' IP addresses",
+    "carpfarm_wccp_forwarding_method": "use 'gre' or 'l2'",
+    "carpfarm_wccp_return_method": "use 'gre' or 'l2' (or leave it out: the forwarding method)",
+    "carpfarm_wccp_assignment_method": "use 'hash' or 'mask'",
+    "carpfarm_wccp_services": (
+        "list services as {standard: 0} (web-cache) or {id: 51-255, ports: [1 to 8 ports], protocol, priority, "
+        "flags, password}"
+    ),
+    "carpfarm_wccp_password": "set at most 8 characters (WCCPv2 MD5 security)",
+    "carpfarm_wccp_weight": "set a whole number from 0 to 65535",
+    "carpfarm_wccp_intercept_port_base": "set a free port; frontend instance i intercepts on port_base + i",
+    "carpfarm_wccp_router_interface": "name the router's client-facing interface, e.g. GigabitEthernet0/1",
 }
 
 
@@ -181,6 +195,19 @@ class FrontendVars(_Vars):
     allow_open_proxy: bool = Field(False, alias="carpfarm_allow_open_proxy")
     balancer_type: BalancerType = Field("iptables", alias="frontend_balancer_type")
     balancer_mode: BalancerMode = Field("random", alias="frontend_balancer_mode")
+    # Optional WCCPv2 (carpfarm.wccp): routers redirect clients' web traffic to this box.
+    wccp: bool = Field(False, alias="carpfarm_wccp")
+    wccp_routers: list[str] = Field(default_factory=list, alias="carpfarm_wccp_routers")
+    wccp_forwarding_method: Method = Field("gre", alias="carpfarm_wccp_forwarding_method")
+    wccp_return_method: Method | None = Field(None, alias="carpfarm_wccp_return_method")
+    wccp_assignment_method: Assignment = Field("hash", alias="carpfarm_wccp_assignment_method")
+    wccp_services: list[WccpService] = Field(
+        default_factory=lambda: [WccpService(standard=0)], alias="carpfarm_wccp_services"
+    )
+    wccp_password: str = Field("", alias="carpfarm_wccp_password", max_length=8)
+    wccp_weight: Annotated[int, Number, Field(ge=0, le=65535)] = Field(10000, alias="carpfarm_wccp_weight")
+    wccp_intercept_port_base: Port = Field(3229, alias="carpfarm_wccp_intercept_port_base")
+    wccp_router_interface: str = Field("GigabitEthernet0/0", alias="carpfarm_wccp_router_interface")
 
 
 # ---------------------------------------------------------------- the topology
@@ -237,6 +264,7 @@ class FrontendHost(_Frozen):
     balancer_type: str
     balancer_mode: str
     carp_key: tuple[str, ...]
+    wccp: WccpSettings | None = None
 
 
 class Topology(_Frozen):
@@ -402,6 +430,7 @@ class _Builder:
         )
         address = _address_of(data, parsed.address, host)
         self._check_address(host, "carp_frontend_address", address)
+        wccp = self._wccp(host, parsed, count) if parsed.wccp else None
         return FrontendHost(
             name=host,
             address=address,
@@ -414,6 +443,54 @@ class _Builder:
             balancer_type=parsed.balancer_type,
             balancer_mode=parsed.balancer_mode,
             carp_key=tuple(parsed.carp_key),
+            wccp=wccp,
+        )
+
+    def _wccp(self, host: str, parsed: FrontendVars, count: int) -> WccpSettings | None:
+        """The box's WCCPv2 settings; every router must be an IP address, and there must be one."""
+        routers = list(parsed.wccp_routers)
+        for router in self.groups.get(WCCP_GROUP, []):
+            data = _plain(dict(self.hostvars.get(router, {})))
+            routers.append(str(data.get("wccp_router_address") or data.get("ansible_host") or router))
+        bad = False
+        for n, router in enumerate(routers):
+            try:
+                ipaddress.ip_address(router)
+            except ValueError:
+                bad = True
+                from_var = n < len(parsed.wccp_routers)
+                self.problem(
+                    host,
+                    f"carpfarm_wccp_routers[{n}]" if from_var else f"{WCCP_GROUP} host {router!r}",
+                    "is not an IP address: WCCPv2 talks to a router's address",
+                    "write the router's IP address"
+                    + ("" if from_var else " (set wccp_router_address or ansible_host on that host)"),
+                    router,
+                )
+        if not routers:
+            self.problem(
+                host,
+                "carpfarm_wccp_routers",
+                "carpfarm_wccp is on but no router is listed",
+                f"list the routers' addresses in carpfarm_wccp_routers, or add them to the '{WCCP_GROUP}' group",
+                [],
+            )
+            return None
+        if bad:
+            return None
+        services = tuple(
+            s if s.password or not parsed.wccp_password else s.model_copy(update={"password": parsed.wccp_password})
+            for s in parsed.wccp_services
+        )
+        return WccpSettings(
+            routers=tuple(routers),
+            forwarding_method=parsed.wccp_forwarding_method,
+            return_method=parsed.wccp_return_method or parsed.wccp_forwarding_method,
+            assignment_method=parsed.wccp_assignment_method,
+            services=services,
+            weight=parsed.wccp_weight,
+            intercept_ports=tuple(parsed.wccp_intercept_port_base + n for n in range(count)),
+            router_interface=parsed.wccp_router_interface,
         )
 
     def _check_networks(self, host: str, data: Mapping[str, Any]) -> None:
@@ -471,6 +548,8 @@ class _Builder:
             claims[f.name].append((f.listen_port, "carp_frontend_listen_port", "the balancer's listen port"))
             for n, fi in enumerate(f.instances):
                 claims[f.name].append((fi.port, "carp_frontend_port_base", f"frontend instance '{fi.name}' (#{n + 1})"))
+            for n, port in enumerate(f.wccp.intercept_ports if f.wccp else ()):
+                claims[f.name].append((port, "carpfarm_wccp_intercept_port_base", f"WCCP intercept port #{n + 1}"))
         for host, items in claims.items():
             seen: dict[int, tuple[str, str]] = {}
             for port, var, what in items:

@@ -12,6 +12,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from carpfarm import wccp
 from carpfarm.balancer import cascade, naive_shares, nft_map
 from carpfarm.model import FrontendHost, Topology
 
@@ -158,6 +159,13 @@ def plan(topology: Topology, sample: Sequence[str] | None = None) -> dict[str, A
                 "instances": frontend_port_map(topology, f.name),
                 "balancer": rules,
                 "naive_wiki_shares": naive_shares(n, 0.25) if n > 1 else [1.0],
+                "wccp": None
+                if f.wccp is None
+                else {
+                    "settings": f.wccp.model_dump(mode="json"),
+                    "squid": wccp.squid_stanza(f.wccp),
+                    "router": wccp.router_stanza(f.name, f.address, f.client_networks, f.wccp),
+                },
             }
         )
     backends = [

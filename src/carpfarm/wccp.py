@@ -1,0 +1,152 @@
+"""WCCPv2 in front of a CARP box: the settings, Squid's ``wccp2_*`` stanza and the router's.
+
+The settings are read from a CARP box's variables (``carpfarm_wccp*``) by the model,
+which reports bad ones with the rest of the inventory's problems. The stanzas are
+plain text for the admin and for ``squid.conf``; they do no arithmetic of their own.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Sequence
+from typing import Annotated, Literal, get_args
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+Method = Literal["gre", "l2"]
+Assignment = Literal["hash", "mask"]
+Flag = Literal[
+    "src_ip_hash",
+    "dst_ip_hash",
+    "source_port_hash",
+    "dst_port_hash",
+    "src_ip_alt_hash",
+    "dst_ip_alt_hash",
+    "src_port_alt_hash",
+    "dst_port_alt_hash",
+    "ports_source",
+]
+METHODS: tuple[str, ...] = get_args(Method)
+ASSIGNMENTS: tuple[str, ...] = get_args(Assignment)
+FLAGS: tuple[str, ...] = get_args(Flag)
+WEB_CACHE = 0  # the one standard service: HTTP (TCP port 80)
+PASSWORD_MAX = 8  # WCCPv2 MD5 security: Squid and IOS take at most 8 characters
+Password = Annotated[str, Field(min_length=1, max_length=PASSWORD_MAX)]
+
+
+class WccpService(BaseModel):
+    """One ``wccp2_service``: the standard web-cache (``standard: 0``) or a dynamic one (``id``)."""
+
+    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
+
+    standard: Literal[0] | None = None
+    id: Annotated[int, Field(ge=51, le=255)] | None = None
+    ports: Annotated[list[Annotated[int, Field(ge=1, le=65535)]], Field(max_length=8)] = []
+    protocol: Literal["tcp", "udp"] = "tcp"
+    priority: Annotated[int, Field(ge=0, le=255)] = 240
+    flags: list[Flag] = ["src_ip_hash"]
+    password: Password | None = None
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> WccpService:
+        if (self.standard is None) == (self.id is None):
+            raise ValueError("give either 'standard: 0' (web-cache) or a dynamic 'id' (51-255), not both or neither")
+        if self.id is not None and not self.ports:
+            raise ValueError("a dynamic service needs 'ports' (1 to 8)")
+        if self.standard is not None and self.ports:
+            raise ValueError("the standard web-cache service is port 80 by definition: remove 'ports'")
+        return self
+
+    @property
+    def ident(self) -> int:
+        return WEB_CACHE if self.standard is not None else int(self.id or 0)
+
+
+def _default_services() -> list[WccpService]:
+    return [WccpService(standard=0)]
+
+
+class WccpSettings(BaseModel):
+    """A CARP box's WCCPv2 settings, validated (``routers`` are IP addresses)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    routers: tuple[str, ...]
+    forwarding_method: Method = "gre"
+    return_method: Method = "gre"
+    assignment_method: Assignment = "hash"
+    services: tuple[WccpService, ...] = Field(default_factory=lambda: tuple(_default_services()))
+    weight: int = 10000
+    intercept_ports: tuple[int, ...] = ()  # one per frontend instance
+    router_interface: str = "GigabitEthernet0/0"
+
+
+def squid_stanza(settings: WccpSettings) -> list[str]:
+    """The ``wccp2_*`` lines for the one frontend instance that speaks WCCP on a box."""
+    lines = [f"wccp2_router {router}" for router in settings.routers]
+    lines += [
+        f"wccp2_forwarding_method {settings.forwarding_method}",
+        f"wccp2_return_method {settings.return_method}",
+        f"wccp2_assignment_method {settings.assignment_method}",
+    ]
+    for service in settings.services:
+        password = f" password={service.password}" if service.password else ""
+        if service.standard is not None:
+            lines.append(f"wccp2_service standard {WEB_CACHE}{password}")
+        else:
+            lines.append(f"wccp2_service dynamic {service.id}{password}")
+            lines.append(
+                f"wccp2_service_info {service.id} protocol={service.protocol} flags={','.join(service.flags)} "
+                f"priority={service.priority} ports={','.join(str(p) for p in service.ports)}"
+            )
+    lines.append(f"wccp2_weight {settings.weight}")
+    return lines
+
+
+def _wildcard(network: ipaddress.IPv4Network) -> str:
+    return f"{network.network_address} {network.hostmask}"
+
+
+def _service_name(service: WccpService) -> str:
+    return "web-cache" if service.standard is not None else str(service.id)
+
+
+def router_stanza(box: str, box_address: str, client_networks: Sequence[str], settings: WccpSettings) -> str:
+    """Cisco IOS configuration for the router(s): ACLs, the WCCP service(s), the interface.
+
+    ``group-list`` admits only the CARP box as a cache; each service's ``redirect-list``
+    redirects only ``client_networks`` (IPv4: WCCPv2 on IOS) to its ports, never the box's own traffic.
+    """
+    tag = box.upper().replace("-", "_").replace(".", "_")
+    group_acl = f"CARPFARM-{tag}-CACHES"
+    clients = [ipaddress.ip_network(n, strict=False) for n in client_networks]
+    v4 = [n for n in clients if isinstance(n, ipaddress.IPv4Network)]
+    out = [
+        f"! carpfarm: WCCPv2 redirection to the CARP box {box} ({box_address}).",
+        f"! Paste into each router: {', '.join(settings.routers)}. Forwarding {settings.forwarding_method}, "
+        f"return {settings.return_method}, assignment {settings.assignment_method}.",
+        "!",
+        f"ip access-list standard {group_acl}",
+        f" permit host {box_address}",
+    ]
+    for service in settings.services:
+        ports = [80] if service.standard is not None else service.ports
+        out += [
+            "!",
+            f"ip access-list extended CARPFARM-{tag}-REDIRECT-{service.ident}",
+            f" deny   ip host {box_address} any",
+        ]
+        for network in v4:
+            source = "any" if network.prefixlen == 0 else _wildcard(network)
+            out += [f" permit {service.protocol} {source} any eq {port}" for port in ports]
+    out.append("!")
+    for service in settings.services:
+        password = f" password 0 {service.password}" if service.password else ""
+        out.append(
+            f"ip wccp {_service_name(service)} redirect-list CARPFARM-{tag}-REDIRECT-{service.ident} "
+            f"group-list {group_acl}{password}"
+        )
+    out += ["!", f"interface {settings.router_interface}"]
+    out += [f" ip wccp {_service_name(service)} redirect in" for service in settings.services]
+    out.append("!")
+    return "\n".join(out) + "\n"
