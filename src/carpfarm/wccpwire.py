@@ -1,0 +1,121 @@
+"""Decode WCCPv2 messages as they travel on the wire (UDP port 2048).
+
+Enough of the protocol (draft-wilson-wccp-v2) to check what a cache tells its router
+in HERE_I_AM: the message type and version, each component, the service it offers,
+its identity (address, weight) and its security option. Used by the tests and by the
+lab's fake router; it never answers for a real router.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass, field
+
+WCCP_PORT = 2048
+VERSION_2 = 0x0200
+MESSAGE_TYPES = {10: "HERE_I_AM", 11: "I_SEE_YOU", 12: "REDIRECT_ASSIGN", 13: "REMOVAL_QUERY"}
+COMPONENTS = {
+    0: "security_info",
+    1: "service_info",
+    2: "router_id_info",
+    3: "wc_id_info",
+    4: "router_view_info",
+    5: "wc_view_info",
+    6: "redirect_assignment",
+    7: "query_info",
+    8: "capability_info",
+    13: "alt_assignment",
+    14: "assign_map",
+    15: "command_extension",
+}
+SECURITY = {0: "none", 1: "md5"}
+CAPABILITIES = {1: "forwarding_method", 2: "assignment_method", 3: "return_method"}
+
+
+@dataclass
+class Service:
+    kind: str  # "standard" or "dynamic"
+    id: int
+    priority: int
+    protocol: int
+    flags: int
+    ports: tuple[int, ...]
+
+
+@dataclass
+class HereIAm:
+    """What one WCCPv2 message says, component by component."""
+
+    type: str
+    version: int
+    length: int
+    components: list[str] = field(default_factory=list)
+    security: str = "none"
+    md5: bytes = b""
+    service: Service | None = None
+    cache_address: str = ""
+    weight: int | None = None
+    capabilities: dict[str, int] = field(default_factory=dict)
+
+
+def _ip(raw: bytes) -> str:
+    return ".".join(str(b) for b in raw[:4])
+
+
+def decode(packet: bytes) -> HereIAm:
+    """Decode a WCCPv2 message; raises ValueError when it is not one."""
+    if len(packet) < 8:
+        raise ValueError(f"{len(packet)} bytes: too short for a WCCPv2 header")
+    kind, version, length = struct.unpack("!IHH", packet[:8])
+    message = HereIAm(MESSAGE_TYPES.get(kind, f"type {kind}"), version, length)
+    if 8 + length != len(packet):
+        raise ValueError(f"header says {length} bytes of components, the packet has {len(packet) - 8}")
+    offset = 8
+    while offset + 4 <= len(packet):
+        ctype, clen = struct.unpack("!HH", packet[offset : offset + 4])
+        body = packet[offset + 4 : offset + 4 + clen]
+        if len(body) != clen:
+            raise ValueError(f"component {ctype} runs past the end of the packet")
+        name = COMPONENTS.get(ctype, f"component {ctype}")
+        message.components.append(name)
+        if name == "security_info":
+            (option,) = struct.unpack("!I", body[:4])
+            message.security = SECURITY.get(option, str(option))
+            message.md5 = body[4:20]
+        elif name == "service_info":
+            stype, sid, priority, protocol, flags = struct.unpack("!BBBBI", body[:8])
+            ports = tuple(p for p in struct.unpack("!8H", body[8:24]) if p)
+            message.service = Service("standard" if stype == 0 else "dynamic", sid, priority, protocol, flags, ports)
+        elif name == "wc_id_info":
+            # Web-cache identity element: address, hash revision, flags, 32 bytes of buckets, weight, status.
+            message.cache_address = _ip(body[:4])
+            if len(body) >= 44:
+                (message.weight,) = struct.unpack("!H", body[40:42])
+        elif name == "capability_info":
+            pos = 0
+            while pos + 8 <= len(body):
+                cap, cap_len, value = struct.unpack("!HHI", body[pos : pos + 8])
+                message.capabilities[CAPABILITIES.get(cap, str(cap))] = value
+                pos += 4 + cap_len
+        offset += 4 + clen
+    return message
+
+
+def md5_matches(packet: bytes, password: str) -> bool:
+    """Whether the MD5 security component was made with ``password``.
+
+    WCCPv2: MD5 over the password NUL-padded to 8 bytes, then the whole message with
+    the 16 MD5 bytes zeroed."""
+    import hashlib
+
+    offset = 8
+    while offset + 4 <= len(packet):
+        ctype, clen = struct.unpack("!HH", packet[offset : offset + 4])
+        if ctype == 0 and clen >= 20 and struct.unpack("!I", packet[offset + 4 : offset + 8])[0] == 1:
+            start = offset + 8
+            sent = packet[start : start + 16]
+            zeroed = packet[:start] + bytes(16) + packet[start + 16 :]
+            key = password.encode()[:8].ljust(8, b"\0")
+            return hashlib.md5(key + zeroed, usedforsecurity=False).digest() == sent
+        offset += 4 + clen
+    return False

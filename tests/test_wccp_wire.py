@@ -1,0 +1,135 @@
+"""Squid's own HERE_I_AM, caught on the wire: the real squid binary sends WCCPv2 to a fake
+router on loopback (127.0.0.2:2048), and carpfarm's stanza decides what it says."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from carpfarm.model import Topology
+from carpfarm.wccp import squid_stanza
+from carpfarm.wccpwire import VERSION_2, decode, md5_matches
+from squidrig import SQUID, free_port
+
+pytestmark = pytest.mark.squid
+ROUTER = "127.0.0.2"
+
+
+def _stanza(**wccp: object) -> list[str]:
+    carp1 = {
+        "ansible_host": "127.0.0.1",
+        "carpfarm_client_networks": ["198.51.100.0/24"],
+        "carp_frontend_instances": 1,
+        "carpfarm_wccp": True,
+        "carpfarm_wccp_routers": [ROUTER],
+        "carpfarm_wccp_forwarding_method": "l2",
+        **wccp,
+    }
+    topology = Topology.from_inventory(
+        {"carp_frontends": ["carp1"], "squid_backends": ["cache1"]},
+        {"carp1": carp1, "cache1": {"ansible_host": "192.0.2.21"}},
+    )
+    settings = topology.frontends[0].wccp
+    assert settings is not None
+    return squid_stanza(settings)
+
+
+@contextmanager
+def _router() -> Iterator[socket.socket]:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind((ROUTER, 2048))
+    sock.settimeout(1.0)
+    try:
+        yield sock
+    finally:
+        sock.close()
+
+
+@contextmanager
+def _squid(stanza: list[str]) -> Iterator[None]:
+    with tempfile.TemporaryDirectory() as tmp:
+        workdir = Path(tmp)
+        workdir.chmod(0o777)
+        port = free_port()
+        conf = workdir / "squid.conf"
+        lines = [
+            f"http_port 127.0.0.1:{port}",
+            f"http_port 127.0.0.1:{free_port()} intercept",
+            f"pid_filename {workdir}/squid.pid",
+            f"cache_log {workdir}/cache.log",
+            "access_log none",
+            "cache deny all",
+            "pinger_enable off",
+            "shutdown_lifetime 1 seconds",
+            "http_access deny all",
+            "wccp2_address 127.0.0.1",  # Squid binds its own UDP 2048 here; the router is 127.0.0.2
+            *stanza,
+        ]
+        conf.write_text("\n".join(lines) + "\n")
+        subprocess.run([SQUID, "-k", "parse", "-f", str(conf)], check=True, capture_output=True)
+        proc = subprocess.Popen(
+            [SQUID, "-N", "-n", f"wccptest{os.getpid()}{port}", "-f", str(conf)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            yield
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+def _catch(router: socket.socket, count: int, seconds: float = 25.0) -> list[bytes]:
+    packets: list[bytes] = []
+    deadline = time.monotonic() + seconds
+    while len(packets) < count and time.monotonic() < deadline:
+        try:
+            data, (source, _) = router.recvfrom(65535)
+        except TimeoutError:
+            continue
+        assert source == "127.0.0.1"
+        packets.append(data)
+    return packets
+
+
+def test_squid_says_here_i_am_for_each_service_with_its_identity_and_md5() -> None:
+    stanza = _stanza(
+        carpfarm_wccp_services=[{"standard": 0}, {"id": 90, "ports": [80, 8080], "priority": 200}],
+        carpfarm_wccp_password="s3cret",
+        carpfarm_wccp_weight=500,
+    )
+    with _router() as router, _squid(stanza):
+        packets = _catch(router, 2)
+    assert len(packets) == 2, "Squid sent no HERE_I_AM to the router within 25 s"
+    messages = [decode(p) for p in packets]
+    for message, packet in zip(messages, packets, strict=True):
+        assert message.type == "HERE_I_AM" and message.version == VERSION_2
+        assert message.components[:3] == ["security_info", "service_info", "wc_id_info"]
+        assert message.cache_address == "127.0.0.1"
+        assert message.weight == 500
+        assert message.security == "md5" and md5_matches(packet, "s3cret") and not md5_matches(packet, "wrong")
+    services = {(m.service.kind, m.service.id): m.service for m in messages if m.service}
+    assert set(services) == {("standard", 0), ("dynamic", 90)}
+    dynamic = services[("dynamic", 90)]
+    assert dynamic.ports == (80, 8080) and dynamic.priority == 200 and dynamic.protocol == 6
+
+
+def test_without_a_password_there_is_no_md5() -> None:
+    with _router() as router, _squid(_stanza()):
+        packets = _catch(router, 1)
+    assert packets, "Squid sent no HERE_I_AM to the router within 25 s"
+    message = decode(packets[0])
+    assert message.security == "none" and message.service is not None and message.service.kind == "standard"
+    assert message.capabilities.get("forwarding_method") == 2  # WCCP2_FORWARDING_METHOD_L2
