@@ -90,7 +90,7 @@ def test_filters_in_a_real_play(tmp_path: Path) -> None:
         "state": "active",
         "carp_key": "",
     }
-    assert data["frontend_ports"] == [{"name": "frontend1", "port": 3129}]
+    assert data["frontend_ports"] == [{"name": "frontend1", "port": 3129, "intercept_port": None, "speaks_wccp": False}]
     assert data["frontend"]["name"] == "carp1" and data["frontend"]["listen_port"] == 3128
     assert [i["port"] for i in data["frontend"]["instances"]] == [3129]
     assert [b["peer_name"] for b in data["backend_ports"]] == ["cache3-backend1", "cache3-backend2"]

@@ -2,22 +2,22 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from carpfarm.model import Topology
-from carpfarm.plan import plan
+from carpfarm.plan import balancer_rules, plan
+from carpfarm.problems import TopologyError
 from carpfarm.wccp import WccpService, router_stanza, squid_stanza
 
 SQUID = "/usr/sbin/squid"
 
 
-def _topology(**wccp: Any) -> Topology:
+def inventory(**wccp: Any) -> tuple[dict[str, list[str]], dict[str, dict[str, Any]]]:
+    """groups and hostvars of one CARP box with WCCP on (two routers) and one backend."""
     carp1 = {
         "ansible_host": "192.0.2.10",
         "carpfarm_client_networks": ["198.51.100.0/24", "2001:db8::/32"],
@@ -28,7 +28,11 @@ def _topology(**wccp: Any) -> Topology:
     }
     groups = {"carp_frontends": ["carp1"], "squid_backends": ["cache1"], "wccp_routers": ["r2"]}
     hostvars = {"carp1": carp1, "cache1": {"ansible_host": "192.0.2.21"}, "r2": {"ansible_host": "192.0.2.2"}}
-    return Topology.from_inventory(groups, hostvars)
+    return groups, hostvars
+
+
+def _topology(**wccp: Any) -> Topology:
+    return Topology.from_inventory(*inventory(**wccp))
 
 
 def test_routers_come_from_the_list_and_the_group_and_intercept_ports_follow_the_instances() -> None:
@@ -68,7 +72,7 @@ def test_squid_accepts_the_stanza(tmp_path: Path, method: str) -> None:
 
 def test_router_stanza_redirects_only_clients_and_admits_only_the_box() -> None:
     wccp = (
-        _topology(carpfarm_wccp_services=[{"standard": 0, "password": "pw"}, {"id": 91, "ports": [443]}])
+        _topology(carpfarm_wccp_services=[{"standard": 0, "password": "pw"}, {"id": 91, "ports": [8080, 3000]}])
         .frontends[0]
         .wccp
     )
@@ -78,7 +82,8 @@ def test_router_stanza_redirects_only_clients_and_admits_only_the_box() -> None:
     assert "ip access-list standard CARPFARM-CARP1-CACHES" in lines and " permit host 192.0.2.10" in lines
     assert " deny   ip host 192.0.2.10 any" in lines  # the box's own fetches are never redirected back
     assert " permit tcp 198.51.100.0 0.0.0.255 any eq 80" in lines
-    assert " permit tcp 198.51.100.0 0.0.0.255 any eq 443" in lines
+    assert " permit tcp 198.51.100.0 0.0.0.255 any eq 8080" in lines
+    assert " permit tcp 198.51.100.0 0.0.0.255 any eq 3000" in lines
     assert not any("2001:db8" in line for line in lines)  # IOS WCCPv2 redirect ACLs are IPv4
     assert (
         "ip wccp web-cache redirect-list CARPFARM-CARP1-REDIRECT-0 group-list CARPFARM-CARP1-CACHES password 0 pw"
@@ -96,7 +101,7 @@ def test_router_stanza_redirects_only_clients_and_admits_only_the_box() -> None:
 def test_plan_carries_both_stanzas() -> None:
     data = plan(_topology())
     wccp = data["frontends"][0]["wccp"]
-    assert wccp["squid"][0] == "wccp2_router 192.0.2.1"
+    assert wccp["squid"][:2] == ["wccp2_address 192.0.2.10", "wccp2_router 192.0.2.1"]
     assert "ip wccp web-cache redirect-list" in wccp["router"]
     assert plan(_topology(carpfarm_wccp=False))["frontends"][0]["wccp"] is None
 
@@ -116,27 +121,37 @@ def test_bad_services_are_refused(service: dict[str, Any], words: str) -> None:
         WccpService(**service)
 
 
-def test_site_yml_refuses_wccp_before_touching_any_host(example_inventory: Path) -> None:
-    """The host side of WCCP is not built yet: the controller's validate play says so and stops."""
-    root = Path(__file__).resolve().parents[1]
-    (example_inventory / "host_vars" / "carp1.yml").write_text(
-        "carpfarm_wccp: true\ncarpfarm_wccp_routers: [192.0.2.1]\n"
-    )
-    env = {**os.environ, "ANSIBLE_CONFIG": str(root / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1"}
-    result = subprocess.run(
-        [
-            str(Path(sys.executable).with_name("ansible-playbook")),
-            "-i",
-            str(example_inventory),
-            str(root / "playbooks" / "validate.yml"),
-            "-e",
-            f"ansible_python_interpreter={sys.executable}",
-        ],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=root,
-        check=False,
-    )
-    assert result.returncode != 0
-    assert "carp1: carpfarm_wccp is true, but this version of carpfarm does not yet" in result.stdout.replace("\n", " ")
+def test_the_redirect_takes_every_service_port_and_spreads_like_the_balancer() -> None:
+    services = [{"standard": 0}, {"id": 90, "ports": [8080, 80]}]
+    topology = _topology(carpfarm_wccp_services=services, carpfarm_wccp_forwarding_method="l2")
+    rules = balancer_rules(topology, "carp1")
+    intercept = rules["intercept"]
+    assert intercept["dports"] == [80, 8080] and intercept["interfaces"] == []
+    assert intercept["ports"] == [3229, 3230]
+    assert [r["target"] for r in intercept["cascade"]] == [3229, 3230]
+    assert [r["iptables_probability"] for r in intercept["cascade"]] == ["0.50000000000", "1.00000000000"]
+    held = balancer_rules(topology, "carp1", exclude=[3130])["intercept"]  # frontend2 held out: its 3230 too
+    assert [r["target"] for r in held["cascade"]] == [3229] and {e["port"] for e in held["nft_map"]} == {3229}
+    gre = balancer_rules(_topology(), "carp1")["intercept"]
+    assert gre["interfaces"] == ["carpfarm-wccp0", "carpfarm-wccp1"]  # one tunnel per router
+    assert balancer_rules(_topology(carpfarm_wccp=False), "carp1")["intercept"] is None
+
+
+@pytest.mark.parametrize(
+    ("overrides", "variable", "words"),
+    [
+        ({"frontend_balancer_type": "haproxy"}, "frontend_balancer_type", "needs a kernel balancer"),
+        ({"frontend_balancer_type": "balance"}, "frontend_balancer_type", "needs a kernel balancer"),
+        ({"carpfarm_wccp_services": [{"id": 70, "ports": [443]}]}, "carpfarm_wccp_services[0]", "not plain HTTP"),
+        (
+            {"carpfarm_wccp_services": [{"standard": 0}, {"id": 92, "ports": [53], "protocol": "udp"}]},
+            "carpfarm_wccp_services[1]",
+            "not plain HTTP",
+        ),
+    ],
+)
+def test_what_cannot_be_intercepted_is_refused(overrides: dict[str, Any], variable: str, words: str) -> None:
+    with pytest.raises(TopologyError) as caught:
+        _topology(**overrides)
+    problems = [p for p in caught.value.problems if p.host == "carp1" and p.variable == variable]
+    assert problems and words in problems[0].message, caught.value.problems

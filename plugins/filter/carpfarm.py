@@ -14,6 +14,7 @@ from ansible.errors import AnsibleFilterError
 try:
     from carpfarm import balancer as _balancer
     from carpfarm import plan as _plan
+    from carpfarm import wccp as _wccp
     from carpfarm.inventory import topology_from_play
     from carpfarm.model import Topology
     from carpfarm.problems import TopologyError
@@ -80,7 +81,17 @@ def carpfarm_frontend(hostvars: Mapping[str, Any], groups: Mapping[str, Sequence
     """One CARP box as the model sees it: address, ports, balancer and its instances."""
     for box in _topology(hostvars, groups).frontends:
         if box.name == host:
-            return box.model_dump(mode="json")
+            wccp = (
+                {
+                    "squid": _wccp.squid_stanza(box.wccp, box.address),
+                    "router": _wccp.router_stanza(box.name, box.address, box.client_networks, box.wccp),
+                    "dports": list(box.wccp.dports),
+                    "tunnels": list(box.wccp.tunnels),
+                }
+                if box.wccp
+                else None
+            )
+            return {**box.model_dump(mode="json"), "wccp_rendered": wccp}
     raise AnsibleFilterError(f"carpfarm_frontend: {host} is not in the carp_frontends group")
 
 

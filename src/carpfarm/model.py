@@ -26,6 +26,9 @@ from carpfarm.wccp import Assignment, Method, WccpService, WccpSettings
 BACKEND_GROUP = "squid_backends"
 FRONTEND_GROUP = "carp_frontends"
 WCCP_GROUP = "wccp_routers"
+# Balancers that keep the kernel's NAT record, which Squid's intercept ports read.
+INTERCEPT_BALANCERS: tuple[str, ...] = ("iptables", "nftables")
+HTTPS_PORT = 443
 RETIRED_GROUP = "squid_backends_retired"  # hosts whose backend instances site.yml stops (and purges)
 
 MAX_INSTANCES = 64
@@ -466,6 +469,27 @@ class _Builder:
                     "write the router's IP address"
                     + ("" if from_var else " (set wccp_router_address or ansible_host on that host)"),
                     router,
+                )
+        if parsed.balancer_type not in INTERCEPT_BALANCERS:
+            bad = True
+            self.problem(
+                host,
+                "frontend_balancer_type",
+                "carpfarm_wccp needs a kernel balancer: Squid reads an intercepted connection's original "
+                "destination from the kernel's NAT, which a userspace balancer in between hides",
+                f"set frontend_balancer_type to {' or '.join(INTERCEPT_BALANCERS)}, or carpfarm_wccp: false",
+                parsed.balancer_type,
+            )
+        for n, service in enumerate(parsed.wccp_services):
+            if service.protocol != "tcp" or HTTPS_PORT in service.dports:
+                bad = True
+                self.problem(
+                    host,
+                    f"carpfarm_wccp_services[{n}]",
+                    "redirects traffic that is not plain HTTP (UDP, or TCP port 443) to Squid's intercept port, "
+                    "which would break it: carpfarm intercepts HTTP only (no ssl-bump)",
+                    "list only TCP ports that carry plain HTTP, e.g. ports: [80, 8080]",
+                    service.model_dump(mode="json", exclude_none=True, exclude={"password"}),
                 )
         if not routers:
             self.problem(

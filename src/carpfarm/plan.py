@@ -33,8 +33,22 @@ def sample_urls(count: int) -> list[str]:
 
 
 def frontend_port_map(topology: Topology, host: str) -> list[dict[str, Any]]:
-    """Frontend instance name -> port, for one CARP box."""
-    return [{"name": i.name, "port": i.port} for i in _frontend(topology, host).instances]
+    """Frontend instance name -> port, for one CARP box.
+
+    With WCCP on, each instance also has its ``intercept_port``, and the first instance alone
+    ``speaks_wccp``: Squid runs WCCP in one process per address, so one instance per box joins.
+    """
+    box = _frontend(topology, host)
+    intercept = box.wccp.intercept_ports if box.wccp else ()
+    return [
+        {
+            "name": i.name,
+            "port": i.port,
+            "intercept_port": intercept[n] if intercept else None,
+            "speaks_wccp": bool(intercept) and n == 0,
+        }
+        for n, i in enumerate(box.instances)
+    ]
 
 
 def backend_port_map(topology: Topology, host: str | None = None) -> list[dict[str, Any]]:
@@ -90,10 +104,9 @@ def balancer_rules(topology: Topology, host: str, exclude: Sequence[int] = ()) -
     it restarts); the rest still get exactly equal shares.
     """
     frontend = _frontend(topology, host)
-    ports = [i.port for i in frontend.instances if i.port not in exclude]
-    if not ports:
+    kept = [n for n, i in enumerate(frontend.instances) if i.port not in exclude]
+    if not kept:
         raise ValueError(f"{host}: excluding {list(exclude)} leaves no frontend instance to balance to")
-    modulus, entries = nft_map(ports)
     networks = [ipaddress.ip_network(n, strict=False) for n in frontend.client_networks]
     return {
         "type": frontend.balancer_type,
@@ -101,9 +114,34 @@ def balancer_rules(topology: Topology, host: str, exclude: Sequence[int] = ()) -
         "listen_port": frontend.listen_port,
         "client_networks_v4": [str(n) for n in networks if n.version == 4],
         "client_networks_v6": [str(n) for n in networks if n.version == 6],
+        **_spread([frontend.instances[n].port for n in kept]),
+        "intercept": None if frontend.wccp is None else _intercept(frontend.wccp, kept),
+    }
+
+
+def _spread(ports: Sequence[int]) -> dict[str, Any]:
+    """The exactly fair iptables cascade and nftables map over ``ports``."""
+    modulus, entries = nft_map(ports)
+    return {
         "cascade": [asdict(rule) for rule in cascade(ports)],
         "nft_modulus": modulus,
         "nft_map": [{"key": k, "port": p} for k, p in entries],
+    }
+
+
+def _intercept(settings: wccp.WccpSettings, kept: Sequence[int]) -> dict[str, Any]:
+    """WCCP-redirected connections: which to take, and the same fair spread over the intercept ports.
+
+    Instance ``n``'s intercept port is ``intercept_ports[n]``, so holding an instance out of
+    rotation holds it out of both spreads.
+    """
+    return {
+        "method": settings.forwarding_method,
+        "dports": list(settings.dports),
+        "interfaces": list(settings.tunnels),  # empty for l2: the redirect is on the LAN side
+        "routers": list(settings.routers),
+        "ports": list(settings.intercept_ports),
+        **_spread([settings.intercept_ports[n] for n in kept]),
     }
 
 
@@ -163,7 +201,7 @@ def plan(topology: Topology, sample: Sequence[str] | None = None) -> dict[str, A
                 if f.wccp is None
                 else {
                     "settings": f.wccp.model_dump(mode="json"),
-                    "squid": wccp.squid_stanza(f.wccp),
+                    "squid": wccp.squid_stanza(f.wccp, f.address),
                     "router": wccp.router_stanza(f.name, f.address, f.client_networks, f.wccp),
                 },
             }

@@ -30,6 +30,8 @@ METHODS: tuple[str, ...] = get_args(Method)
 ASSIGNMENTS: tuple[str, ...] = get_args(Assignment)
 FLAGS: tuple[str, ...] = get_args(Flag)
 WEB_CACHE = 0  # the one standard service: HTTP (TCP port 80)
+HTTP_PORT = 80
+TUNNEL_PREFIX = "carpfarm-wccp"  # GRE tunnel to router n: carpfarm-wccp<n> (at most 15 characters)
 PASSWORD_MAX = 8  # WCCPv2 MD5 security: Squid and IOS take at most 8 characters
 Password = Annotated[str, Field(min_length=1, max_length=PASSWORD_MAX)]
 
@@ -61,6 +63,11 @@ class WccpService(BaseModel):
     def ident(self) -> int:
         return WEB_CACHE if self.standard is not None else int(self.id or 0)
 
+    @property
+    def dports(self) -> tuple[int, ...]:
+        """The destination ports the router redirects for this service."""
+        return (HTTP_PORT,) if self.standard is not None else tuple(self.ports)
+
 
 def _default_services() -> list[WccpService]:
     return [WccpService(standard=0)]
@@ -80,10 +87,26 @@ class WccpSettings(BaseModel):
     intercept_ports: tuple[int, ...] = ()  # one per frontend instance
     router_interface: str = "GigabitEthernet0/0"
 
+    @property
+    def dports(self) -> tuple[int, ...]:
+        """Every destination port some service redirects, once each, in order."""
+        return tuple(sorted({port for service in self.services for port in service.dports}))
 
-def squid_stanza(settings: WccpSettings) -> list[str]:
-    """The ``wccp2_*`` lines for the one frontend instance that speaks WCCP on a box."""
-    lines = [f"wccp2_router {router}" for router in settings.routers]
+    @property
+    def tunnels(self) -> tuple[str, ...]:
+        """The GRE tunnel interface to each router (``gre`` forwarding only)."""
+        if self.forwarding_method != "gre":
+            return ()
+        return tuple(f"{TUNNEL_PREFIX}{n}" for n in range(len(self.routers)))
+
+
+def squid_stanza(settings: WccpSettings, address: str | None = None) -> list[str]:
+    """The ``wccp2_*`` lines for the one frontend instance that speaks WCCP on a box.
+
+    ``address`` pins ``wccp2_address``: the source of HERE_I_AM and so the cache's identity.
+    """
+    lines = [f"wccp2_address {address}"] if address else []
+    lines += [f"wccp2_router {router}" for router in settings.routers]
     lines += [
         f"wccp2_forwarding_method {settings.forwarding_method}",
         f"wccp2_return_method {settings.return_method}",
@@ -130,7 +153,7 @@ def router_stanza(box: str, box_address: str, client_networks: Sequence[str], se
         f" permit host {box_address}",
     ]
     for service in settings.services:
-        ports = [80] if service.standard is not None else service.ports
+        ports = service.dports
         out += [
             "!",
             f"ip access-list extended CARPFARM-{tag}-REDIRECT-{service.ident}",

@@ -87,10 +87,11 @@ def decode(packet: bytes) -> HereIAm:
             ports = tuple(p for p in struct.unpack("!8H", body[8:24]) if p)
             message.service = Service("standard" if stype == 0 else "dynamic", sid, priority, protocol, flags, ports)
         elif name == "wc_id_info":
-            # Web-cache identity element: address, hash revision, flags, 32 bytes of buckets, weight, status.
+            # Web-cache identity element: address, hash revision, flags, then the assignment's part
+            # (hash: 32 bytes of buckets; mask: the mask/value set), then weight and status last.
             message.cache_address = _ip(body[:4])
-            if len(body) >= 44:
-                (message.weight,) = struct.unpack("!H", body[40:42])
+            if len(body) >= 12:
+                (message.weight,) = struct.unpack("!H", body[-4:-2])
         elif name == "capability_info":
             pos = 0
             while pos + 8 <= len(body):
