@@ -53,6 +53,8 @@ def test_backend_readme_example_is_what_molecule_converges(example: str) -> None
         ("carp_frontend", "playbooks/frontends.yml"),
         ("carp_frontend", "inventory/lab/group_vars/carp_frontends.yml"),
         ("frontend_balancer", "playbooks/balancer.yml"),
+        ("wccp", "playbooks/wccp.yml"),
+        ("wccp", "molecule/wccp/vars/wccp.yml"),
     ],
 )
 def test_frontend_readme_examples_are_what_molecule_converges(role: str, example: str) -> None:

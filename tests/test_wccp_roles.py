@@ -1,0 +1,139 @@
+"""The WCCP parts of the roles' templates, rendered by Ansible and checked by the real tools.
+
+The molecule `wccp` scenario runs l2 forwarding for real. GRE cannot run on this kernel, so
+its rules, tunnel script and Squid configs are checked here: rendered, then handed to
+`squid -k parse`, `iptables-restore --test`, `nft -c` and `sh -n`.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from conftest import ROOT
+from test_templates import render
+from test_wccp import inventory
+
+ROLES = ROOT / "roles"
+SQUID = "/usr/sbin/squid"
+SERVICES = [{"standard": 0}, {"id": 90, "ports": [80, 8080], "password": "pw90"}]
+NAMES = {
+    "__frontend_balancer_chain": "CARPFARM_BALANCE",
+    "__frontend_balancer_wccp_chain": "CARPFARM_WCCP",
+    "__frontend_balancer_nft_table": "carpfarm",
+}
+
+
+def _filters() -> dict[str, Any]:
+    spec = importlib.util.spec_from_file_location("carpfarm_filters", ROOT / "plugins" / "filter" / "carpfarm.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return dict(module.FilterModule().filters())
+
+
+def _facts(method: str) -> dict[str, Any]:
+    """What the roles' preflight tasks compute for carp1 (two instances, two routers)."""
+    groups, hostvars = inventory(carpfarm_wccp_forwarding_method=method, carpfarm_wccp_services=SERVICES)
+    f = _filters()
+    return {
+        "__carp_frontend_self": f["carpfarm_frontend"](hostvars, groups, "carp1"),
+        "__carp_frontend_instances": f["carpfarm_frontend_ports"](hostvars, groups, "carp1"),
+        "__carp_frontend_peers": f["carpfarm_cache_peers"](hostvars, groups),
+        "__frontend_balancer": f["carpfarm_balancer"](hostvars, groups, "carp1"),
+        "__wccp_box": f["carpfarm_frontend"](hostvars, groups, "carp1"),
+    }
+
+
+@pytest.mark.parametrize("method", ["gre", "l2"])
+def test_every_instance_intercepts_and_only_the_first_joins_the_routers(tmp_path: Path, method: str) -> None:
+    facts = _facts(method)
+    configs = {}
+    for item in facts["__carp_frontend_instances"]:
+        text = render(
+            ROLES / "carp_frontend/templates/etc/squid/frontend.conf.j2",
+            item=item,
+            carp_frontend_cache_mem_mb=0,
+            carp_frontend_peer_connect_timeout=2,
+            carp_frontend_forward_max_tries=5,
+            carp_frontend_connect_fail_limit=2,
+            carp_frontend_log_format="squid",
+            carp_frontend_allow_localhost=True,
+            carp_frontend_shutdown_lifetime=3,
+            **facts,
+        )
+        path = tmp_path / f"{item['name']}.conf"
+        path.write_text(text)
+        parsed = subprocess.run([SQUID, "-k", "parse", "-f", str(path)], capture_output=True, text=True, check=False)
+        assert parsed.returncode == 0, parsed.stderr
+        configs[item["name"]] = text.splitlines()
+    one, two = configs["frontend1"], configs["frontend2"]
+    assert "http_port 3229 intercept" in one and "http_port 3230 intercept" in two
+    assert [line for line in one if line.startswith("wccp2_router")] == [
+        "wccp2_router 192.0.2.1",
+        "wccp2_router 192.0.2.2",
+    ]
+    assert "wccp2_address 192.0.2.10" in one and f"wccp2_forwarding_method {method}" in one
+    assert "wccp2_service dynamic 90 password=pw90" in one
+    assert not any(line.startswith("wccp2_") for line in two)
+
+
+@pytest.mark.parametrize("mode", ["random", "roundrobin"])
+@pytest.mark.parametrize("method", ["gre", "l2"])
+def test_the_redirect_rules_pass_the_real_checkers(tmp_path: Path, method: str, mode: str) -> None:
+    balancer = {**_facts(method)["__frontend_balancer"], "mode": mode}
+    ipt = render(
+        ROLES / "frontend_balancer/templates/etc/carpfarm/balancer.rules.j2", __frontend_balancer=balancer, **NAMES
+    )
+    nft = render(
+        ROLES / "frontend_balancer/templates/etc/carpfarm/balancer.nft.j2", __frontend_balancer=balancer, **NAMES
+    )
+    tunnels = " -i carpfarm-wccp0" if method == "gre" else ""
+    select = (
+        f"-A CARPFARM_WCCP -s 198.51.100.0/24{tunnels} -p tcp -m multiport --dports 80,8080 "
+        "-m addrtype ! --dst-type LOCAL -j CARPFARM_WCCP_SPREAD"
+    )
+    assert select in ipt.splitlines()
+    assert "-A CARPFARM_WCCP_SPREAD -p tcp -j REDIRECT --to-ports 3230" in ipt.splitlines()
+    assert "--dports 3229,3230 -m conntrack ! --ctstate DNAT -j DROP" in ipt
+    assert "2001:db8" not in ipt  # WCCPv2 redirects IPv4
+    gen = "inc" if mode == "roundrobin" else "random"
+    assert f"tcp dport {{ 80, 8080 }} counter redirect to :numgen {gen} mod 2 map {{ 0 : 3229, 1 : 3230 }}" in nft
+    assert ("iifname { carpfarm-wccp0, carpfarm-wccp1 }" in nft) == (method == "gre")
+    assert "tcp dport { 3229, 3230 } ct status & dnat == 0 counter drop" in nft
+    (tmp_path / "r").write_text(ipt)
+    (tmp_path / "n").write_text(nft)
+    subprocess.run(["iptables-restore", "--test", "--noflush", str(tmp_path / "r")], check=True, capture_output=True)
+    subprocess.run(["nft", "-c", "-f", str(tmp_path / "n")], check=True, capture_output=True)
+
+
+@pytest.mark.parametrize("wccp", [True, False])
+def test_the_loader_script_adds_or_removes_the_wccp_jumps(tmp_path: Path, wccp: bool) -> None:
+    balancer = _facts("l2")["__frontend_balancer"]
+    if not wccp:
+        balancer = {**balancer, "intercept": None}
+    script = render(
+        ROLES / "frontend_balancer/templates/usr/local/sbin/carpfarm-balancer.j2", __frontend_balancer=balancer, **NAMES
+    )
+    (tmp_path / "loader").write_text(script)
+    subprocess.run(["sh", "-n", str(tmp_path / "loader")], check=True)
+    assert ('has nat PREROUTING "$wccp_nat" || iptables -t nat -I PREROUTING 1 $wccp_nat' in script) == wccp
+    assert ("while has nat PREROUTING" in script) == (not wccp)
+
+
+def test_the_gre_tunnel_script_names_one_tunnel_per_router(tmp_path: Path) -> None:
+    facts = _facts("gre")
+    script = render(ROLES / "wccp/templates/usr/local/sbin/carpfarm-wccp-tunnels.j2", **facts)
+    (tmp_path / "tunnels").write_text(script)
+    subprocess.run(["sh", "-n", str(tmp_path / "tunnels")], check=True)
+    lines = script.splitlines()
+    assert "local_address=192.0.2.10" in lines
+    assert "carpfarm-wccp0 192.0.2.1" in lines and "carpfarm-wccp1 192.0.2.2" in lines
+    assert 'ip tunnel add "$1" mode gre remote "$2" local "$local_address" ttl 255' in script
+    assert 'echo 0 > "/proc/sys/net/ipv4/conf/$1/rp_filter"' in script
+    sysctl = render(ROLES / "wccp/templates/etc/sysctl.d/60-carpfarm-wccp.conf.j2", **facts)
+    assert "net.ipv4.ip_forward = 1" in sysctl.splitlines()
