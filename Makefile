@@ -17,7 +17,7 @@ ANSIBLE_BUNDLE ?= 12.3.0
 COLLECTIONS := containers.podman ansible.posix
 COLLECTIONS_STAMP := collections/ansible_collections/.carpfarm-$(ANSIBLE_BUNDLE)
 LAB_INVENTORY := inventory/lab
-SCENARIOS ?= default nftables haproxy failover
+SCENARIOS ?= default nftables haproxy wccp failover
 
 .PHONY: help setup deps collections image lint test test-unit test-molecule lab lab-up lab-down clean
 
@@ -73,8 +73,8 @@ lab: lab-up ## setup, image, lab-up, then site.yml and verify.yml on the lab, an
 	@echo "Remove the lab: make lab-down"
 
 lint: setup ## ruff, mypy, yamllint, ansible-lint (production profile)
-	$(BIN)/ruff check src tests plugins lab playbooks/files roles/lab_origin/files molecule/resources/files
-	$(BIN)/ruff format --check src tests plugins lab playbooks/files roles/lab_origin/files molecule/resources/files
+	$(BIN)/ruff check src tests plugins lab playbooks/files roles/lab_origin/files roles/lab_wccp_router/files molecule/resources/files
+	$(BIN)/ruff format --check src tests plugins lab playbooks/files roles/lab_origin/files roles/lab_wccp_router/files molecule/resources/files
 	$(BIN)/mypy
 	$(BIN)/yamllint -s .
 	$(BIN)/ansible-lint --profile production

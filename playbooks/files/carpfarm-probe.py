@@ -2,6 +2,7 @@
 """Send real HTTP requests through a proxy and report what came back, one JSON line each.
 
 carpfarm-probe.py --proxy HOST:PORT [--source ADDR] [--repeat N] [--timeout S] URL...
+carpfarm-probe.py --direct [...] URL...   (to the URL's own host, as a client behind a WCCP router does)
 Every request uses a new TCP connection (so each one is balanced anew). Output per
 request: {"url", "status", "x_cache": [...], "error"}. A bounded load: at most
 len(URLs) x repeat requests, each with a timeout, then it exits.
@@ -16,14 +17,27 @@ import sys
 import time
 
 
-def fetch(proxy: str, source: str | None, url: str, timeout: float) -> dict[str, object]:
-    host, _, port = proxy.rpartition(":")
-    conn = http.client.HTTPConnection(host, int(port), timeout=timeout, source_address=(source, 0) if source else None)
+def fetch(proxy: str | None, source: str | None, url: str, timeout: float) -> dict[str, object]:
+    authority = url.split("/")[2]
+    if proxy:
+        host, _, port = proxy.rpartition(":")
+        target = url
+    else:
+        host, _, port = authority.partition(":")
+        target = "/" + url.split("/", 3)[3] if url.count("/") >= 3 else "/"
+    conn = http.client.HTTPConnection(
+        host, int(port or 80), timeout=timeout, source_address=(source, 0) if source else None
+    )
     try:
-        conn.request("GET", url, headers={"Host": url.split("/")[2], "Connection": "close"})
+        conn.request("GET", target, headers={"Host": authority, "Connection": "close"})
         response = conn.getresponse()
         response.read()
-        return {"url": url, "status": response.status, "x_cache": response.headers.get_all("X-Cache") or []}
+        return {
+            "url": url,
+            "status": response.status,
+            "x_cache": response.headers.get_all("X-Cache") or [],
+            "via": response.headers.get("Via") or "",
+        }
     except OSError as exc:
         return {"url": url, "status": -1, "x_cache": [], "error": f"{type(exc).__name__}: {exc}"}
     finally:
@@ -32,7 +46,9 @@ def fetch(proxy: str, source: str | None, url: str, timeout: float) -> dict[str,
 
 def main() -> int:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--proxy", required=True)
+    where = parser.add_mutually_exclusive_group(required=True)
+    where.add_argument("--proxy", help="HOST:PORT of the proxy (absolute-form requests)")
+    where.add_argument("--direct", action="store_true", help="to the URL's host (origin-form requests)")
     parser.add_argument("--source")
     parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("--timeout", type=float, default=10.0)
