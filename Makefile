@@ -19,7 +19,7 @@ COLLECTIONS_STAMP := collections/ansible_collections/.carpfarm-$(ANSIBLE_BUNDLE)
 LAB_INVENTORY := inventory/lab
 SCENARIOS ?= default nftables haproxy wccp failover
 
-.PHONY: help setup deps collections image lint test test-unit test-molecule lab lab-up lab-down clean
+.PHONY: help setup deps collections image lint test test-unit test-molecule lab lab-up lab-down bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -55,6 +55,12 @@ image: deps ## build the lab's base image (debootstrap + podman import); skipped
 lab-up: setup image ## create the lab containers and network (inventory/lab)
 	$(BIN)/ansible-playbook -i $(LAB_INVENTORY) playbooks/lab-up.yml
 
+bench: setup image ## measure the farm on the lab, about 20 min (bench/results/<date>.json, .md, .png); BENCH_ARGS=--no-fresh keeps the lab
+	@dpkg-query -W -f='$${Status}' sysstat 2>/dev/null | grep -q 'install ok installed' || { \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends sysstat; }
+	$(BIN)/python -m pip install -q -e '.[dev,bench]'
+	$(BIN)/python bench/run.py $(BENCH_ARGS)
+
 lab-down: setup ## remove the lab containers and network
 	$(BIN)/ansible-playbook -i $(LAB_INVENTORY) playbooks/lab-down.yml
 
@@ -73,8 +79,8 @@ lab: lab-up ## setup, image, lab-up, then site.yml and verify.yml on the lab, an
 	@echo "Remove the lab: make lab-down"
 
 lint: setup ## ruff, mypy, yamllint, ansible-lint (production profile)
-	$(BIN)/ruff check src tests plugins lab playbooks/files roles/lab_origin/files roles/lab_wccp_router/files molecule/resources/files
-	$(BIN)/ruff format --check src tests plugins lab playbooks/files roles/lab_origin/files roles/lab_wccp_router/files molecule/resources/files
+	$(BIN)/ruff check src tests plugins lab playbooks/files roles/lab_origin/files roles/lab_wccp_router/files molecule/resources/files bench
+	$(BIN)/ruff format --check src tests plugins lab playbooks/files roles/lab_origin/files roles/lab_wccp_router/files molecule/resources/files bench
 	$(BIN)/mypy
 	$(BIN)/yamllint -s .
 	$(BIN)/ansible-lint --profile production

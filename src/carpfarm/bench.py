@@ -1,0 +1,221 @@
+"""The arithmetic of ``make bench``: summaries of repeated runs, shares, copies, tables.
+
+``bench/run.py`` drives the lab and collects raw figures; everything it concludes from
+them is computed here, so that it can be tested without a lab.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+
+def spread(values: Sequence[float]) -> dict[str, float]:
+    """Median, min and max of repeated measurements (the machine is noisy: never one number alone)."""
+    if not values:
+        raise ValueError("no measurements to summarise")
+    return {
+        "median": float(statistics.median(values)),
+        "min": float(min(values)),
+        "max": float(max(values)),
+        "n": len(values),
+    }
+
+
+def wrk_result(output: str) -> dict[str, Any]:
+    """The JSON line ``bench/wrk-report.lua`` prints, with rates derived from it."""
+    lines = [line for line in output.splitlines() if line.startswith("{")]
+    if not lines:
+        raise ValueError(f"no result line in wrk's output: {output[-500:]!r}")
+    raw = json.loads(lines[-1])
+    seconds = raw["duration_us"] / 1e6
+    errors = sum(raw[k] for k in ("connect_errors", "read_errors", "write_errors", "status_errors", "timeouts"))
+    return {
+        **raw,
+        "errors": errors,
+        "rps": raw["requests"] / seconds,
+        "mb_per_s": raw["bytes"] / seconds / 1e6,
+        "p50_ms": raw["p50_us"] / 1000,
+        "p99_ms": raw["p99_us"] / 1000,
+    }
+
+
+def shares(counts: Mapping[str, int]) -> dict[str, Any]:
+    """Each target's share of the connections and the largest deviation from 1/n, in percentage points."""
+    total = sum(counts.values())
+    if total == 0:
+        raise ValueError("no connections were counted")
+    fair = 1 / len(counts)
+    each = {target: count / total for target, count in counts.items()}
+    return {
+        "connections": total,
+        "shares": each,
+        "max_deviation_pp": max(abs(share - fair) for share in each.values()) * 100,
+    }
+
+
+def squid_log_entries(lines: Iterable[str]) -> Iterable[tuple[str, str]]:
+    """(result code, URL) from Squid's native access.log format."""
+    for line in lines:
+        fields = line.split()
+        if len(fields) >= 7:
+            yield fields[3], fields[6]
+
+
+def copies(stored_by: Mapping[str, Iterable[str]], urls: Sequence[str]) -> dict[str, Any]:
+    """How many backend instances hold each URL, from the instances' own logs.
+
+    ``stored_by`` maps an instance to its log lines; an instance holds a URL once it
+    fetched it from the origin (a MISS answered 200).
+    """
+    holders: dict[str, set[str]] = defaultdict(set)
+    for instance, lines in stored_by.items():
+        for code, url in squid_log_entries(lines):
+            if "MISS" in code and code.endswith("/200"):
+                holders[url].add(instance)
+    counts = [len(holders.get(url, ())) for url in urls]
+    histogram: dict[int, int] = defaultdict(int)
+    for n in counts:
+        histogram[n] += 1
+    return {
+        "urls": len(urls),
+        "mean": sum(counts) / len(counts) if counts else 0.0,
+        "max": max(counts, default=0),
+        "histogram": dict(sorted(histogram.items())),
+    }
+
+
+def cpu_by_component(pidstat: str) -> dict[str, float]:
+    """Average %CPU per component from ``pidstat -u -l -h INTERVAL COUNT`` (100 = one core)."""
+    totals: dict[str, float] = defaultdict(float)
+    samples: set[str] = set()
+    for line in pidstat.splitlines():
+        fields = line.split()
+        if not fields or line.startswith("#") or len(fields) < 10 or not fields[0].isdigit():
+            continue
+        samples.add(fields[0])
+        command = " ".join(fields[9:])
+        totals[_component(command)] += float(fields[7])
+    n = max(1, len(samples))
+    return {name: round(value / n, 1) for name, value in sorted(totals.items(), key=lambda kv: -kv[1])}
+
+
+def _component(command: str) -> str:
+    if "squid" in command:
+        for role in ("frontend", "backend"):
+            if f"-n {role}" in command:
+                return f"squid {role}s"
+        return "squid (other)"
+    for name, label in (
+        ("haproxy", "haproxy"),
+        ("wrk", "wrk (load)"),
+        ("nginx", "origin (nginx)"),
+        ("ksoftirqd", "kernel softirq threads"),
+        ("conmon", "podman"),
+        ("podman", "podman"),
+    ):
+        if name in command:
+            return label
+    return "other"
+
+
+def _range(s: Mapping[str, float], fmt: str = "{:,.0f}") -> str:
+    return f"{fmt.format(s['median'])} ({fmt.format(s['min'])}-{fmt.format(s['max'])})"
+
+
+def markdown(report: Mapping[str, Any]) -> str:
+    """The report's tables, as the README's Performance section shows them."""
+    out: list[str] = []
+    machine = report.get("machine", {})
+    out.append(
+        f"Run {report.get('started', '?')} on {machine.get('cpu', '?')} ({machine.get('vcpus', '?')} vCPUs, "
+        f"{machine.get('memory_gib', '?')} GiB), kernel {machine.get('kernel', '?')}, {machine.get('squid', '?')}; "
+        f"every figure is the median of {report.get('throughput', {}).get('rounds', '?')} interleaved runs "
+        "with (min-max)."
+    )
+    tp = report.get("throughput")
+    if tp:
+        out += [
+            "",
+            f"**1. Throughput and latency** (wrk, {tp['connections']} connections, {tp['seconds']} s a run, "
+            "one cached object)",
+            "",
+            "| balancer | object | path | req/s | MB/s | p50 ms | p99 ms | errors |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        for row in tp["summary"]:
+            out.append(
+                f"| {row['balancer']} | {row['size']} | {row['target']} | {_range(row['rps'])} | "
+                f"{_range(row['mb_per_s'], '{:,.1f}')} | {_range(row['p50_ms'], '{:.2f}')} | "
+                f"{_range(row['p99_ms'], '{:.2f}')} | {row['errors']} |"
+            )
+        out += ["", "| balancer | object | three layers ÷ one Squid (req/s, paired by run) |", "|---|---|---|"]
+        for row in tp["ratios"]:
+            out.append(f"| {row['balancer']} | {row['size']} | {_range(row['ratio'], '{:.2f}')} |")
+        if tp.get("cpu"):
+            out += ["", "CPU during a 64 KiB run (% of one core, averaged; the machine has 2):", ""]
+            out += ["| path | " + " | ".join(["top consumers"]) + " |", "|---|---|"]
+            for label, cpu in tp["cpu"].items():
+                top = ", ".join(f"{k} {v:.0f}" for k, v in list(cpu.items())[:6])
+                out.append(f"| {label} | {top} |")
+    fair = report.get("fairness")
+    if fair:
+        out += [
+            "",
+            f"**2. Balancer fairness** ({fair[0]['connections']:,} new connections each, real kernel rules in a "
+            "network namespace)",
+            "",
+            "| rules | n | shares (%) | max deviation from 1/n |",
+            "|---|---|---|---|",
+        ]
+        for row in fair:
+            listed = " / ".join(f"{100 * s:.2f}" for s in row["shares"].values())
+            out.append(f"| {row['rules']} | {row['n']} | {listed} | {row['max_deviation_pp']:.2f} pp |")
+    dup = report.get("duplication")
+    if dup:
+        out += [
+            "",
+            f"**3. Duplication and hit ratio** ({dup[0]['urls']:,} distinct {dup[0]['object_kib']} KiB URLs = "
+            f"{dup[0]['working_set_mb']:.0f} MB, {dup[0]['working_set_to_one_cache']:.1f}x one backend "
+            f"instance's {dup[0]['cache_mb']} MB cache, fetched twice through the frontends)",
+            "",
+            "| parent selection | copies per URL (mean) | URLs held 1x / 2x / more | hit ratio, 2nd pass |",
+            "|---|---|---|---|",
+        ]
+        for row in dup:
+            h = {int(k): v for k, v in row["copies"]["histogram"].items()}
+            more = sum(v for k, v in h.items() if k > 2)
+            out.append(
+                f"| {row['selection']} | {row['copies']['mean']:.2f} | {h.get(1, 0)} / {h.get(2, 0)} / {more} | "
+                f"{100 * row['hit_ratio_pass2']:.1f} % |"
+            )
+    remap = report.get("remap")
+    if remap:
+        out += [
+            "",
+            f"**4. Remap on change** ({remap[0]['urls']:,} URLs, 5 equal backend instances, real Squid "
+            "frontend vs `carpfarm impact`)",
+            "",
+            "| change | moved on Squid | `carpfarm impact` | same URLs |",
+            "|---|---|---|---|",
+        ]
+        for row in remap:
+            out.append(
+                f"| {row['change']} | {100 * row['squid_moved']:.2f} % | {100 * row['impact_moved']:.2f} % | "
+                f"{row['same_urls']} |"
+            )
+    cp = report.get("control_plane")
+    if cp:
+        out += ["", "**5. Control plane**", "", "| what | wall time |", "|---|---|"]
+        if cp.get("site_fresh_s") is not None:
+            out.append(f"| `site.yml` on a fresh lab | {cp['site_fresh_s']:.0f} s |")
+        if cp.get("site_rerun_s") is not None:
+            out.append(f"| `site.yml` again (changed={cp['site_rerun_changed']}) | {cp['site_rerun_s']:.0f} s |")
+        for row in cp.get("plan", []):
+            out.append(
+                f"| `carpfarm plan --json`, {row['farm']} | {_range(row['seconds'], '{:.2f}')} s ({row['result']}) |"
+            )
+    return "\n".join(out) + "\n"
