@@ -158,7 +158,12 @@ def warm(url: str) -> None:
 
 
 def cpu_sample(seconds: int) -> subprocess.Popen[str]:
-    return subprocess.Popen(["pidstat", "-u", "-l", "-h", "1", str(seconds)], stdout=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        ["pidstat", "-u", "-l", "-h", "1", str(seconds)],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "LC_ALL": "C"},
+    )
 
 
 def throughput(rounds: int, seconds: int) -> dict[str, Any]:
@@ -276,7 +281,7 @@ def backend_logs(token: str) -> dict[str, list[str]]:
 
 def duplication(selection: str, count: int, cache_mb: int, object_kib: int) -> dict[str, Any]:
     token = f"ws-{selection}-{dt.datetime.now():%H%M%S}-"
-    base = f"{OBJECTS['64 KiB']}?{token}"
+    base = f"{OBJECTS['64 KiB']}/{token}"  # a path: Squid's logs strip query strings
     out = podman(CLIENT, "python3", "-c", FETCHER, CARP_BOX[1], base, str(count), "2", "8")
     passes = json.loads(out)
     urls = [f"{base}{i}" for i in range(count)]
@@ -501,33 +506,41 @@ def charts(report: dict[str, Any], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4.5))
-    rows = [r for r in report["throughput"]["summary"] if r["size"] == "64 KiB"]
-    labels = [r["target"] if r["target"].startswith("three") else f"{r['target']}\n[{r['balancer']}]" for r in rows]
-    med = [r["rps"]["median"] for r in rows]
-    err = [
-        [m - r["rps"]["min"] for m, r in zip(med, rows, strict=True)],
-        [r["rps"]["max"] - m for m, r in zip(med, rows, strict=True)],
+    fig, axes = plt.subplots(1, 3, figsize=(16, 4.8), gridspec_kw={"width_ratios": [1.1, 1.2, 0.9]})
+    rows = [
+        r
+        for r in report["throughput"]["summary"]
+        if r["size"] == "64 KiB" and (r["target"].startswith("three") or r["balancer"] == BALANCERS[0])
     ]
-    axes[0].barh(labels, med, xerr=err, color="tab:blue")
-    axes[0].set_title("64 KiB cached object: req/s (median, min-max)")
+    labels = [r["target"] for r in rows]
+    med = [r["rps"]["median"] for r in rows]
+    low = [m - r["rps"]["min"] for m, r in zip(med, rows, strict=True)]
+    high = [r["rps"]["max"] - m for m, r in zip(med, rows, strict=True)]
+    axes[0].barh(labels, med, xerr=[low, high], color="tab:blue")
+    axes[0].set_title("cached 64 KiB object, req/s (median, min-max)")
     axes[0].invert_yaxis()
     fair = report["fairness"]
-    axes[1].bar(
-        [f"{r['rules'].split(' (')[0]}\nn={r['n']}" for r in fair],
+    axes[1].barh(
+        [f"{r['rules'].split(' (')[0].replace('carpfarm ', '')}, n={r['n']}" for r in fair],
         [r["max_deviation_pp"] for r in fair],
-        color="tab:orange",
+        color=["tab:red" if "wiki" in r["rules"] else "tab:orange" for r in fair],
     )
-    axes[1].set_title("balancer: max deviation from 1/n (pp)")
-    axes[1].tick_params(axis="x", labelrotation=90, labelsize=7)
+    axes[1].set_title("max deviation from 1/n, pp")
+    axes[1].invert_yaxis()
     dup = report["duplication"]
-    axes[2].bar([f"{r['selection']}\ncopies/URL" for r in dup], [r["copies"]["mean"] for r in dup], color="tab:green")
-    axes[2].bar(
-        [f"{r['selection']}\n2nd-pass HIT %/100" for r in dup], [r["hit_ratio_pass2"] for r in dup], color="tab:purple"
-    )
-    axes[2].set_title("duplication and hit ratio")
+    width = 0.38
+    for n, row in enumerate(dup):
+        axes[2].bar(
+            [x + n * width for x in (0, 1)],
+            [row["copies"]["mean"], row["hit_ratio_pass2"]],
+            width,
+            label=row["selection"],
+        )
+    axes[2].set_xticks([width / 2, 1 + width / 2], ["copies per URL", "2nd-pass hit ratio"])
+    axes[2].set_title("parents carp vs round-robin")
+    axes[2].legend()
     fig.tight_layout()
-    fig.savefig(path, dpi=90)
+    fig.savefig(path, dpi=80)
 
 
 def main() -> int:
@@ -536,13 +549,17 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seconds", type=int, default=3)
     parser.add_argument("--connections", type=int, default=20000)
-    parser.add_argument("--remap-urls", type=int, default=2000)
+    parser.add_argument("--remap-urls", type=int, default=1000)
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
+    parser.add_argument("--replot", type=Path, help="only redraw the charts of a results JSON")
     parser.add_argument("--count-connections", type=int, help=argparse.SUPPRESS)
     parser.add_argument("ports", nargs="*", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.count_connections:  # the part that runs inside the fairness namespace
         print(json.dumps(_count_connections(args.ports, args.count_connections)))
+        return 0
+    if args.replot:
+        charts(json.loads(args.replot.read_text()), args.replot.with_suffix(".png"))
         return 0
 
     started = time.monotonic()

@@ -69,8 +69,8 @@ def test_cpu_by_component_groups_squid_instances_by_layer() -> None:
             "1000  13  11  20.00  10.00  0.00  0.00  30.00  0  (squid-1) --kid squid-1 -n frontend1",
             "1000  13  12  10.00  10.00  0.00  0.00  20.00  1  (squid-1) --kid squid-1 -n backend1",
             "1000  0  13  5.00  5.00  0.00  0.00  10.00  1  wrk -t1 -c16",
-            "1001  13  11  30.00  10.00  0.00  0.00  40.00  0  (squid-1) --kid squid-1 -n frontend2",
-            "1001  0  14  0.00  4.00  0.00  0.00  4.00  0  ksoftirqd/0",
+            "13:53:40  13  11  30.00  10.00  0.00  0.00  40.00  0  (squid-1) --kid squid-1 -n frontend2",
+            "13:53:40  0  14  0.00  4.00  0.00  0.00  4.00  0  ksoftirqd/0",
         ]
     )  # fmt: skip
     assert bench.cpu_by_component(pidstat) == {

@@ -94,7 +94,8 @@ def cpu_by_component(pidstat: str) -> dict[str, float]:
     samples: set[str] = set()
     for line in pidstat.splitlines():
         fields = line.split()
-        if not fields or line.startswith("#") or len(fields) < 10 or not fields[0].isdigit():
+        # Time UID PID %usr %system %guest %wait %CPU CPU Command...; the time is HH:MM:SS or seconds.
+        if line.startswith("#") or len(fields) < 10 or not fields[2].isdigit():
             continue
         samples.add(fields[0])
         command = " ".join(fields[9:])
