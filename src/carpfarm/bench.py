@@ -158,7 +158,7 @@ def markdown(report: Mapping[str, Any]) -> str:
             out.append(f"| {row['balancer']} | {row['size']} | {_range(row['ratio'], '{:.2f}')} |")
         if tp.get("cpu"):
             out += ["", "CPU during a 64 KiB run (% of one core, averaged; the machine has 2):", ""]
-            out += ["| path | " + " | ".join(["top consumers"]) + " |", "|---|---|"]
+            out += ["| path | top consumers |", "|---|---|"]
             for label, cpu in tp["cpu"].items():
                 top = ", ".join(f"{k} {v:.0f}" for k, v in list(cpu.items())[:6])
                 out.append(f"| {label} | {top} |")
