@@ -165,3 +165,22 @@ class SquidClient:
         if response.status != 200:
             return None
         return response.getheader("X-Parent")
+
+    def parent_for_raw(self, target: str) -> str | None:
+        """Like ``parent_for``, but ``target`` goes on the request line byte for byte (UTF-8),
+        as a client that does not normalise would send it; one connection per request."""
+        request = b"GET " + target.encode("utf-8", "surrogateescape") + b" HTTP/1.1\r\nHost: carptest\r\n"
+        request += b"Connection: close\r\n\r\n"
+        with socket.create_connection(("127.0.0.1", self.port), timeout=10) as conn:
+            conn.sendall(request)
+            data = b""
+            while chunk := conn.recv(65536):
+                data += chunk
+        head = data.split(b"\r\n\r\n", 1)[0].decode("latin-1").split("\r\n")
+        if not head[0].startswith("HTTP/1.1 200"):
+            return None
+        for line in head[1:]:
+            name, _, value = line.partition(":")
+            if name.lower() == "x-parent":
+                return value.strip()
+        return None

@@ -3,12 +3,23 @@
 from __future__ import annotations
 
 import math
+import socket
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from carpfarm.carp import CarpArray, CarpPeer, peer_hash, select_parent, url_key
+from carpfarm.carp import (
+    CarpArray,
+    CarpPeer,
+    UrlRejected,
+    inet_ntop6,
+    parse_url,
+    peer_hash,
+    select_batch,
+    select_parent,
+    url_key,
+)
 
 URLS = [f"http://site{i % 17}.example.org/obj/{i}.bin?x={i * 31}" for i in range(400)]
 
@@ -139,3 +150,116 @@ def test_marking_a_peer_down_moves_only_its_urls(n: int, victim: int) -> None:
         before, after = select_parent(url, peers), select_parent(url, peers, down=[dead])
         assert before is not None and after is not None
         assert after == before or before.name == dead
+
+
+@pytest.mark.parametrize(
+    ("url", "key"),
+    [
+        ("http://Example.com./x", "http://example.com/x"),
+        ("http://[::ffff:192.0.2.1]:80/", "http://192.0.2.1/"),
+        ("http://0x7f.1/", "http://127.0.0.1/"),
+        ("http://h#frag", "http://h/#frag"),
+        ("ftp://a%20b:c@h/", "ftp://a%20b:c@h/"),
+        ("http://h:4294967376/", "http://h/"),
+    ],
+)
+def test_url_key_canonicalises_like_squid(url: str, key: str) -> None:
+    assert url_key(url) == key
+
+
+@pytest.mark.parametrize("url", ["http://h:/", "http://h:0/", "http://.h/", "http://a..b/", "coap://h/", "x"])
+def test_urls_squid_refuses_are_refused(url: str) -> None:
+    with pytest.raises(UrlRejected):
+        parse_url(url)
+
+
+def test_carp_key_uses_the_parsed_host_and_port() -> None:
+    assert url_key("http://[2001:DB8::1]/a?b", ("host", "port")) == "[2001:db8::1]:80"
+    assert url_key("HTTPS://u@Example.com.:443/a?b", ("scheme", "host", "port", "params")) == (
+        "https://example.com:443?b"
+    )
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(min_size=16, max_size=16))
+def test_inet_ntop6_is_glibcs(packed: bytes) -> None:
+    assert inet_ntop6(packed) == socket.inet_ntop(socket.AF_INET6, packed)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from([0, 1, 2, 0xFFFF]), min_size=8, max_size=8))
+def test_inet_ntop6_zero_runs_are_glibcs(words: list[int]) -> None:
+    packed = b"".join(w.to_bytes(2, "big") for w in words)
+    assert inet_ntop6(packed) == socket.inet_ntop(socket.AF_INET6, packed)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.from_regex(
+        r"\A(0x[0-9a-fA-F]{1,9}|0[0-7]{0,11}|[1-9][0-9]{0,10})(\.(0x[0-9a-f]{1,3}|0[0-7]{0,4}|[1-9][0-9]{0,3})){0,3}\Z"
+    )
+)
+def test_ipv4_literals_parse_like_inet_aton(host: str) -> None:
+    try:
+        expected = socket.inet_ntoa(socket.inet_aton(host))
+    except OSError:
+        expected = host.lower()
+    if expected == "0.0.0.0":
+        expected = host.lower()  # the any-address stays text in Squid
+    assert parse_url(f"http://{host}/").host == expected
+
+
+_NAMES = st.text(alphabet="abcé-0123456789", min_size=1, max_size=8)
+_URLS = st.lists(
+    st.builds(
+        lambda host, path, port: f"http://{host}{port}/{path}",
+        st.text(alphabet="abcXYZ.-", min_size=1, max_size=10).filter(
+            lambda h: ".." not in h and not h.startswith(".") and h.strip(".")
+        ),
+        st.text(alphabet="ab/?=&%é~", max_size=40),
+        st.sampled_from(["", ":80", ":8080"]),
+    ),
+    min_size=1,
+    max_size=40,
+)
+
+
+@settings(max_examples=120, deadline=None)
+@given(
+    names=st.lists(_NAMES, min_size=1, max_size=12, unique=True),
+    weights=st.lists(st.integers(min_value=0, max_value=4), min_size=12, max_size=12),
+    urls=_URLS,
+    down=st.integers(min_value=0, max_value=15),
+    key=st.sampled_from([None, ("host",), ("path", "params")]),
+    signed=st.booleans(),
+)
+def test_batch_selection_is_the_reference_one(
+    names: list[str],
+    weights: list[int],
+    urls: list[str],
+    down: int,
+    key: tuple[str, ...] | None,
+    signed: bool,
+) -> None:
+    peers = [CarpPeer(n, "h", 1, w, key) for n, w in zip(names, weights, strict=False)]
+    grown = CarpArray.build([*peers, CarpPeer("zz-new", "h", 1, 1, key)], signed)
+    array = CarpArray.build(peers, signed)
+    dead = {names[down % len(names)]}
+    got = select_batch([(array, ()), (array, dead), (grown, dead)], urls)
+    assert got[0] == [array.select(u) for u in urls]
+    assert got[1] == [array.select(u, dead) for u in urls]
+    assert got[2] == [grown.select(u, dead) for u in urls]
+
+
+def test_batch_selection_with_mixed_carp_keys_and_progress() -> None:
+    peers = [CarpPeer("a", "h", 1, 1, ("host",)), CarpPeer("b", "h", 1, 2), CarpPeer("c", "h", 1, 1)]
+    array = CarpArray.build(peers)
+    calls: list[tuple[int, int]] = []
+    got = select_batch([(array, ["c"])], URLS, lambda done, total: calls.append((done, total)))
+    assert got[0] == [array.select(u, ["c"]) for u in URLS]
+    assert calls[-1] == (len(URLS), len(URLS))
+
+
+def test_batch_selection_of_1001_equal_peers_picks_nobody() -> None:
+    array = CarpArray.build([CarpPeer(f"p{i}", "h", 1) for i in range(1001)])
+    assert select_batch([(array, ())], URLS[:5])[0] == [None] * 5

@@ -13,7 +13,7 @@ from collections import Counter
 
 import pytest
 
-from carpfarm.carp import CarpPeer, select_parent
+from carpfarm.carp import CarpPeer, UrlRejected, select_parent, url_key
 from squidrig import SQUID, PeerSpec, running_squid
 
 pytestmark = pytest.mark.squid
@@ -125,3 +125,86 @@ def test_draining_a_middle_peer_moves_only_its_urls_deleting_it_moves_far_more()
     print(
         f"real Squid, middle of 5 peers, 500 URLs: drained moved {share['drained']:.1%}, deleted {share['deleted']:.1%}"
     )
+
+
+# Every form of a URL that Squid 5.7 canonicalises before CARP hashes it (AnyP::Uri::parse()
+# and absolute() in src/anyp/Uri.cc), with the key carpfarm predicts, or None where Squid
+# refuses the URL. ``{i}`` varies the path so that a wrong key shows on some of the URLs.
+CANONICAL_FORMS: dict[str, str | None] = {
+    "http://Example.COM./x{i}": "http://example.com/x{i}",  # case of the host, trailing dot
+    "http://example.com../x{i}": "http://example.com/x{i}",  # every trailing dot
+    "HTTP://example.com/x{i}": "http://example.com/x{i}",  # case of the scheme
+    "Https://Ex.COM.:443/x{i}": "https://ex.com/x{i}",
+    "http://example.com:80/x{i}": "http://example.com/x{i}",  # explicit default port
+    "http://example.com:0080/x{i}": "http://example.com/x{i}",
+    "http://example.com:+80/x{i}": "http://example.com/x{i}",  # atoi()
+    "http://example.com:80abc/x{i}": "http://example.com/x{i}",
+    "http://example.com:4294967376/x{i}": "http://example.com/x{i}",  # (int) 2**32 + 80
+    "http://example.com:443/x{i}": "http://example.com:443/x{i}",
+    "https://example.com:443/x{i}": "https://example.com/x{i}",
+    "https://example.com:80/x{i}": "https://example.com:80/x{i}",
+    "http://user:pw@example.com/x{i}": "http://example.com/x{i}",  # userinfo dropped for http(s)
+    "https://a@b:c@example.com/x{i}": "https://example.com/x{i}",  # the last '@' ends it
+    "ftp://us%65r:p%C3%A9@example.com/x{i}": "ftp://user:p%C3%A9@example.com/x{i}",  # kept, re-encoded
+    "ftp://u%25s%40r:p%%w@example.com:2121/x{i}": "ftp://u%25s%40r:p%25w@example.com:2121/x{i}",
+    "http://[2001:DB8:0:0::1]:8080/x{i}": "http://[2001:db8::1]:8080/x{i}",  # inet_ntop form
+    "http://[2001:db8:0:0:1:0:0:1]/x{i}": "http://[2001:db8::1:0:0:1]/x{i}",
+    "http://2001:db8::1/x{i}": "http://[2001:db8::1]/x{i}",  # unbracketed: no port
+    "http://[2001:db8::1]junk:82/x{i}": "http://[2001:db8::1]:82/x{i}",
+    "http://[::1/x{i}": "http://[::1]/x{i}",
+    "http://[::ffff:192.0.2.1]/x{i}": "http://192.0.2.1/x{i}",  # IPv4-mapped prints as IPv4
+    "http://[::192.0.2.1]/x{i}": "http://[::192.0.2.1]/x{i}",
+    "http://[::]/x{i}": "http://::/x{i}",  # the any-address stays text, brackets gone
+    "http://127.1/x{i}": "http://127.0.0.1/x{i}",  # inet_aton forms
+    "http://0x7f.1:81/x{i}": "http://127.0.0.1:81/x{i}",
+    "http://017.0.0.1/x{i}": "http://15.0.0.1/x{i}",
+    "http://2130706433/x{i}": "http://127.0.0.1/x{i}",
+    "http://example.com?q={i}": "http://example.com/?q={i}",  # empty path becomes '/'
+    "http://example.com#f{i}": "http://example.com/#f{i}",  # the fragment is hashed too
+    "http://example.com/a%7E{i}": "http://example.com/a%7E{i}",  # percent-encoding untouched
+    "http://example.com/a~{i}": "http://example.com/a~{i}",
+    "http://example.com/A b{i}": "http://example.com/Ab{i}",  # uri_whitespace strip
+    "http://Ünïcode.Example/ä{i}": "http://Ünïcode.example/ä{i}",  # only ASCII is lowered
+    "whois://example.com/x{i}": "whois://example.com/x{i}",
+    "http://example.com:/x{i}": None,  # port 0
+    "http://example.com:65536/x{i}": None,
+    "http://.example.com/x{i}": None,
+    "http://a..example.com/x{i}": None,
+    "coap://example.com/x{i}": None,  # 501: not forwarded
+    "FOO://example.com:81/x{i}": None,
+}
+
+
+def test_squid_canonicalises_urls_as_predicted() -> None:
+    specs = [PeerSpec(f"cache{i}-backend1") for i in range(1, 8)]
+    peers = [CarpPeer(s.name, "127.0.0.1", 1) for s in specs]
+    keyed = [CarpPeer(s.name, "127.0.0.1", 1, 1, ("scheme", "host", "port", "path")) for s in specs]
+    bad = []
+    with running_squid(specs) as squid:
+        for form, canonical in CANONICAL_FORMS.items():
+            for i in range(16):
+                url = form.replace("{i}", str(i))
+                got = squid.parent_for_raw(url)
+                if canonical is None:
+                    with pytest.raises(UrlRejected):
+                        url_key(url)
+                    if got is not None:
+                        bad.append((url, got, "rejected"))
+                    continue
+                assert url_key(url) == canonical.replace("{i}", str(i))
+                want = select_parent(url, peers)
+                if want is None or got != want.name:
+                    bad.append((url, got, want and want.name))
+    assert not bad, f"{len(bad)} disagree, e.g. {bad[:5]}"
+    # The same forms with a carp-key: host and port as Squid parsed them.
+    with running_squid([PeerSpec(p.name, 1, p.carp_key) for p in keyed]) as squid:
+        for form, canonical in CANONICAL_FORMS.items():
+            if canonical is None:
+                continue
+            for i in range(8):
+                url = form.replace("{i}", str(i))
+                want = select_parent(url, keyed)
+                got = squid.parent_for_raw(url)
+                if want is None or got != want.name:
+                    bad.append((url, got, want and want.name))
+    assert not bad, f"carp-key: {len(bad)} disagree, e.g. {bad[:5]}"

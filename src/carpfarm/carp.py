@@ -17,8 +17,10 @@ controller is the choice a real frontend makes:
 
 from __future__ import annotations
 
+import ipaddress
 import math
-from collections.abc import Iterable, Sequence
+from array import array as array_module
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Literal, get_args
@@ -182,48 +184,421 @@ def select_parent(
     return _cached_array(tuple(peers), signed_char).select(url, names)
 
 
+# ---------------------------------------------------------------- the URL as Squid sees it
+#
+# Squid 5.7 hashes ``request->effectiveRequestUri()`` (src/HttpRequest.cc), which is
+# ``url.absolute()`` built from the *parsed* URL (src/anyp/Uri.cc), not the text the client
+# sent. What follows is ``AnyP::Uri::parse()`` and ``absolute()``, step by step, under the
+# defaults a carpfarm frontend runs with (no ``append_domain``, ``check_hostnames off``,
+# ``uri_whitespace strip``).
+
+# src/anyp/ProtocolType.h, lower-cased as UriScheme::Init() does; with their defaultPort().
+SCHEME_PORTS: dict[str, int] = {
+    "http": 80,
+    "ftp": 21,
+    "https": 443,
+    "coap": 5683,
+    "coaps": 5683,
+    "gopher": 70,
+    "wais": 210,
+    "cache_object": 3128,
+    "icp": 0,
+    "htcp": 0,
+    "urn": 0,
+    "whois": 43,
+    "icy": 0,
+    "tls": 0,
+    "ssl": 0,
+    "authority_form": 0,
+}
+DEFAULT_PORTS = {s: p for s, p in SCHEME_PORTS.items() if p}
+# The schemes a GET reaches peer selection with (checked on Debian's squid 5.7).
+FORWARDED_SCHEMES = ("http", "https", "ftp", "wais", "whois")
+_SCHEME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+.-_")
+_SPACE = " \t\n\v\f\r"  # C isspace() in the C locale
+_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+_USERINFO_CHARS = frozenset(":-._~!$&'()*+,;=abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
+
+
+@dataclass(frozen=True)
+class SquidUrl:
+    """A URL after ``AnyP::Uri::parse()``: what ``carp.cc`` reads to build its key."""
+
+    scheme: str  # UriScheme::image(): lower case for the schemes Squid knows, as written otherwise
+    host: str  # lower case, trailing dots gone; an IP literal in inet_ntop form ([v6] in brackets)
+    port: int  # the effective port: explicit, or the scheme's default
+    path: str  # never empty; query and fragment included, percent-encoding untouched
+    userinfo: str = ""  # percent-decoded; printed back only for ftp and unknown schemes
+
+    @property
+    def default_port(self) -> int:
+        return SCHEME_PORTS.get(self.scheme, 0)
+
+    @property
+    def authority(self) -> str:
+        """``Uri::authority()``: the port only when it is not the scheme's default."""
+        return self.host if self.port == self.default_port else f"{self.host}:{self.port}"
+
+    def absolute(self) -> str:
+        """``Uri::absolute()``: the effective request URI that CARP hashes without ``carp-key``."""
+        userinfo = ""
+        if self.userinfo and (self.scheme == "ftp" or self.scheme not in SCHEME_PORTS):
+            userinfo = _encode_userinfo(self.userinfo) + "@"
+        return f"{self.scheme}://{userinfo}{self.authority}{self.path}"
+
+
+class UrlRejected(ValueError):
+    """Squid's parser refuses this URL (it answers 400 and no parent is selected)."""
+
+
+def parse_url(url: str) -> SquidUrl:
+    """Parse ``url`` the way Squid 5.7's ``AnyP::Uri::parse()`` does; raise ``UrlRejected`` where it fails."""
+    colon = url.find(":")
+    raw_scheme = url[:colon] if colon > 0 else ""
+    if not raw_scheme or len(raw_scheme) > 16 or not raw_scheme[0].isascii() or not raw_scheme[0].isalpha():
+        raise UrlRejected(f"{url!r}: no valid scheme (Squid takes 1-16 of [A-Za-z0-9+.-_] then ':')")
+    if any(c not in _SCHEME_CHARS for c in raw_scheme):
+        raise UrlRejected(f"{url!r}: invalid scheme {raw_scheme!r}")
+    lowered = raw_scheme.translate(_ASCII_LOWER)
+    scheme = lowered if lowered in SCHEME_PORTS else raw_scheme
+    if scheme not in FORWARDED_SCHEMES:
+        # urlCheckRequest() answers 501 for the rest (Debian's 5.7 also refuses gopher with 400);
+        # urn: and cache_object: are answered by Squid itself. No parent is selected.
+        raise UrlRejected(f"{url!r}: Squid forwards only {', '.join(FORWARDED_SCHEMES)} URLs to a parent")
+    rest = url[colon + 1 :]
+    if not rest.startswith("//"):
+        raise UrlRejected(f"{url!r}: Squid wants '//' after the scheme")
+    rest = rest[2:]
+    # The host runs to the first '/', '?', '#' or white space; the path is the rest, made to start with '/'.
+    end = next((n for n, c in enumerate(rest) if c in "/?#\0" or c in _SPACE), len(rest))
+    found_host, path = rest[:end], rest[end:]
+    for stop in "\r\n\0":
+        path = path.split(stop, 1)[0]
+    if not path.startswith("/"):
+        path = "/" + path
+    userinfo = ""
+    if "@" in found_host:
+        login, _, found_host = found_host.rpartition("@")
+        userinfo = _rfc1738_unescape(login)
+    port_text: str | None = None
+    if found_host.startswith("["):
+        close = found_host.find("]")
+        inner, tail = (found_host[1:close], found_host[close:]) if close >= 0 else (found_host[1:], "")
+        found_host = inner
+        if ":" in tail:
+            port_text = tail[tail.index(":") + 1 :]
+    elif found_host.count(":") == 1:  # several colons: an IPv6 address without brackets, no port
+        found_host, _, port_text = found_host.partition(":")
+    if not found_host:
+        raise UrlRejected(f"{url!r}: no host")
+    port = SCHEME_PORTS.get(scheme, 0) if port_text is None else _atoi(port_text)
+    host = found_host.translate(_ASCII_LOWER).rstrip(".")
+    if ".." in host or host.startswith("."):
+        raise UrlRejected(f"{url!r}: Squid refuses a host with a leading or doubled dot")
+    if not 1 <= port <= 65535:
+        raise UrlRejected(f"{url!r}: port {port} outside 1-65535")
+    path = "".join(c for c in path if c not in _SPACE)
+    return SquidUrl(scheme, _host_form(host), port, path, userinfo)
+
+
+def _atoi(text: str) -> int:
+    """C ``atoi()``: leading blanks and a sign, then digits up to the first non-digit; 0 if none.
+
+    glibc's atoi is ``(int) strtol()``: clamped to a long, then wrapped to 32 bits."""
+    text = text.lstrip(_SPACE)
+    sign = -1 if text[:1] == "-" else 1
+    digits = text[1:] if text[:1] in "+-" else text
+    n = 0
+    while n < len(digits) and "0" <= digits[n] <= "9":
+        n += 1
+    value = min(sign * int(digits[:n]) if n else 0, 2**63 - 1)
+    value = max(value, -(2**63)) & MASK
+    return value - 2**32 if value >= 2**31 else value
+
+
+def _rfc1738_unescape(text: str) -> str:
+    """lib/rfc1738.c: '%%' is '%', '%xy' a byte (not %00), anything else stays."""
+    data = text.encode("utf-8", "surrogateescape")
+    out = bytearray()
+    j = 0
+    while j < len(data):
+        b = data[j]
+        if b == 0x25 and data[j + 1 : j + 2] == b"%":
+            out.append(b)
+            j += 2
+            continue
+        pair = data[j + 1 : j + 3]
+        if b == 0x25 and len(pair) == 2 and all(chr(c) in "0123456789abcdefABCDEF" for c in pair) and int(pair, 16):
+            out.append(int(pair, 16))
+            j += 3
+            continue
+        out.append(b)
+        j += 1
+    return out.decode("utf-8", "surrogateescape")
+
+
+def _encode_userinfo(text: str) -> str:
+    """``Uri::Encode()``: '%XX' for every byte outside userinfo's characters ('%' included)."""
+    out = []
+    for b in text.encode("utf-8", "surrogateescape"):
+        out.append(chr(b) if chr(b) in _USERINFO_CHARS else f"%{b:02X}")
+    return "".join(out)
+
+
+def _host_form(host: str) -> str:
+    """``Uri::host()``: an IP address (``getaddrinfo(AI_NUMERICHOST)``) is re-printed by
+    ``toHostStr()``; IPv4 (and IPv4-mapped IPv6) as a dotted quad, IPv6 as ``[inet_ntop]``.
+    The "any" address and everything else stay as written."""
+    packed = _inet_aton(host)
+    if packed is None:
+        packed = _inet6(host)
+    if packed is None or not any(packed):
+        return host
+    if len(packed) == 4 or packed[:12] == b"\0" * 10 + b"\xff\xff":
+        return ".".join(str(b) for b in packed[-4:])
+    return f"[{inet_ntop6(packed)}]"
+
+
+def _inet_aton(text: str) -> bytes | None:
+    """glibc's ``inet_aton_exact()``: 1-4 parts, each decimal, 0-octal or 0x-hex; the last fills the rest."""
+    parts = text.split(".")
+    if not 1 <= len(parts) <= 4:
+        return None
+    values = []
+    for part in parts:
+        if part[:2] in ("0x", "0X"):
+            digits, base = part[2:], 16
+        elif part.startswith("0"):
+            digits, base = part[1:] or "0", 8
+        else:
+            digits, base = part, 10
+        allowed = "0123456789abcdefABCDEF"[: 16 + 6 if base == 16 else base]
+        if not digits or any(c not in allowed for c in digits):
+            return None
+        values.append(int(digits, base))
+    last = values.pop()
+    if any(v > 0xFF for v in values) or last >= 1 << (8 * (4 - len(values))):
+        return None
+    number = last
+    for n, v in enumerate(values):
+        number |= v << (24 - 8 * n)
+    return number.to_bytes(4, "big")
+
+
+def _inet6(text: str) -> bytes | None:
+    """``inet_pton(AF_INET6)``, plus a numeric ``%scope`` that getaddrinfo accepts and inet_ntop drops."""
+    address, percent, scope = text.partition("%")
+    if percent and not (scope.isascii() and scope.isdigit() and int(scope) <= MASK):
+        return None  # interface names depend on the host Squid runs on; not modelled
+    if ":" not in address or not all(c in "0123456789abcdef:." for c in address):
+        return None
+    try:
+        return ipaddress.IPv6Address(address).packed
+    except ValueError:
+        return None
+
+
+def inet_ntop6(packed: bytes) -> str:
+    """glibc's ``inet_ntop(AF_INET6)``: the longest run (>= 2) of zero words is '::', the first
+    of equal runs; an IPv4-compatible or -mapped address ends in a dotted quad."""
+    words = [int.from_bytes(packed[n : n + 2], "big") for n in range(0, 16, 2)]
+    best, best_len, run, run_len = -1, 0, -1, 0
+    for n, w in enumerate(words):
+        if w == 0:
+            run, run_len = (n, 1) if run < 0 else (run, run_len + 1)
+            if run_len > best_len:
+                best, best_len = run, run_len
+        else:
+            run, run_len = -1, 0
+    if best_len < 2:
+        best, best_len = -1, 0
+    out = ""
+    n = 0
+    while n < 8:
+        if n == best:
+            out += "::"
+            n += best_len
+            continue
+        if n > 0 and not out.endswith("::"):
+            out += ":"
+        if n == 6 and best == 0 and (best_len == 6 or (best_len == 5 and words[5] == 0xFFFF)):
+            out += ".".join(str(b) for b in packed[12:])
+            break
+        out += f"{words[n]:x}"
+        n += 1
+    return out
+
+
 def split_url(url: str) -> tuple[str, str, int | None, str]:
-    """Split an absolute URL into (scheme, host, port or None, path-with-query)."""
-    scheme, sep, rest = url.partition("://")
-    if not sep or not scheme:
-        raise ValueError(f"not an absolute URL: {url!r}")
-    slash = rest.find("/")
-    authority, path = (rest, "/") if slash < 0 else (rest[:slash], rest[slash:])
-    if "?" in authority:  # http://host?query
-        authority, query = authority.split("?", 1)
-        path = "/?" + query
-    authority = authority.rpartition("@")[2]  # Squid drops userinfo for http(s)
-    port: int | None = None
-    if authority.startswith("["):
-        end = authority.find("]")
-        host, tail = authority[: end + 1], authority[end + 1 :]
-        if tail.startswith(":") and tail[1:]:
-            port = int(tail[1:])
-    else:
-        host, colon, port_text = authority.partition(":")
-        if colon and port_text:
-            port = int(port_text)
-    return scheme.lower(), host.lower(), port, path
+    """(scheme, host, port or None when it is the default, path) of ``url`` as Squid parses it."""
+    parsed = parse_url(url)
+    return parsed.scheme, parsed.host, None if parsed.port == parsed.default_port else parsed.port, parsed.path
 
 
 def url_key(url: str, carp_key: Sequence[str] | None = None) -> str:
-    """The key Squid hashes: the effective request URI, or the ``carp-key=`` parts."""
-    scheme, host, port, path = split_url(url)
-    default = DEFAULT_PORTS.get(scheme)
+    """The key Squid hashes: the effective request URI, or the ``carp-key=`` parts (src/carp.cc)."""
+    parsed = parse_url(url)
     if carp_key:
         parts = set(carp_key)
         key = ""
-        if "scheme" in parts:
-            key += scheme + "://"
+        if "scheme" in parts and parsed.scheme:
+            key += parsed.scheme + "://"
         if "host" in parts:
-            key += host
+            key += parsed.host
         if "port" in parts:
-            key += f":{port if port is not None else (default or 0)}"
+            key += f":{parsed.port}"
+        path, question, params = parsed.path.partition("?")
         if "path" in parts:
-            key += path.split("?", 1)[0]
-        if "params" in parts and "?" in path:
-            key += "?" + path.split("?", 1)[1]
+            key += path
+        if "params" in parts and question:
+            key += "?" + params
         if key:
             return key
-    authority = host if port is None or port == default else f"{host}:{port}"
-    return f"{scheme}://{authority}{path}"
+    return parsed.absolute()
+
+
+# ---------------------------------------------------------------- many URLs at once
+#
+# ``CarpArray.select`` walks one URL through every peer: per peer, the URL key is hashed on
+# top of the previous peer's state. For thousands of URLs and hundreds of peers that is
+# hundreds of millions of byte steps, too slow one at a time in Python. ``select_batch``
+# computes the same numbers for many URLs at once: each URL is a 64-bit lane of one Python
+# integer (a "SIMD within a register" vector), so one integer operation advances every lane.
+# Per lane, the low 32 bits hold the hash state and the high 32 bits are scratch room that
+# keeps carries from reaching the next lane:
+#
+# * ``rotl(h, 19)`` is ``((h * (2**32 + 1)) >> 13) & MASK``: the product holds ``h`` twice
+#   side by side, and the shift reads the rotated word out of the middle;
+# * ``h + rotl(h, 19) + c`` stays below 2**34, so the sum of three lanes never spills;
+# * ``mix`` is ``(x * 0x62531966) & MASK`` (below 2**63) then ``rotl(., 21)`` the same way.
+#
+# The state after peer k does not depend on which peers came before, only on k and the key,
+# so one walk serves every array (old farm, new farm, new farm with peers down) in a batch.
+
+_LANE = 64
+_DUP = (1 << 32) + 1
+_MIX = 1 + HASH_MULTIPLIER
+_CHUNK = 512  # URLs per vector: big enough to amortise, small enough to report progress
+Job = tuple["CarpArray", Iterable[str]]
+
+
+def select_batch(
+    jobs: Sequence[Job], urls: Sequence[str], progress: Callable[[int, int], None] | None = None
+) -> list[list[CarpPeer | None]]:
+    """``[[array.select(url, down) for url in urls] for array, down in jobs]``, computed fast.
+
+    Arrays whose peers share one carp-key (as every carpfarm farm does) are computed on
+    vectors of URLs; an array mixing carp-keys falls back to ``select``. ``progress`` is
+    called with (URLs done, URLs in all) after every few hundred URLs.
+    """
+    results: list[list[CarpPeer | None]] = [[] for _ in jobs]
+    plans: dict[tuple[tuple[str, ...] | None, bool], list[int]] = {}
+    for n, (array, _) in enumerate(jobs):
+        specs = {r.peer.carp_key or None for r in array.ranked}
+        if len(specs) > 1:
+            plans.setdefault((("mixed",), array.signed_char), []).append(n)
+        else:
+            plans.setdefault((specs.pop() if specs else None, array.signed_char), []).append(n)
+    total, done = len(urls) * len(plans), 0
+    for (spec, signed), members in plans.items():
+        if spec == ("mixed",):
+            for n in members:
+                array, down = jobs[n]
+                excluded = set(down)
+                results[n] = [array.select(u, excluded) for u in urls]
+            done += len(urls)
+            if progress:
+                progress(done, total)
+            continue
+        for n in members:
+            results[n] = [None] * len(urls)
+        keys = [_char_values(url_key(u, spec), signed) for u in urls]
+        by_length: dict[int, list[int]] = {}
+        for i, key in enumerate(keys):
+            by_length.setdefault(len(key), []).append(i)
+        for length in sorted(by_length):
+            indices = by_length[length]
+            for start in range(0, len(indices), _CHUNK):
+                lanes = indices[start : start + _CHUNK]
+                winners = _select_lanes([jobs[n] for n in members], [keys[i] for i in lanes])
+                for n, column in zip(members, winners, strict=True):
+                    for i, peer in zip(lanes, column, strict=True):
+                        results[n][i] = peer
+                done += len(lanes)
+                if progress:
+                    progress(done, total)
+    return results
+
+
+def _pack(values: Sequence[int]) -> int:
+    """One 64-bit lane per value, the first value in the lowest lane."""
+    return int.from_bytes(array_module("Q", values).tobytes(), "little")
+
+
+def _unpack(vector: int, lanes: int) -> list[int]:
+    return array_module("Q", vector.to_bytes(8 * lanes, "little")).tolist()
+
+
+def _select_lanes(jobs: Sequence[Job], keys: Sequence[Sequence[int]]) -> list[list[CarpPeer | None]]:
+    """The winners of every job for URL keys of one length, one lane per key."""
+    lanes = len(keys)
+    ones = _pack([1] * lanes)
+    mask = ones * MASK
+    columns = [_pack([key[j] for key in keys]) for j in range(len(keys[0]))]
+    trackers = [_Tracker(array, set(down), lanes, ones) for array, down in jobs]
+    peers = max(len(array.ranked) for array, _ in jobs)
+    state = 0
+    mixed: dict[int, int] = {}
+    for k in range(peers):
+        for c in columns:
+            state = (state + (((state * _DUP) >> 13) & mask) + c) & mask
+        mixed.clear()
+        for tracker in trackers:
+            if k >= len(tracker.ranked):
+                continue
+            peer_hash_k = tracker.ranked[k].hash
+            combined = mixed.get(peer_hash_k)
+            if combined is None:
+                x = ((state ^ (ones * peer_hash_k)) * _MIX) & mask
+                combined = mixed[peer_hash_k] = ((x * _DUP) >> 11) & mask
+            tracker.offer(k, combined)
+    return [t.winners() for t in trackers]
+
+
+class _Tracker:
+    """The running best score per lane of one array, as ``select``'s ``high``/``best``."""
+
+    def __init__(self, array: CarpArray, excluded: set[str], lanes: int, ones: int) -> None:
+        self.ranked = array.ranked
+        self.excluded = excluded
+        self.lanes, self.ones = lanes, ones
+        multipliers = {r.multiplier for r in array.ranked}
+        m = next(iter(multipliers)) if len(multipliers) == 1 else math.nan
+        # One common, ordinary multiplier keeps the order of the combined hashes (a product
+        # with m rounds monotonically and cannot merge two integers below 2**32), so the best
+        # score is the largest combined hash, compared in the vector. Otherwise, in floats.
+        self.integers = 1e-200 < m < 1e200
+        self.best, self.index = 0, ones * MASK  # index MASK: nobody yet
+        self.high = [0.0] * lanes
+        self.chosen = [-1] * lanes
+
+    def offer(self, k: int, combined: int) -> None:
+        if self.ranked[k].peer.name in self.excluded:
+            return
+        if self.integers:
+            # Bit 32 of (combined + 2**32 - 1 - best) is set where combined > best.
+            wins = (((combined + self.ones * MASK - self.best) >> 32) & self.ones) * MASK
+            self.best ^= (self.best ^ combined) & wins
+            self.index ^= (self.index ^ (self.ones * k)) & wins
+            return
+        m = self.ranked[k].multiplier
+        high, chosen = self.high, self.chosen
+        for i, h in enumerate(_unpack(combined, self.lanes)):
+            score = h * m
+            if score > high[i]:
+                high[i], chosen[i] = score, k
+        # A multiplier of inf or nan compares like Squid's doubles: nan never wins.
+
+    def winners(self) -> list[CarpPeer | None]:
+        chosen = _unpack(self.index, self.lanes) if self.integers else self.chosen
+        return [None if k in (-1, MASK) else self.ranked[k].peer for k in chosen]

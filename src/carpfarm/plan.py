@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import ipaddress
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
 from carpfarm import wccp
 from carpfarm.balancer import cascade, naive_shares, nft_map
+from carpfarm.carp import CarpArray, CarpPeer, select_batch
 from carpfarm.model import FrontendHost, Topology
 
 LOOPBACK = "127.0.0.1"
@@ -162,11 +163,9 @@ def carp_shares(topology: Topology, urls: Sequence[str] | None = None) -> dict[s
     if urls is None:
         count = min(10_000, SAMPLE_BUDGET // max(1, len(topology.backend_instances)))
         urls = sample_urls(count) if count >= 200 else []
-    counts: Counter[str] = Counter()
-    for url in urls:
-        chosen = topology.route(url)
-        if chosen is not None:
-            counts[chosen.peer_name] += 1
+    counts: Counter[str] = Counter(
+        peer.name for peer in _routes(topology, urls, topology.drained_peers) if peer is not None
+    )
     return {
         i.peer_name: {
             "expected": (i.weight / total) if i.active else 0.0,
@@ -216,7 +215,29 @@ def plan(topology: Topology, sample: Sequence[str] | None = None) -> dict[str, A
         }
         for b in topology.backends
     ]
-    return {"frontends": frontends, "backends": backends, "cache_peers": cache_peers(topology)}
+    return {
+        "frontends": frontends,
+        "backends": backends,
+        "cache_peers": cache_peers(topology),
+        "advice": plan_advice(topology),
+    }
+
+
+def plan_advice(topology: Topology) -> list[str]:
+    """What to change in a farm that works but will cost more than it needs to later."""
+    tips = []
+    weights = Counter(i.weight for i in topology.backend_instances)
+    if len(weights) > 1:
+        mix = ", ".join(f"{count} x weight {w}" for w, count in sorted(weights.items()))
+        low = min(weights)
+        tips.append(
+            f"backend instances mix CARP weights ({mix}). Give a bigger host more instances of weight {low} "
+            "instead of a higher weight: Squid walks peers sorted by weight, so a host appended later lands in "
+            "the middle of the walk, not at its end, and every load multiplier depends on the total weight; "
+            "growing a mixed-weight farm therefore moves URLs between backends that did not change (check with "
+            "'carpfarm impact'), while appending equal-weight instances moves only the new instances' share"
+        )
+    return tips
 
 
 # ---------------------------------------------------------------- impact
@@ -269,8 +290,22 @@ def _peer_signature(topology: Topology) -> dict[str, tuple[str, int, int, str]]:
     return {i.peer_name: (i.address, i.port, i.weight, i.state) for i in topology.backend_instances}
 
 
-def impact(old: Topology, new: Topology, urls: Iterable[str] | None = None) -> Impact:
-    """Route every URL through the old and the new farm; count what moves and why."""
+def _routes(topology: Topology, urls: Sequence[str], down: Iterable[str]) -> list[CarpPeer | None]:
+    """``topology.route`` for many URLs at once (peers, not instances)."""
+    return select_batch([(topology.carp_array, down)], urls)[0]
+
+
+def impact(
+    old: Topology,
+    new: Topology,
+    urls: Iterable[str] | None = None,
+    *,
+    progress: Callable[[int, int], None] | None = None,
+) -> Impact:
+    """Route every URL through the old and the new farm; count what moves and why.
+
+    ``progress`` is called with (done, total) every few hundred URLs.
+    """
     url_list = list(urls) if urls is not None else sample_urls(5000)
     before, after = _peer_signature(old), _peer_signature(new)
     changed = {
@@ -278,11 +313,18 @@ def impact(old: Topology, new: Topology, urls: Iterable[str] | None = None) -> I
         for name in before.keys() | after.keys()
         if before.get(name, ("",) * 4)[2:] != after.get(name, ("",) * 4)[2:]
     }
+    new_names = set(after)
+    deleted = tuple(i.peer_name for i in old.backend_instances if i.peer_name not in new_names)
+    old_down, new_down = set(old.drained_peers), set(new.drained_peers)
+    jobs: list[tuple[CarpArray, Iterable[str]]] = [(old.carp_array, old_down), (new.carp_array, new_down)]
+    if deleted:
+        # The same farm with the deleted peers kept but drained: their hashes stay in the walk.
+        jobs.append((old.carp_array, old_down | set(deleted)))
+    routes = select_batch(jobs, url_list, progress)
     per_peer: dict[str, dict[str, int]] = {n: {"before": 0, "after": 0, "lost": 0, "gained": 0} for n in before | after}
     moved = necessary = 0
-    for url in url_list:
-        a, b = old.route(url), new.route(url)
-        a_name, b_name = (a.peer_name if a else ""), (b.peer_name if b else "")
+    for a, b in zip(routes[0], routes[1], strict=True):
+        a_name, b_name = (a.name if a else ""), (b.name if b else "")
         if a_name:
             per_peer[a_name]["before"] += 1
         if b_name:
@@ -297,12 +339,7 @@ def impact(old: Topology, new: Topology, urls: Iterable[str] | None = None) -> I
                 necessary += 1
     collateral = moved - necessary
     advice = _advice(old, new, changed) if collateral else ()
-    new_names = set(after)
-    deleted = tuple(i.peer_name for i in old.backend_instances if i.peer_name not in new_names)
-    if_drained = None
-    if deleted:
-        # The same farm with the deleted peers kept but drained: their hashes stay in the walk.
-        if_drained = sum(1 for url in url_list if old.route(url) != old.route(url, down=deleted))
+    if_drained = sum(a != d for a, d in zip(routes[0], routes[2], strict=True)) if deleted else None
     return Impact(
         len(url_list), moved, necessary, collateral, tuple(sorted(changed)), per_peer, advice, deleted, if_drained
     )
