@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import importlib.util
+import io
+import json
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 from types import ModuleType
 
 import pytest
+import yaml
 from rich.console import Console
 
-from carpfarm import status
+from carpfarm import cli, status
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -93,3 +99,139 @@ def test_status_playbook_is_found_from_the_checkout(tmp_path: Path, monkeypatch:
     (tmp_path / "playbooks").mkdir()
     (tmp_path / "playbooks" / "status.yml").write_text("---\n")
     assert status.find_playbook() == tmp_path / "playbooks" / "status.yml"
+
+
+# ---- hosts the playbook could not reach: marked, the rest still shown, exit 1
+
+REFUSED = (
+    "Task failed: Failed to connect to the host via ssh: ssh: connect to host 127.0.0.1 port 1: Connection refused"
+)
+# What playbooks/status.yml wrote with one backend reached and the other backend and the CARP box unreachable.
+PARTLY_REACHED = {
+    "backends": {
+        "cache1": {
+            "squids": [
+                {"name": "backend1", "requests": 10, "hits": 4, "hit_ratio": 0.4, "objects": 7, "connections": 1},
+            ]
+        },
+        "cache2": {"squids": [], "unreachable": REFUSED},
+    },
+    "frontends": {"carp1": {"squids": [], "unreachable": REFUSED}},
+}
+
+
+def _text(data: dict) -> str:  # type: ignore[type-arg]
+    console = Console(width=200, record=True)
+    for table in status.tables(data):
+        console.print(table)
+    return console.export_text()
+
+
+def test_unreachable_hosts_are_listed_with_their_reason() -> None:
+    assert status.unreachable(PARTLY_REACHED) == {"cache2": REFUSED, "carp1": REFUSED}
+    assert status.unreachable({"backends": {"cache1": PARTLY_REACHED["backends"]["cache1"]}}) == {}
+
+
+def test_tables_mark_unreachable_hosts_and_keep_the_layers_reached() -> None:
+    text = _text(PARTLY_REACHED)
+    assert "cache1/backend1" in text and "40.0%" in text  # the host that answered
+    rows = [line for line in text.splitlines() if "UNREACHABLE" in line]
+    assert any("cache2" in row for row in rows) and any("carp1" in row for row in rows)
+    assert "Unreachable hosts" in text
+    assert sum("Connection refused" in row for row in rows) == 2  # the reason, on each host's line
+    assert "Unreachable hosts" not in _text({"backends": {"cache1": PARTLY_REACHED["backends"]["cache1"]}})
+
+
+def test_text_for_ansible_is_plain_ascii() -> None:
+    text = status.render_text(PARTLY_REACHED)
+    assert text.isascii() and "| cache2 " in text and "UNREACHABLE" in text and "\x1b" not in text
+
+
+def test_module_renders_the_playbooks_json_from_stdin(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr("sys.stdin", io.StringIO(json.dumps(PARTLY_REACHED)))
+    assert status.main(["-"]) == 0
+    assert "UNREACHABLE" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(("data", "code"), [(PARTLY_REACHED, 1), ({"backends": {}, "frontends": {}}, 0)])
+@pytest.mark.parametrize("as_json", [False, True])
+def test_status_exits_1_when_a_host_was_unreachable(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    data: dict,
+    code: int,
+    as_json: bool,  # type: ignore[type-arg]
+) -> None:
+    monkeypatch.setattr(cli, "collect", lambda inventory, extra: data)
+    assert cli.main(["status", str(ROOT / "inventory" / "example"), *(["--json"] if as_json else [])]) == code
+    out, err = capsys.readouterr()
+    if as_json:
+        assert json.loads(out) == data
+    if code:
+        assert err.strip() == "error: 2 of 3 host(s) UNREACHABLE: cache2, carp1"
+        assert as_json or "Connection refused" in out
+    else:
+        assert err == ""
+
+
+def test_collect_keeps_the_data_when_ansible_playbook_exits_nonzero(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A host that failed (not unreachable) makes ansible-playbook exit 2; the data written still counts."""
+
+    def playbook(argv: list[str], **kwargs: object) -> subprocess.CompletedProcess[str]:
+        out = Path(next(a for a in argv if a.startswith("carpfarm_status_file=")).split("=", 1)[1])
+        out.write_text(json.dumps(PARTLY_REACHED))
+        return subprocess.CompletedProcess(argv, 2, "fatal: [cache2]: FAILED!", "")
+
+    monkeypatch.setattr(status.subprocess, "run", playbook)
+    assert status.collect("inventory/example") == PARTLY_REACHED
+
+
+def test_collect_fails_when_the_playbook_wrote_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    def playbook(argv: list[str], **kwargs: object) -> subprocess.CompletedProcess[str]:
+        return subprocess.CompletedProcess(argv, 1, "ERROR! the playbook could not be parsed", "")
+
+    monkeypatch.setattr(status.subprocess, "run", playbook)
+    with pytest.raises(status.StatusError, match=r"exit 1\):\nERROR! the playbook could not be parsed"):
+        status.collect("inventory/example")
+
+
+def test_every_host_play_goes_on_past_an_unreachable_host() -> None:
+    plays = yaml.safe_load((ROOT / "playbooks" / "status.yml").read_text())
+    host_plays = [p for p in plays if p["hosts"] != "localhost"]
+    assert [p["hosts"] for p in host_plays] == ["squid_backends", "carp_frontends"]
+    assert all(p["ignore_unreachable"] is True for p in host_plays)
+
+
+@pytest.mark.skipif(shutil.which("ssh") is None, reason="needs an ssh client to be refused by port 1")
+def test_status_playbook_marks_unreachable_hosts_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The real playbook: cache1 is this machine (reached), cache2 and carp1 refuse ssh on port 1."""
+    unreachable = {"ansible_host": "127.0.0.1", "ansible_port": 1}
+    inventory = {
+        "all": {
+            "vars": {"carpfarm_client_networks": ["192.0.2.128/26"]},
+            "children": {
+                "carp_frontends": {"hosts": {"carp1": {**unreachable, "carp_frontend_address": "192.0.2.10"}}},
+                "squid_backends": {
+                    "hosts": {
+                        "cache1": {
+                            "ansible_connection": "local",
+                            "ansible_become": False,
+                            "ansible_python_interpreter": sys.executable,
+                            "squid_backend_address": "192.0.2.21",
+                        },
+                        "cache2": {**unreachable, "squid_backend_address": "192.0.2.22"},
+                    }
+                },
+            },
+        }
+    }
+    (tmp_path / "hosts.yml").write_text(yaml.safe_dump(inventory))
+    assert cli.main(["status", str(tmp_path), "--json"]) == 1
+    out, err = capsys.readouterr()
+    data = json.loads(out)
+    assert [s["name"] for s in data["backends"]["cache1"]["squids"]] == ["backend1"]  # read, though Squid is absent
+    assert set(status.unreachable(data)) == {"cache2", "carp1"}
+    assert "Connection refused" in data["frontends"]["carp1"]["unreachable"]
+    assert "UNREACHABLE: cache2, carp1" in err

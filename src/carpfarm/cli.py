@@ -3,22 +3,88 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import importlib.metadata
+import inspect
 import json
 import sys
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, NoReturn
 
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
+from rich.text import Text
 
+import carpfarm
+from carpfarm.cli_input import UsageError, check_inventory_path, check_peers, check_urls, positive_int, read_urls
 from carpfarm.inventory import load_topology
 from carpfarm.model import Topology
-from carpfarm.plan import impact, plan, sample_urls
+from carpfarm.plan import Impact, impact, plan, sample_urls
 from carpfarm.problems import TopologyError
-from carpfarm.status import StatusError, collect, tables
+from carpfarm.status import PLAYBOOK, StatusError, collect, tables, unreachable
 
+EXIT_OK = 0
+EXIT_UNREACHABLE = 1
 EXIT_INVALID = 2
 EXIT_WARNING = 3
+
+EXIT_CODES = {
+    EXIT_OK: "success",
+    EXIT_UNREACHABLE: "status: a host could not be reached or read (every layer reached is still shown), "
+    "or the status playbook did not run",
+    EXIT_INVALID: "invalid input: a command-line mistake (one line on stderr) or an invalid inventory "
+    "(every problem listed)",
+    EXIT_WARNING: "impact --strict: some URLs would move between unchanged backends (avoidable remap)",
+}
+INVENTORY_HELP = (
+    "an Ansible inventory: a directory with hosts.yml, group_vars/ and host_vars/ "
+    "(e.g. inventory/example), or one hosts file"
+)
+ARGUMENTS = """arguments:
+  INVENTORY  an Ansible inventory: a directory with hosts.yml, group_vars/ and host_vars/
+             (e.g. inventory/example), or one hosts file
+  OLD, NEW   two inventories of one farm, before and after a change (impact)
+  URL        an absolute http://, https:// or ftp:// URL, as a client asks the proxy for it
+"""
+# The progress keyword of plan.impact() is newer than some checkouts of plan.py.
+_IMPACT_TAKES_PROGRESS = "progress" in inspect.signature(impact).parameters
+
+
+def _exit_codes(*codes: int) -> str:
+    return "exit codes:\n" + "".join(f"  {code}  {EXIT_CODES[code]}\n" for code in codes)
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, reporting its errors on one line like every other command-line mistake."""
+
+    def error(self, message: str) -> NoReturn:
+        _usage_error(self.prog, f"{message} (see '{self.prog} --help')")
+        raise SystemExit(EXIT_INVALID)
+
+
+def _stderr() -> Console:
+    return Console(stderr=True, highlight=False, soft_wrap=True, emoji=False)
+
+
+def _usage_error(prog: str, message: str) -> None:
+    _stderr().print(Text.assemble(f"{prog}: ", ("error", "red"), f": {message}"))
+
+
+def _interactive(args: argparse.Namespace) -> bool:
+    """Spinners and progress bars only for a person watching stderr, never with --json."""
+    return sys.stderr.isatty() and not getattr(args, "json", False)
+
+
+def _busy(args: argparse.Namespace, message: str) -> contextlib.AbstractContextManager[object]:
+    return _stderr().status(message) if _interactive(args) else contextlib.nullcontext()
+
+
+def _version() -> str:
+    try:
+        return importlib.metadata.version("carpfarm")
+    except importlib.metadata.PackageNotFoundError:
+        return str(getattr(carpfarm, "__version__", "unknown"))
 
 
 def _console() -> Console:
@@ -31,7 +97,9 @@ def _emit_json(data: Any) -> None:
 
 
 def _load(path: str, args: argparse.Namespace) -> Topology:
-    return load_topology(path, vcpus=args.vcpus)
+    check_inventory_path(path)
+    with _busy(args, f"reading inventory {path} ..."):
+        return load_topology(path, vcpus=args.vcpus)
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -115,14 +183,18 @@ def cmd_plan(args: argparse.Namespace) -> int:
                 sampled,
             )
     console.print(table)
+    for tip in data.get("advice", []):
+        console.print(Text.assemble(("warning", "yellow"), f": {tip}"))
     return 0
 
 
 def cmd_route(args: argparse.Namespace) -> int:
+    urls = check_urls(args.urls)
     topology = _load(args.inventory, args)
-    rows = []
-    for url in args.urls:
-        chosen = topology.route(url, down=args.down)
+    down = check_peers(args.down, [i.peer_name for i in topology.backend_instances], args.inventory)
+    rows: list[dict[str, Any]] = []
+    for url in urls:
+        chosen = topology.route(url, down=down)
         rows.append(
             {
                 "url": url,
@@ -147,15 +219,25 @@ def cmd_route(args: argparse.Namespace) -> int:
     return 0
 
 
+def _impact(old: Topology, new: Topology, urls: list[str], show_progress: bool) -> Impact:
+    """``plan.impact``, drawing a progress bar on stderr when asked and ``impact`` can report progress."""
+    if not (show_progress and _IMPACT_TAKES_PROGRESS):
+        return impact(old, new, urls)
+    columns = (TextColumn("routing URLs"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    with Progress(*columns, console=_stderr(), transient=True) as bar:
+        task = bar.add_task("impact", total=len(urls))
+
+        def advance(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        with_progress: Callable[..., Impact] = impact
+        return with_progress(old, new, urls, progress=advance)
+
+
 def cmd_impact(args: argparse.Namespace) -> int:
+    urls = read_urls(args.urls_file) if args.urls_file else sample_urls(args.sample)
     old, new = _load(args.old, args), _load(args.new, args)
-    urls: list[str]
-    if args.urls_file:
-        with open(args.urls_file, encoding="utf-8") as handle:
-            urls = [line.strip() for line in handle if line.strip()]
-    else:
-        urls = sample_urls(args.sample)
-    result = impact(old, new, urls)
+    result = _impact(old, new, urls, _interactive(args))
     if args.json:
         _emit_json(result.as_dict())
     else:
@@ -177,80 +259,122 @@ def cmd_impact(args: argparse.Namespace) -> int:
                 f"draining instead (state: drained) would move {result.moved_if_drained_fraction:.2%}"
             )
         for tip in result.advice:
-            console.print(f"[yellow]warning[/]: {tip}")
+            console.print(Text.assemble(("warning", "yellow"), f": {tip}"))
     return EXIT_WARNING if result.collateral and args.strict else 0
 
 
 def cmd_status(args: argparse.Namespace) -> int:
     _load(args.inventory, args)  # a bad inventory is refused before Ansible reaches any host
     try:
-        data = collect(args.inventory, args.ansible_args)
+        with _busy(args, f"running {PLAYBOOK} on {args.inventory} ..."):
+            data = collect(args.inventory, args.ansible_args)
     except StatusError as exc:
-        Console(stderr=True, highlight=False).print(f"[red]error[/]: {exc}", markup=True)
-        return 1
+        _stderr().print(Text.assemble(("error", "red"), f": {exc}"))
+        return EXIT_UNREACHABLE
     if args.json:
         _emit_json(data)
-        return 0
-    console = _console()
-    for table in tables(data):
-        console.print(table)
-    return 0
+    else:
+        console = _console()
+        for table in tables(data):
+            console.print(table)
+    lost = unreachable(data)
+    if not lost:
+        return EXIT_OK
+    hosts = len({*data.get("backends", {}), *data.get("frontends", {})})
+    _stderr().print(Text.assemble(("error", "red"), f": {len(lost)} of {hosts} host(s) UNREACHABLE: {', '.join(lost)}"))
+    return EXIT_UNREACHABLE
+
+
+def _subcommand(
+    sub: argparse._SubParsersAction[_Parser],
+    name: str,
+    summary: str,
+    codes: Sequence[int],
+    common: _Parser,
+) -> _Parser:
+    """A subcommand whose --help ends with the exit codes it can return."""
+    return sub.add_parser(
+        name,
+        parents=[common],
+        help=summary,
+        description=summary,
+        epilog=_exit_codes(*codes),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="carpfarm", description=__doc__)
-    common = argparse.ArgumentParser(add_help=False)
+    parser = _Parser(
+        prog="carpfarm",
+        description="carpfarm: validate, plan, route, impact and status, straight from an Ansible inventory.",
+        epilog=ARGUMENTS + "\n" + _exit_codes(*EXIT_CODES),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    common = _Parser(add_help=False)
     common.add_argument("--json", action="store_true", help="print machine-readable JSON")
     common.add_argument(
         "--vcpus",
-        type=int,
+        type=positive_int,
         default=None,
         help="vCPU count to assume for 'carp_frontend_instances: auto' (facts are not gathered here)",
     )
-    sub = parser.add_subparsers(dest="command", required=True)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = sub.add_parser("validate", parents=[common], help="check an inventory; exit 2 with every problem")
-    p.add_argument("inventory")
+    p = _subcommand(sub, "validate", "check an inventory; exit 2 with every problem", [0, 2], common)
+    p.add_argument("inventory", metavar="INVENTORY", help=INVENTORY_HELP)
     p.set_defaults(func=cmd_validate)
 
-    p = sub.add_parser("plan", parents=[common], help="show every layer, port, balancer rule and CARP share")
-    p.add_argument("inventory")
-    p.add_argument("--sample", type=int, default=None, help="URLs to sample for CARP shares (default: auto)")
+    p = _subcommand(sub, "plan", "show every layer, port, balancer rule and CARP share", [0, 2], common)
+    p.add_argument("inventory", metavar="INVENTORY", help=INVENTORY_HELP)
+    p.add_argument("--sample", type=positive_int, default=None, help="URLs to sample for CARP shares (default: auto)")
     p.set_defaults(func=cmd_plan)
 
-    p = sub.add_parser("route", parents=[common], help="which backend instance serves each URL")
-    p.add_argument("inventory")
-    p.add_argument("urls", nargs="+", metavar="URL")
-    p.add_argument("--down", action="append", default=[], metavar="PEER", help="treat a CARP peer as down")
+    p = _subcommand(sub, "route", "which backend instance serves each URL", [0, 2], common)
+    p.add_argument("inventory", metavar="INVENTORY", help=INVENTORY_HELP)
+    p.add_argument("urls", nargs="+", metavar="URL", help="an absolute http://, https:// or ftp:// URL")
+    p.add_argument(
+        "--down",
+        action="append",
+        default=[],
+        metavar="PEER",
+        help="treat this CARP peer (e.g. cache1-backend1) as down; repeatable",
+    )
     p.set_defaults(func=cmd_route)
 
-    p = sub.add_parser("impact", parents=[common], help="fraction of URLs that change backend between inventories")
-    p.add_argument("old")
-    p.add_argument("new")
-    p.add_argument("--sample", type=int, default=5000, help="number of sample URLs (default 5000)")
-    p.add_argument("--urls-file", help="one URL per line, instead of the sample")
+    p = _subcommand(sub, "impact", "fraction of URLs that change backend between inventories", [0, 2, 3], common)
+    p.add_argument("old", metavar="OLD", help="the inventory as it is now")
+    p.add_argument("new", metavar="NEW", help="the inventory as it will be after the change")
+    p.add_argument("--sample", type=positive_int, default=5000, help="number of sample URLs (default 5000)")
+    p.add_argument("--urls-file", metavar="FILE", help="one URL per line, instead of the sample")
     p.add_argument("--strict", action="store_true", help=f"exit {EXIT_WARNING} when some remap was avoidable")
     p.set_defaults(func=cmd_impact)
 
-    p = sub.add_parser(
-        "status", parents=[common], help="each layer's counters, read on the hosts by playbooks/status.yml"
+    p = _subcommand(
+        sub, "status", "each layer's counters, read on the hosts by playbooks/status.yml", [0, 1, 2], common
     )
-    p.add_argument("inventory")
+    p.add_argument("inventory", metavar="INVENTORY", help=INVENTORY_HELP)
     p.add_argument("ansible_args", nargs="*", metavar="ANSIBLE_ARG", help="passed to ansible-playbook (after --)")
     p.set_defaults(func=cmd_status)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exc:  # --help, --version, or argparse's error (already printed on one line)
+        return int(exc.code or 0)
     try:
         return int(args.func(args))
+    except UsageError as exc:
+        _usage_error(f"carpfarm {args.command}", str(exc))
+        return EXIT_INVALID
     except TopologyError as exc:
         if getattr(args, "json", False):
             _emit_json({"valid": False, "problems": [p.as_dict() for p in exc.problems]})
         else:
             console = Console(stderr=True, highlight=False, soft_wrap=True)
-            console.print(f"[red]error[/]: {exc.args[0].splitlines()[0]}", markup=True)
+            console.print(Text.assemble(("error", "red"), f": {exc.args[0].splitlines()[0]}"))
             for problem in exc.problems:
                 console.print(f"  - {problem}", markup=False)
         return EXIT_INVALID
