@@ -7,7 +7,17 @@ filter is handed to the real `nft -c`.
 
 from __future__ import annotations
 
+import importlib.util
+import os
+import signal
+import socket
 import subprocess
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -16,9 +26,10 @@ from ansible.parsing.dataloader import DataLoader
 from ansible.plugins.loader import init_plugin_loader
 from ansible.template import Templar, trust_as_template
 
-from carpfarm.inventory import load_topology
+from carpfarm.inventory import load_hostvars, load_topology
 from carpfarm.plan import balancer_rules, balancer_targets
 from conftest import ROOT
+from squidrig import SQUID, free_port
 
 EXAMPLE = ROOT / "inventory" / "example"
 ROLE = ROOT / "roles" / "frontend_balancer"
@@ -107,3 +118,225 @@ def test_held_out_instance_leaves_an_exactly_fair_cascade_over_the_rest(tmp_path
     subprocess.run(["nft", "-c", "-f", str(tmp_path / "held.nft")], check=True, capture_output=True)
     with pytest.raises(ValueError, match="leaves no frontend instance"):
         balancer_rules(topology, "carp1", exclude=[3129, 3130, 3131, 3132])
+
+
+# ---------------------------------------------------------------- the Squids' port policy
+
+FRONTEND_CONF = ROOT / "roles/carp_frontend/templates/etc/squid/frontend.conf.j2"
+BACKEND_CONF = ROOT / "roles/squid_backend/templates/etc/squid/backend.conf.j2"
+# Squid's stock Safe_ports and SSL_ports, as Debian's /etc/squid/squid.conf lists them.
+STOCK_SAFE_PORTS = "80 21 443 70 210 1025-65535 280 488 591 777"
+PORT_RULES = ["http_access deny !carpfarm_safe_ports", "http_access deny CONNECT !carpfarm_ssl_ports"]
+
+
+def _filters() -> dict[str, Any]:
+    spec = importlib.util.spec_from_file_location("carpfarm_filters", ROOT / "plugins" / "filter" / "carpfarm.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return dict(module.FilterModule().filters())
+
+
+def _role_defaults(role: str) -> dict[str, Any]:
+    """The role's defaults/main.yml, as Ansible loads it."""
+    path = ROOT / "roles" / role / "defaults" / "main.yml"
+    return dict(DataLoader().load_from_file(str(path), trusted_as_template=True))
+
+
+def _example(**carp1: Any) -> tuple[dict[str, list[str]], dict[str, dict[str, Any]]]:
+    groups, hostvars, _ = load_hostvars(EXAMPLE, vcpus=2)
+    hostvars["carp1"].update(carp1)
+    return groups, hostvars
+
+
+def frontend_confs(carp1: dict[str, Any] | None = None, peers: Any = None, **variables: Any) -> dict[str, str]:
+    """Each frontend instance's squid.conf on carp1, as the carp_frontend role renders it."""
+    groups, hostvars = _example(**(carp1 or {}))
+    f = _filters()
+    facts = {
+        "__carp_frontend_self": f["carpfarm_frontend"](hostvars, groups, "carp1"),
+        "__carp_frontend_peers": peers or f["carpfarm_cache_peers"](hostvars, groups),
+    }
+    return {
+        item["name"]: render(FRONTEND_CONF, **{**_role_defaults("carp_frontend"), **facts, **variables}, item=item)
+        for item in f["carpfarm_frontend_ports"](hostvars, groups, "carp1")
+    }
+
+
+def backend_confs(**variables: Any) -> dict[str, str]:
+    """Each backend instance's squid.conf on cache1, as the squid_backend role renders it."""
+    groups, hostvars = _example()
+    f = _filters()
+    frontends = [box["address"] for box in f["carpfarm_topology"](hostvars, groups)["frontends"]]
+    return {
+        item["name"]: render(
+            BACKEND_CONF,
+            **{**_role_defaults("squid_backend"), **variables},
+            __squid_backend_frontends=frontends,
+            item=item,
+        )
+        for item in f["carpfarm_backend_ports"](hostvars, groups, "cache1")
+    }
+
+
+def _squid_parses(tmp_path: Path, name: str, conf: str) -> None:
+    path = tmp_path / f"{name}.conf"
+    path.write_text(conf)
+    parsed = subprocess.run([SQUID, "-k", "parse", "-f", str(path)], capture_output=True, text=True, check=False)
+    assert parsed.returncode == 0, parsed.stderr[-2000:]
+    assert "empty ACL" not in parsed.stderr, parsed.stderr[-2000:]
+
+
+ROLE_CASES = {
+    "frontend behind iptables": lambda **v: frontend_confs(**v),
+    "frontend behind HAProxy": lambda **v: frontend_confs({"frontend_balancer_type": "haproxy"}, **v),
+    "frontend behind balance": lambda **v: frontend_confs({"frontend_balancer_type": "balance"}, **v),
+    "frontend without localhost": lambda **v: frontend_confs(carp_frontend_allow_localhost=False, **v),
+    "backend": lambda **v: backend_confs(**v),
+    "backend with extra sources": lambda **v: backend_confs(squid_backend_extra_allowed_networks=["10.9.0.0/16"], **v),
+}
+
+
+@pytest.mark.parametrize("case", ROLE_CASES)
+def test_port_rules_come_before_every_allow_and_pass_squid_parse(tmp_path: Path, case: str) -> None:
+    for name, conf in ROLE_CASES[case]().items():
+        lines = conf.splitlines()
+        access = [line for line in lines if line.startswith("http_access ")]
+        assert access[:2] == PORT_RULES, access
+        assert access[-1] == "http_access deny all"
+        assert not any(" allow " in line for line in access[:2])
+        assert f"acl carpfarm_safe_ports port {STOCK_SAFE_PORTS}" in lines
+        assert "acl carpfarm_ssl_ports port 443" in lines
+        assert lines.index("acl carpfarm_safe_ports port " + STOCK_SAFE_PORTS) < lines.index(PORT_RULES[0])
+        _squid_parses(tmp_path, name, conf)
+
+
+@pytest.mark.parametrize("case", ROLE_CASES)
+def test_the_farm_wide_port_lists_reach_both_roles(tmp_path: Path, case: str) -> None:
+    confs = ROLE_CASES[case](carpfarm_safe_ports=[80, 443, "8000-8099"], carpfarm_ssl_ports=[443, "8443-8444"])
+    for name, conf in confs.items():
+        lines = conf.splitlines()
+        assert "acl carpfarm_safe_ports port 80 443 8000-8099" in lines
+        assert "acl carpfarm_ssl_ports port 443 8443-8444" in lines
+        assert [line for line in lines if line.startswith("http_access ")][:2] == PORT_RULES
+        _squid_parses(tmp_path, name, conf)
+
+
+@pytest.mark.parametrize("case", ROLE_CASES)
+def test_no_ssl_ports_refuses_every_connect(tmp_path: Path, case: str) -> None:
+    for name, conf in ROLE_CASES[case](carpfarm_ssl_ports=[]).items():
+        lines = conf.splitlines()
+        assert [line for line in lines if line.startswith("http_access ")][:2] == [
+            "http_access deny !carpfarm_safe_ports",
+            "http_access deny CONNECT",
+        ]
+        assert not any(line.startswith("acl carpfarm_ssl_ports") for line in lines)
+        _squid_parses(tmp_path, name, conf)
+
+
+class _Parent(BaseHTTPRequestHandler):
+    """A parent that records each request line and says yes to it (200, or a tunnel for CONNECT)."""
+
+    protocol_version = "HTTP/1.1"
+    seen: list[str]
+
+    def do_GET(self) -> None:
+        self.seen.append(f"GET {self.path}")
+        self.send_response(200)
+        self.send_header("Content-Length", "0")
+        self.send_header("Cache-Control", "no-store")
+        self.end_headers()
+
+    def do_CONNECT(self) -> None:
+        self.seen.append(f"CONNECT {self.path}")
+        self.send_response(200, "Connection established")
+        self.end_headers()
+        self.close_connection = True
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@contextmanager
+def _recording_parent() -> Iterator[tuple[int, list[str]]]:
+    seen: list[str] = []
+    server = ThreadingHTTPServer(("127.0.0.1", 0), type("Parent", (_Parent,), {"seen": seen}))
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield int(server.server_address[1]), seen
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@contextmanager
+def _running_frontend(parent_port: int, workdir: Path) -> Iterator[int]:
+    """carp1's frontend1 as the role renders it (behind balance: on 127.0.0.1), with one parent.
+
+    Its pid file and logs go to workdir, which must outlive it (Squid writes the logs as it stops).
+    """
+    port = free_port()
+    groups, hostvars = _example()
+    peer = {**_filters()["carpfarm_cache_peers"](hostvars, groups)[0], "address": "127.0.0.1", "port": parent_port}
+    carp1 = {"frontend_balancer_type": "balance", "carp_frontend_instances": 1, "carp_frontend_port_base": port}
+    conf = frontend_confs(carp1, peers=[peer], carp_frontend_shutdown_lifetime=1)["frontend1"]
+    conf = conf.replace("/run/squid-frontend1.pid", f"{workdir}/squid.pid")
+    conf = conf.replace("/var/log/squid/frontend1/", f"{workdir}/")
+    assert f"http_port 127.0.0.1:{port}" in conf.splitlines()
+    path = workdir / "frontend1.conf"
+    path.write_text(conf + f"coredump_dir {workdir}\n")
+    subprocess.run([SQUID, "-k", "parse", "-f", str(path)], check=True, capture_output=True)
+    proc = subprocess.Popen([SQUID, "-N", "-n", f"carppolicy{os.getpid()}{port}", "-f", str(path)])
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            assert proc.poll() is None, (workdir / "cache.log").read_text(errors="replace")[-2000:]
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+                break
+            except OSError:
+                assert time.monotonic() < deadline, f"squid did not listen on 127.0.0.1:{port}"
+                time.sleep(0.1)
+        yield port
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def _status(port: int, method: str, target: str) -> int:
+    """The status line's code for one request sent to the proxy on a new connection."""
+    authority = target.split("/")[2] if "://" in target else target
+    request = f"{method} {target} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\n\r\n"
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as conn:
+        conn.sendall(request.encode())
+        status_line = conn.makefile("rb").readline().decode()
+    return int(status_line.split()[1])
+
+
+@pytest.mark.squid
+def test_a_real_frontend_refuses_unsafe_ports_and_forwards_the_rest() -> None:
+    """The rendered frontend allows localhost (behind balance), so only the port rules can say 403."""
+    refused = [("CONNECT", "127.0.0.1:22"), ("CONNECT", "127.0.0.1:80"), ("GET", "http://127.0.0.1:25/smtp")]
+    with tempfile.TemporaryDirectory() as tmp, _recording_parent() as (parent_port, seen):
+        workdir = Path(tmp)
+        workdir.chmod(0o777)  # squid drops to the 'proxy' user for its logs
+        with _running_frontend(parent_port, workdir) as port:
+            assert {target: _status(port, method, target) for method, target in refused} == {
+                target: 403 for _, target in refused
+            }
+            # A URL without a port is port 80 to Squid's port ACL; 8080 is in 1025-65535; 443 may be tunnelled.
+            assert _status(port, "GET", "http://127.0.0.1/no-port") == 200
+            assert _status(port, "GET", "http://127.0.0.1:8080/high-port") == 200
+            assert _status(port, "CONNECT", "127.0.0.1:443") == 200
+        log = (workdir / "access.log").read_text().splitlines()
+    assert sorted(seen) == [
+        "CONNECT 127.0.0.1:443",
+        "GET http://127.0.0.1/no-port",
+        "GET http://127.0.0.1:8080/high-port",
+    ]
+    assert sorted(line.split()[6] for line in log if "TCP_DENIED/403" in line) == sorted(t for _, t in refused)
