@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import subprocess
 import sys
@@ -32,14 +33,14 @@ def test_validate_example(capsys: pytest.CaptureFixture[str]) -> None:
         "frontend_hosts": 1,
         "frontend_instances": 1,
         "backend_hosts": 3,
-        "backend_instances": 6,
+        "backend_instances": 8,
         "drained_instances": 0,
     }
 
 
 def test_group_and_host_vars_resolve_like_a_play() -> None:
     topology = load_topology(EXAMPLE, vcpus=4)
-    assert [i.weight for i in topology.backend_instances] == [1, 1, 1, 1, 2, 2]  # host_vars/cache3.yml
+    assert [i.port for i in topology.backend_instances][4:] == [4001, 4002, 4003, 4004]  # host_vars/cache3.yml
     assert [i.address for i in topology.backend_instances][-1] == "192.0.2.23"
     assert len(topology.frontend_instances) == 4
 
@@ -57,7 +58,7 @@ def test_plan_json_has_every_layer(capsys: pytest.CaptureFixture[str]) -> None:
     ]
     assert [round(s, 4) for s in front["naive_wiki_shares"]] == [0.25, 0.1875, 0.1406, 0.4219]
     shares = [i["share"] for b in data["backends"] for i in b["instances"]]
-    assert [s["expected"] for s in shares] == [0.125] * 4 + [0.25] * 2
+    assert [s["expected"] for s in shares] == [0.125] * 8
     assert all(abs(s["sampled"] - s["expected"]) < 0.03 for s in shares)
     assert data["cache_peers"][0]["name"] == "cache1-backend1"
 
@@ -118,12 +119,17 @@ def test_impact_of_appending_to_an_equal_weight_farm_is_only_its_share(
 
 
 def test_impact_of_appending_to_a_mixed_weight_farm_is_explained(
-    capsys: pytest.CaptureFixture[str], example_inventory: Path
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
+    import shutil
+
+    old = _edit(shutil.copytree(EXAMPLE, tmp_path / "old"), lambda h: h["cache3"].update(squid_backend_weight=2))
     new = _edit(
-        example_inventory, lambda h: h.update({"cache4": {"ansible_host": "192.0.2.24", "squid_backend_weight": 2}})
+        shutil.copytree(old, tmp_path / "new"),
+        lambda h: h.update({"cache4": {"ansible_host": "192.0.2.24", "squid_backend_weight": 2}}),
     )
-    code, data = _impact(capsys, new)
+    code, out, _ = run(capsys, "impact", str(old), str(new), "--json", "--strict", "--sample", "3000")
+    data = json.loads(out)
     assert code == EXIT_WARNING and data["collateral"] > 0
     assert any("mixes weights" in tip for tip in data["advice"])
 
@@ -202,3 +208,167 @@ def test_plan_of_a_large_farm_is_fast(tmp_path: Path) -> None:
     assert result.returncode == EXIT_INVALID
     assert "at most 1000 equal-weight CARP peers" in result.stdout
     print(f"plan of 500 x 8: {elapsed:.2f} s")
+
+
+# ---- command-line mistakes: exit 2, one line on stderr, never a traceback
+
+
+def _one_line_error(capsys: pytest.CaptureFixture[str], *args: str) -> str:
+    code, out, err = run(capsys, *args)
+    assert code == EXIT_INVALID, (code, err)
+    assert "Traceback" not in err and out == ""
+    assert len(err.splitlines()) == 1, err
+    return err.strip()
+
+
+@pytest.mark.parametrize(
+    ("url", "named"),
+    [
+        ("www.example.com/foo", "has no scheme; write it as 'http://www.example.com/foo'"),
+        ("localhost:3128/foo", "has no scheme"),
+        ("http:/www.example.com/", "needs '://'"),
+        ("mailto:squid@example.com", "scheme 'mailto'"),
+        ("gopher://example.com/", "scheme 'gopher'"),
+        ("http:///foo", "has no host"),
+        ("http://user@/foo", "has no host"),
+        ("http://h:abc/", "port 'abc'"),
+        ("http://h:0/", "port '0'"),
+        ("http://h:65536/", "port '65536'"),
+        ("http://h:-1/", "port '-1'"),
+        ("http://[::1/foo", "closing ']'"),
+        ("http://[::1]x/", "after the IPv6 host"),
+        ("http://h/a b", "whitespace"),
+        ("", "empty"),
+    ],
+)
+def test_route_refuses_a_url_squid_could_not_parse(capsys: pytest.CaptureFixture[str], url: str, named: str) -> None:
+    err = _one_line_error(capsys, "route", str(EXAMPLE), "http://www.example.com/ok", url)
+    assert err.startswith("carpfarm route: error: URL ") and repr(url) in err and named in err
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://www.example.com/",
+        "HTTPS://WWW.example.com:443/x?y=1",
+        "ftp://u:p@h:21/f",
+        "http://[::1]:8080/",
+        "http://h?q",
+    ],
+)
+def test_route_accepts_absolute_urls(capsys: pytest.CaptureFixture[str], url: str) -> None:
+    code, out, err = run(capsys, "route", str(EXAMPLE), url, "--json")
+    assert code == 0, err
+    assert json.loads(out)[0]["peer_name"]
+
+
+@pytest.mark.parametrize(
+    ("args", "named"),
+    [
+        (["impact", str(EXAMPLE), str(EXAMPLE), "--sample", "0"], "argument --sample: expected a whole number"),
+        (["impact", str(EXAMPLE), str(EXAMPLE), "--sample", "-5"], "got -5"),
+        (["impact", str(EXAMPLE), str(EXAMPLE), "--sample", "many"], "got 'many'"),
+        (["plan", str(EXAMPLE), "--sample", "0"], "argument --sample"),
+        (["plan", str(EXAMPLE), "--vcpus", "0"], "argument --vcpus"),
+        (["validate", "inventory/does-not-exist"], "inventory 'inventory/does-not-exist' does not exist"),
+        (["impact", str(EXAMPLE), "no/such/inventory"], "inventory 'no/such/inventory' does not exist"),
+        (["route", str(EXAMPLE)], "the following arguments are required: URL"),
+        (["frobnicate"], "invalid choice: 'frobnicate'"),
+    ],
+)
+def test_mistakes_exit_2_on_one_line(capsys: pytest.CaptureFixture[str], args: list[str], named: str) -> None:
+    assert named in _one_line_error(capsys, *args)
+
+
+def test_urls_file_that_is_missing_a_directory_or_empty(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    impact = ["impact", str(EXAMPLE), str(EXAMPLE), "--urls-file"]
+    missing = tmp_path / "missing.txt"
+    assert f"--urls-file '{missing}' does not exist" in _one_line_error(capsys, *impact, str(missing))
+    assert "is a directory" in _one_line_error(capsys, *impact, str(tmp_path))
+    (tmp_path / "empty.txt").write_text("\n  \n")
+    assert "holds no URL" in _one_line_error(capsys, *impact, str(tmp_path / "empty.txt"))
+    (tmp_path / "latin1.txt").write_bytes(b"http://h/caf\xe9\n")
+    assert "is not UTF-8" in _one_line_error(capsys, *impact, str(tmp_path / "latin1.txt"))
+    (tmp_path / "bad.txt").write_text("http://a/\n\nwww.example.com/foo\n")
+    err = _one_line_error(capsys, *impact, str(tmp_path / "bad.txt"))
+    assert "line 3: URL 'www.example.com/foo' has no scheme" in err
+
+
+def test_urls_file_is_routed(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    urls = tmp_path / "urls.txt"
+    urls.write_text("".join(f"http://www.example.com/{i}\n\n" for i in range(50)))
+    code, out, _ = run(capsys, "impact", str(EXAMPLE), str(EXAMPLE), "--urls-file", str(urls), "--json")
+    assert code == 0 and json.loads(out)["urls"] == 50
+
+
+@pytest.mark.parametrize(
+    ("down", "hint"),
+    [
+        ("cache2-backendl", "did you mean 'cache2-backend1' or 'cache2-backend2'?"),
+        ("cache9-backend1", "did you mean"),
+        ("zzz", "its peers are cache1-backend1, cache1-backend2, cache2-backend1"),
+    ],
+)
+def test_route_down_must_name_a_peer(capsys: pytest.CaptureFixture[str], down: str, hint: str) -> None:
+    err = _one_line_error(capsys, "route", str(EXAMPLE), "http://a/", "--down", "cache1-backend1", "--down", down)
+    assert f"--down '{down}' is not a CARP peer of {EXAMPLE}" in err and hint in err
+
+
+def test_inventory_problems_keep_their_full_report(capsys: pytest.CaptureFixture[str], example_inventory: Path) -> None:
+    (example_inventory / "host_vars" / "cache1.yml").write_text("squid_backend_instances: 0\n")
+    code, _, err = run(capsys, "route", str(example_inventory), "http://a/")
+    assert code == EXIT_INVALID and len(err.splitlines()) > 1 and "Traceback" not in err
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "--version")
+    assert code == 0
+    assert out.strip() == f"carpfarm {importlib.metadata.version('carpfarm')}"
+
+
+@pytest.mark.parametrize("command", [[], ["validate"], ["plan"], ["route"], ["impact"], ["status"]])
+def test_help_explains_arguments_and_exit_codes(capsys: pytest.CaptureFixture[str], command: list[str]) -> None:
+    code, out, _ = run(capsys, *command, "--help")
+    assert code == 0
+    assert "exit codes:" in out and "  0  " in out and "  2  invalid input" in out
+    positionals = {"impact": ("OLD", "NEW")}.get(command[0] if command else "", ("INVENTORY",))
+    assert all(p in out for p in positionals)
+    if not command:
+        assert "  1  status" in out and "  3  impact --strict" in out and "URL " in out
+    if command == ["route"]:
+        assert "URL" in out and "ftp://" in out
+    if command == ["status"]:
+        assert "  1  status" in out
+
+
+def test_plan_prints_advice_as_warnings(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    from carpfarm import cli, plan
+
+    def with_advice(*args: object, **kwargs: object) -> dict:  # type: ignore[type-arg]
+        return {**plan.plan(*args, **kwargs), "advice": ["backends mix CARP weights [1, 2]"]}  # type: ignore[arg-type]
+
+    monkeypatch.setattr(cli, "plan", with_advice)
+    code, out, _ = run(capsys, "plan", str(EXAMPLE), "--vcpus", "4")
+    assert code == 0 and out.rstrip().endswith("warning: backends mix CARP weights [1, 2]")
+
+
+def test_impact_drives_a_progress_callback_when_stderr_is_a_terminal(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from carpfarm import cli
+
+    calls: list[tuple[int, int]] = []
+    real_impact = cli.impact
+
+    def fake_impact(old: object, new: object, urls: list[str], progress=None):  # type: ignore[no-untyped-def]
+        for done in range(0, len(urls) + 1, 50):
+            progress(done, len(urls))
+            calls.append((done, len(urls)))
+        return real_impact(old, new, urls)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(cli, "_IMPACT_TAKES_PROGRESS", True)
+    monkeypatch.setattr(cli, "impact", fake_impact)
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    code, out, _ = run(capsys, "impact", str(EXAMPLE), str(EXAMPLE), "--sample", "200")
+    assert code == 0 and "Impact over 200 URLs" in out
+    assert calls[-1] == (200, 200)

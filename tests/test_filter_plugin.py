@@ -81,19 +81,21 @@ def test_filters_in_a_real_play(tmp_path: Path) -> None:
     result = _playbook(tmp_path, EXAMPLE)
     assert result.returncode == 0, result.stdout + result.stderr
     data = json.loads((tmp_path / "out.json").read_text())
-    assert [p["name"] for p in data["peers"]] == [f"cache{h}-backend{i}" for h in (1, 2, 3) for i in (1, 2)]
+    assert [p["name"] for p in data["peers"]] == [f"cache{h}-backend{i}" for h in (1, 2) for i in (1, 2)] + [
+        f"cache3-backend{i}" for i in (1, 2, 3, 4)
+    ]
     assert data["peers"][4] == {
         "address": "192.0.2.23",
         "port": 4001,
         "name": "cache3-backend1",
-        "weight": 2,
+        "weight": 1,
         "state": "active",
         "carp_key": "",
     }
     assert data["frontend_ports"] == [{"name": "frontend1", "port": 3129, "intercept_port": None, "speaks_wccp": False}]
     assert data["frontend"]["name"] == "carp1" and data["frontend"]["listen_port"] == 3128
     assert [i["port"] for i in data["frontend"]["instances"]] == [3129]
-    assert [b["peer_name"] for b in data["backend_ports"]] == ["cache3-backend1", "cache3-backend2"]
+    assert [b["peer_name"] for b in data["backend_ports"]] == [f"cache3-backend{i}" for i in (1, 2, 3, 4)]
     assert data["balancer"]["targets"][0]["endpoint"] == "127.0.0.1:3129"
     assert [r["iptables_probability"] for r in data["cascade"]] == [
         "0.25000000000",
@@ -123,13 +125,19 @@ def test_filter_errors_are_ansible_filter_errors() -> None:
         )
     with pytest.raises(AnsibleFilterError, match="not in carp_frontends"):
         filters["carpfarm_frontend_ports"](
-            {"carp1": {"carpfarm_client_networks": ["192.0.2.0/24"]}, "c": {}},
+            {
+                "carp1": {"carpfarm_client_networks": ["192.0.2.0/24"], "ansible_host": "192.0.2.10"},
+                "c": {"ansible_host": "192.0.2.21"},
+            },
             {"carp_frontends": ["carp1"], "squid_backends": ["c"]},
             "c",
         )
     with pytest.raises(AnsibleFilterError, match="c is not in the carp_frontends group"):
         filters["carpfarm_frontend"](
-            {"carp1": {"carpfarm_client_networks": ["192.0.2.0/24"]}, "c": {}},
+            {
+                "carp1": {"carpfarm_client_networks": ["192.0.2.0/24"], "ansible_host": "192.0.2.10"},
+                "c": {"ansible_host": "192.0.2.21"},
+            },
             {"carp_frontends": ["carp1"], "squid_backends": ["c"]},
             "c",
         )

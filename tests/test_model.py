@@ -76,12 +76,16 @@ def test_auto_frontends_follow_vcpus() -> None:
     assert len(Topology.from_inventory(groups, hostvars).frontend_instances) == 6
 
 
-def test_address_falls_back_from_explicit_to_ansible_host_to_name() -> None:
+def test_address_falls_back_from_explicit_to_ansible_host_to_name_resolved_once() -> None:
     groups, hostvars = _inventory()
     hostvars["cache1"]["squid_backend_address"] = "192.0.2.99"
-    del hostvars["cache2"]["ansible_host"]
+    hostvars["cache2"]["ansible_host"] = "localhost"
     topology = Topology.from_inventory(groups, hostvars)
-    assert [b.address for b in topology.backends] == ["192.0.2.99", "cache2"]
+    assert [b.address for b in topology.backends] == ["192.0.2.99", "127.0.0.1"]
+    assert [b.address_written for b in topology.backends] == ["", "localhost"]
+    del hostvars["cache2"]["ansible_host"]  # the inventory name 'cache2' resolves nowhere
+    with pytest.raises(TopologyError, match="cache2: squid_backend_address = 'cache2': is a name that does not"):
+        Topology.from_inventory(groups, hostvars)
 
 
 def test_drained_route_never_picks_drained() -> None:

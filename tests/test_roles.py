@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
+from types import UnionType
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 import pytest
 import yaml
+from pydantic.fields import FieldInfo
 
-from carpfarm.model import BackendVars
+from carpfarm.fields import INTERNAL, Declared
+from carpfarm.variables import DECLARED, INTERNAL_NAMES, declarations, in_namespace
 from conftest import ROOT
 
 ROLES = sorted(p.name for p in (ROOT / "roles").iterdir() if (p / "defaults" / "main.yml").exists())
@@ -27,18 +32,104 @@ def test_argument_specs_defaults_match_defaults_main(role: str) -> None:
         assert spec.get("description"), f"{role}: {name} has no description"
 
 
+def _declared_for(role: str) -> dict[str, tuple[FieldInfo, Declared]]:
+    return {d.name: (model.model_fields[field], d) for model, field, d in declarations() if role in d.roles}
+
+
+def _default(field: FieldInfo) -> Any:
+    value = field.get_default(call_default_factory=True)
+    value = "" if value is None else value
+    if isinstance(value, list):
+        return [
+            v.model_dump(exclude_none=True, exclude_defaults=True) if hasattr(v, "model_dump") else v for v in value
+        ]
+    return value
+
+
+def _spec_type(field: FieldInfo) -> tuple[str, list[str] | None]:
+    """argument_specs' type (and choices) for a declared field."""
+    annotation = field.annotation
+    args = [a for a in get_args(annotation) if a is not type(None)]
+    if get_origin(annotation) in (Union, UnionType) and len(args) == 1:
+        annotation = args[0]
+    while get_origin(annotation) is Annotated:
+        annotation = get_args(annotation)[0]
+    if get_origin(annotation) is Literal:
+        return "str", list(get_args(annotation))
+    if annotation is bool:
+        return "bool", None
+    if annotation is int:
+        return "int", None
+    if annotation is str:
+        return "str", None
+    if get_origin(annotation) is list:
+        return "list", None
+    return "raw", None
+
+
 @pytest.mark.parametrize("role", ROLES)
-def test_public_variables_carry_the_role_prefix(role: str) -> None:
+def test_public_variables_carry_the_role_prefix_or_are_declared_farm_wide(role: str) -> None:
+    declared = _declared_for(role)
     for name in _load(ROOT / "roles" / role / "defaults" / "main.yml"):
-        assert name.startswith(role + "_"), f"{role}: {name}"
+        assert name.startswith(role + "_") or (name.startswith("carpfarm_") and name in declared), f"{role}: {name}"
 
 
-def test_backend_role_defaults_are_the_models_defaults() -> None:
-    defaults = _load(ROOT / "roles" / "squid_backend" / "defaults" / "main.yml")
-    for field in BackendVars.model_fields.values():
-        assert field.alias in defaults, f"{field.alias} missing from squid_backend defaults"
-        model_default = field.default if field.default is not None else ""
-        assert defaults[field.alias] == model_default, field.alias
+@pytest.mark.parametrize("role", [r for r in ROLES if not r.startswith("lab_")])
+def test_defaults_and_argument_specs_are_the_models_declarations(role: str) -> None:
+    """One declaration per variable: the model's (carpfarm.variables); the role's files must agree."""
+    declared = _declared_for(role)
+    defaults = _load(ROOT / "roles" / role / "defaults" / "main.yml")
+    options = _load(ROOT / "roles" / role / "meta" / "argument_specs.yml")["argument_specs"]["main"]["options"]
+    assert set(defaults) == set(declared), f"{role}: defaults/main.yml and the model declare different variables"
+    assert set(options) == set(declared), f"{role}: argument_specs and the model declare different variables"
+    for name, (field, d) in declared.items():
+        assert defaults[name] == _default(field), f"{role}: {name} default differs from the model's"
+        spec = options[name]
+        assert spec.get("default") == defaults[name], f"{role}: {name} argument_specs default differs"
+        kind, choices = _spec_type(field)
+        assert spec.get("type", "str") == kind, f"{role}: {name} type {spec.get('type')} is not the model's {kind}"
+        assert spec.get("choices") == choices, f"{role}: {name} choices differ from the model's"
+        text = spec.get("description")
+        text = " ".join(text) if isinstance(text, list) else str(text)
+        assert " ".join(text.split()) == " ".join(d.meaning.split()), f"{role}: {name} description differs"
+
+
+@pytest.mark.parametrize("role", [r for r in ROLES if not r.startswith("lab_")])
+def test_readme_variable_table_lists_exactly_the_declared_variables(role: str) -> None:
+    readme = (ROOT / "roles" / role / "README.md").read_text()
+    rows = set(re.findall(r"^\| `([a-z0-9_]+)` \|", readme, flags=re.MULTILINE))
+    public = {name for name, (_, d) in _declared_for(role).items() if INTERNAL not in d.scope}
+    assert public <= rows, f"{role}: README table misses {sorted(public - rows)}"
+    stray = {r for r in rows if in_namespace(r) and r not in DECLARED}
+    assert not stray, f"{role}: README table names undeclared variables {sorted(stray)}"
+
+
+NOT_VARIABLES = {
+    # filters of plugins/filter/carpfarm.py
+    *(f"carpfarm_{f}" for f in ("topology", "plan", "cascade", "frontend", "frontend_ports", "backend_ports")),
+    *(f"carpfarm_{f}" for f in ("cache_peers", "balancer", "route", "remap")),
+    # facts a play sets, Squid ACL and HAProxy section names, an inventory group
+    "carpfarm_validated",
+    "carpfarm_status",
+    "carpfarm_clients",
+    "carpfarm_proxy",
+    "carpfarm_verify_clients",
+    "squid_common_started",
+}
+
+
+def test_every_variable_a_role_or_playbook_reads_is_declared() -> None:
+    """Names in carpfarm's namespaces that roles and playbooks read are declared, or are no variable."""
+    text = "\n".join(
+        path.read_text()
+        for folder in ("roles", "playbooks")
+        for path in (ROOT / folder).rglob("*")
+        if path.is_file() and path.suffix in (".yml", ".j2") and "/lab_" not in str(path)
+    )
+    pattern = r"\b((?:squid_backend|carp_frontend|frontend_balancer|carpfarm|squid_common)_[a-z0-9_]+)"
+    used = set(re.findall(pattern, text))
+    unknown = used - set(DECLARED) - set(INTERNAL_NAMES) - NOT_VARIABLES
+    assert not unknown, f"read by roles or playbooks but not declared in carpfarm.variables: {sorted(unknown)}"
 
 
 @pytest.mark.parametrize("example", ["playbooks/backends.yml", "inventory/lab/group_vars/squid_backends.yml"])

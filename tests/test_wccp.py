@@ -21,6 +21,7 @@ def inventory(**wccp: Any) -> tuple[dict[str, list[str]], dict[str, dict[str, An
     carp1 = {
         "ansible_host": "192.0.2.10",
         "carpfarm_client_networks": ["198.51.100.0/24", "2001:db8::/32"],
+        "frontend_balancer_type": "nftables",  # the IPv4-only iptables balancer refuses IPv6 clients
         "carp_frontend_instances": 2,
         "carpfarm_wccp": True,
         "carpfarm_wccp_routers": ["192.0.2.1"],

@@ -65,6 +65,8 @@ def test_every_instance_intercepts_and_only_the_first_joins_the_routers(tmp_path
             carp_frontend_allow_localhost=True,
             carp_frontend_shutdown_lifetime=3,
             carp_frontend_parent_selection="carp",
+            carpfarm_safe_ports=[80, 21, 443, 70, 210, "1025-65535", 280, 488, 591, 777],
+            carpfarm_ssl_ports=[443],
             **facts,
         )
         path = tmp_path / f"{item['name']}.conf"
@@ -114,7 +116,7 @@ def test_the_redirect_rules_pass_the_real_checkers(tmp_path: Path, method: str, 
 
 @pytest.mark.parametrize("wccp", [True, False])
 def test_the_loader_script_adds_or_removes_the_wccp_jumps(tmp_path: Path, wccp: bool) -> None:
-    balancer = _facts("l2")["__frontend_balancer"]
+    balancer = {**_facts("l2")["__frontend_balancer"], "type": "iptables"}
     if not wccp:
         balancer = {**balancer, "intercept": None}
     script = render(

@@ -14,6 +14,7 @@ from ansible.errors import AnsibleFilterError
 try:
     from carpfarm import balancer as _balancer
     from carpfarm import plan as _plan
+    from carpfarm import remap as _remap
     from carpfarm import wccp as _wccp
     from carpfarm.inventory import topology_from_play
     from carpfarm.model import Topology
@@ -24,13 +25,18 @@ else:
     _IMPORT_ERROR = None
 
 
-def _topology(hostvars: Mapping[str, Any], groups: Mapping[str, Sequence[str]]) -> Topology:
+def _topology(
+    hostvars: Mapping[str, Any],
+    groups: Mapping[str, Sequence[str]],
+    check_names: bool = False,
+    sources: Sequence[str] = (),
+) -> Topology:
     if _IMPORT_ERROR is not None:
         raise AnsibleFilterError(
             f"the carpfarm Python package is not importable ({_IMPORT_ERROR}); run 'make setup' and use .venv's ansible"
         )
     try:
-        return topology_from_play(groups, hostvars)
+        return topology_from_play(groups, hostvars, check_names=check_names, sources=sources)
     except TopologyError as exc:
         raise AnsibleFilterError(str(exc)) from exc
 
@@ -50,9 +56,17 @@ def _guard(func: Callable[..., Any]) -> Callable[..., Any]:
 
 
 @_guard
-def carpfarm_topology(hostvars: Mapping[str, Any], groups: Mapping[str, Sequence[str]]) -> dict[str, Any]:
-    """The validated topology as plain data; fails with every problem found."""
-    return _topology(hostvars, groups).model_dump(mode="json")
+def carpfarm_topology(
+    hostvars: Mapping[str, Any],
+    groups: Mapping[str, Sequence[str]],
+    check_names: bool = False,
+    sources: Sequence[str] = (),
+) -> dict[str, Any]:
+    """The validated topology as plain data; fails with every problem found.
+
+    ``check_names`` also refuses unknown and misplaced carpfarm variables, and (with the
+    inventory ``sources``) group_vars/host_vars entries that reach no host."""
+    return _topology(hostvars, groups, bool(check_names), list(sources or ())).model_dump(mode="json")
 
 
 @_guard
@@ -134,6 +148,20 @@ def carpfarm_route(urls: str | Sequence[str], hostvars: Mapping[str, Any], group
     return results[0] if one else results
 
 
+@_guard
+def carpfarm_remap(
+    deployed: Mapping[str, Sequence[str]], hostvars: Mapping[str, Any], groups: Mapping[str, Sequence[str]]
+) -> list[str]:
+    """Why the planned ``cache_peer`` list would move URLs between backends that stay, per CARP box.
+
+    ``deployed`` maps each CARP box to the ``cache_peer`` lines it runs now (none before the first run)."""
+    topology = _topology(hostvars, groups)
+    problems = []
+    for box, lines in deployed.items():
+        problems += _remap.remap_problems(str(box), _remap.deployed_peers(str(line) for line in lines), topology)
+    return [str(p) for p in problems]
+
+
 class FilterModule:
     """carpfarm filters."""
 
@@ -148,4 +176,5 @@ class FilterModule:
             "carpfarm_cache_peers": carpfarm_cache_peers,
             "carpfarm_balancer": carpfarm_balancer,
             "carpfarm_route": carpfarm_route,
+            "carpfarm_remap": carpfarm_remap,
         }

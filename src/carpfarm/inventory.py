@@ -14,17 +14,22 @@ from typing import Any
 
 import yaml
 
-from carpfarm.model import BACKEND_GROUP, FRONTEND_GROUP, RETIRED_GROUP, WCCP_GROUP, Topology
+from carpfarm.model import Topology
 from carpfarm.problems import Problem, TopologyError
+from carpfarm.rules import orphan_vars_files
+from carpfarm.variables import GROUPS, in_namespace
 
-GROUPS = (BACKEND_GROUP, FRONTEND_GROUP, WCCP_GROUP, RETIRED_GROUP)
-# Variables the model reads; others (and their templates) are left alone.
-PREFIXES = ("squid_backend_", "carp_frontend_", "carpfarm_", "frontend_balancer_", "wccp_")
+# Variables the model reads besides carpfarm's namespaces; others (and their templates) are left alone.
 EXTRA_VARS = ("ansible_host", "ansible_processor_vcpus")
 
 
 def _wanted(name: str) -> bool:
-    return name.startswith(PREFIXES) or name in EXTRA_VARS
+    return in_namespace(name) or name in EXTRA_VARS
+
+
+def _inventory_dirs(sources: Sequence[str | os.PathLike[str]]) -> list[Path]:
+    """Where Ansible looks for group_vars/ and host_vars/ next to each inventory source."""
+    return [Path(s) if Path(s).is_dir() else Path(s).parent for s in sources]
 
 
 class _TolerantLoader(yaml.SafeLoader):
@@ -65,8 +70,10 @@ def _yaml_problems(path: Path) -> list[Problem]:
 
 def load_hostvars(
     source: str | os.PathLike[str], vcpus: int | None = None
-) -> tuple[dict[str, list[str]], dict[str, dict[str, Any]]]:
-    """Return (groups, hostvars) for carpfarm's groups, templated, as a play would see them."""
+) -> tuple[dict[str, list[str]], dict[str, dict[str, Any]], list[Problem]]:
+    """Return (groups, hostvars, problems) for carpfarm's groups, templated, as a play would see them.
+
+    The problems are the inventory's group_vars/ and host_vars/ entries that reach no host."""
     # An inventory that fails to parse is an error, not a warning followed by an empty inventory.
     os.environ.setdefault("ANSIBLE_INVENTORY_UNPARSED_FAILED", "True")
     os.environ.setdefault("ANSIBLE_INVENTORY_ANY_UNPARSED_IS_FAILED", "True")
@@ -96,21 +103,43 @@ def load_hostvars(
             hostvars[name] = {k: templar.template(v) for k, v in raw.items() if _wanted(k)}
             if vcpus is not None:
                 hostvars[name].setdefault("ansible_processor_vcpus", vcpus)
+        orphans = list(orphan_vars_files(_inventory_dirs([path]), inventory.groups, inventory.hosts))
     except AnsibleError as exc:
         message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise TopologyError(
             [Problem(str(path), "inventory", f"cannot be read: {message}", "correct the YAML at the place named")]
         ) from exc
-    return groups, hostvars
+    return groups, hostvars, orphans
 
 
 def load_topology(source: str | os.PathLike[str], vcpus: int | None = None) -> Topology:
-    groups, hostvars = load_hostvars(source, vcpus)
-    return Topology.from_inventory(groups, hostvars)
+    """The validated topology of an inventory, with unknown and misplaced variables refused."""
+    groups, hostvars, orphans = load_hostvars(source, vcpus)
+    return _with(orphans, groups, hostvars)
 
 
-def topology_from_play(groups: Mapping[str, Sequence[str]], hostvars: Mapping[str, Any]) -> Topology:
-    """Build the topology from a play's ``groups`` and ``hostvars`` (used by the filter plugin)."""
+def _with(
+    problems: Sequence[Problem], groups: Mapping[str, Sequence[str]], hostvars: Mapping[str, Mapping[str, Any]]
+) -> Topology:
+    try:
+        topology = Topology.from_inventory(groups, hostvars, check_names=True)
+    except TopologyError as exc:
+        raise TopologyError([*problems, *exc.problems]) from None
+    if problems:
+        raise TopologyError(problems)
+    return topology
+
+
+def topology_from_play(
+    groups: Mapping[str, Sequence[str]],
+    hostvars: Mapping[str, Any],
+    check_names: bool = False,
+    sources: Sequence[str] = (),
+) -> Topology:
+    """Build the topology from a play's ``groups`` and ``hostvars`` (used by the filter plugin).
+
+    site.yml's validate play asks for ``check_names`` and passes ``ansible_inventory_sources``:
+    it then refuses unknown and misplaced variables and vars files that reach no host."""
     wanted = {g: list(groups.get(g, [])) for g in GROUPS}
     names = dict.fromkeys(h for hosts in wanted.values() for h in hosts)
     plain = {}
@@ -120,4 +149,8 @@ def topology_from_play(groups: Mapping[str, Sequence[str]], hostvars: Mapping[st
         facts = host.get("ansible_facts") if hasattr(host, "get") else None
         if "ansible_processor_vcpus" not in plain[name] and isinstance(facts, Mapping) and "processor_vcpus" in facts:
             plain[name]["ansible_processor_vcpus"] = facts["processor_vcpus"]
-    return Topology.from_inventory(wanted, plain)
+    if not check_names:
+        return Topology.from_inventory(wanted, plain)
+    every_host = [str(h) for h in groups.get("all", [])]
+    orphans = list(orphan_vars_files(_inventory_dirs(sources), groups.keys(), every_host))
+    return _with(orphans, wanted, plain)

@@ -12,95 +12,58 @@ so that what ``carpfarm plan`` shows is what the hosts get.
 from __future__ import annotations
 
 import ipaddress
-from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from functools import cached_property
-from typing import Annotated, Any, Literal, get_args
+from typing import Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, Tag, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError
 
-from carpfarm.carp import KEY_PARTS, CarpArray, CarpPeer, KeyPart
+from carpfarm import errors, rules
+from carpfarm.carp import CarpArray, CarpPeer
+from carpfarm.fields import declared
 from carpfarm.problems import NO_VALUE, Problem, TopologyError
-from carpfarm.wccp import Assignment, Method, WccpService, WccpSettings
+from carpfarm.variables import (
+    BACKEND_GROUP,
+    BALANCER_MODES,
+    BALANCER_TYPES,
+    CACHE_TYPES,
+    FRONTEND_GROUP,
+    MAX_INSTANCES,
+    MAX_WEIGHT,
+    RETIRED_GROUP,
+    WCCP_GROUP,
+    BackendVars,
+    FarmVars,
+    FrontendVars,
+    InstanceSpec,
+    RouterVars,
+    SquidVars,
+    State,
+    _Vars,
+)
+from carpfarm.wccp import WccpSettings
 
-BACKEND_GROUP = "squid_backends"
-FRONTEND_GROUP = "carp_frontends"
-WCCP_GROUP = "wccp_routers"
+__all__ = [
+    "BACKEND_GROUP",
+    "BALANCER_MODES",
+    "BALANCER_TYPES",
+    "CACHE_TYPES",
+    "FRONTEND_GROUP",
+    "MAX_INSTANCES",
+    "MAX_WEIGHT",
+    "RETIRED_GROUP",
+    "WCCP_GROUP",
+    "BackendVars",
+    "FrontendVars",
+    "Topology",
+]
+
 # Balancers that keep the kernel's NAT record, which Squid's intercept ports read.
 INTERCEPT_BALANCERS: tuple[str, ...] = ("iptables", "nftables")
 HTTPS_PORT = 443
-RETIRED_GROUP = "squid_backends_retired"  # hosts whose backend instances site.yml stops (and purges)
-
-MAX_INSTANCES = 64
-MAX_WEIGHT = 1000
-NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$"
-BalancerType = Literal["iptables", "nftables", "haproxy", "balance"]
-BalancerMode = Literal["random", "roundrobin"]
-CacheType = Literal["aufs", "rock", "ufs"]
-BALANCER_TYPES: tuple[str, ...] = get_args(BalancerType)
-BALANCER_MODES: tuple[str, ...] = get_args(BalancerMode)
-CACHE_TYPES: tuple[str, ...] = get_args(CacheType)
 
 
-def _digits_to_int(value: Any) -> Any:
-    """``-e var=24`` gives Ansible the string '24': take a string of digits as the number.
-
-    Anything else (``'two'``, ``'2.5'``, booleans) still meets strict validation."""
-    if isinstance(value, str) and value.strip().isascii() and value.strip().isdigit():
-        return int(value.strip())
-    return value
-
-
-Number = BeforeValidator(_digits_to_int)
-Port = Annotated[int, Number, Field(ge=1, le=65535)]
-OptionalPort = Annotated[int, Number, Field(ge=0, le=65535)]  # 0 = off
-Name = Annotated[str, Field(pattern=NAME_PATTERN)]
-Weight = Annotated[int, Number, Field(ge=1, le=MAX_WEIGHT)]
-Megabytes = Annotated[int, Number, Field(ge=1, le=16 * 1024 * 1024)]
-Count = Annotated[int, Number, Field(ge=1, le=MAX_INSTANCES)]
-State = Literal["active", "drained"]
-
-# What to tell the user for each variable, whatever the exact error was.
-FIXES: dict[str, str] = {
-    "squid_backend_instances": (
-        "set a whole number of instances from 1 to 64 (e.g. 2), or a list of "
-        "{name, port, weight, cache_size_mb, cache_mem_mb, state}"
-    ),
-    "squid_backend_port_base": "set a port from 1 to 65535; instance i listens on port_base + i",
-    "squid_backend_weight": f"set a whole number from 1 to {MAX_WEIGHT}; only the ratio between peers matters",
-    "squid_backend_cache_size_mb": "set the cache_dir size in MB, a whole number >= 1",
-    "squid_backend_cache_mem_mb": "set cache_mem in MB, a whole number >= 1",
-    "squid_backend_cache_type": f"use one of: {', '.join(CACHE_TYPES)}",
-    "squid_backend_state": "use 'active' or 'drained'",
-    "squid_backend_address": "set the IP address the frontends reach this host on",
-    "squid_backend_icp_port_base": "set 0 (ICP off) or a port; instance i uses port_base + i",
-    "squid_backend_snmp_port_base": "set 0 (SNMP off) or a port; instance i uses port_base + i",
-    "carp_frontend_instances": "set 'auto' (one per vCPU) or a whole number from 1 to 64",
-    "carp_frontend_port_base": "set a port from 1 to 65535; frontend instance i listens on port_base + i",
-    "carp_frontend_listen_port": "set the port clients connect to (usually 3128)",
-    "carp_frontend_address": "set the IP address clients reach this CARP box on",
-    "carp_frontend_carp_key": f"list any of: {', '.join(KEY_PARTS)}; or [] for the whole URL",
-    "carpfarm_client_networks": "list the client CIDRs allowed to use the proxy, e.g. ['192.0.2.0/24']",
-    "carpfarm_allow_open_proxy": "set true or false",
-    "frontend_balancer_type": f"use one of: {', '.join(BALANCER_TYPES)}",
-    "frontend_balancer_mode": f"use one of: {', '.join(BALANCER_MODES)}",
-    "carpfarm_wccp": "set true or false",
-    "carpfarm_wccp_routers": "list the routers' IP addresses",
-    "carpfarm_wccp_forwarding_method": "use 'gre' or 'l2'",
-    "carpfarm_wccp_return_method": "use 'gre' or 'l2' (or leave it out: the forwarding method)",
-    "carpfarm_wccp_assignment_method": "use 'hash' or 'mask'",
-    "carpfarm_wccp_services": (
-        "list services as {standard: 0} (web-cache) or {id: 51-255, ports: [1 to 8 ports], protocol, priority, "
-        "flags, password}"
-    ),
-    "carpfarm_wccp_password": "set at most 8 characters (WCCPv2 MD5 security)",
-    "carpfarm_wccp_weight": "set a whole number from 0 to 65535",
-    "carpfarm_wccp_intercept_port_base": "set a free port; frontend instance i intercepts on port_base + i",
-    "carpfarm_wccp_router_interface": "name the router's client-facing interface, e.g. GigabitEthernet0/1",
-}
-
-
-def _plain(value: Any) -> Any:
+def plain(value: Any) -> Any:
     """Strip Ansible's tagged/unsafe wrappers so strict validation sees plain types."""
     if isinstance(value, bool) or value is None:
         return value
@@ -111,106 +74,10 @@ def _plain(value: Any) -> Any:
     if isinstance(value, float):
         return float(value)
     if isinstance(value, Mapping):
-        return {str(k): _plain(v) for k, v in value.items()}
+        return {str(k): plain(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
+        return [plain(v) for v in value]
     return value
-
-
-class _Vars(BaseModel):
-    model_config = ConfigDict(strict=True, extra="ignore", populate_by_name=False, frozen=True)
-
-
-class InstanceSpec(BaseModel):
-    """One item of ``squid_backend_instances`` when it is a list."""
-
-    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
-
-    name: Name | None = None
-    port: Port | None = None
-    weight: Weight | None = None
-    cache_size_mb: Megabytes | None = None
-    cache_mem_mb: Megabytes | None = None
-    state: State = "active"
-
-
-def _count_or_list(value: Any) -> str | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(_digits_to_int(value), int):
-        return "count"
-    if isinstance(value, list):
-        return "list"
-    return None
-
-
-InstancesField = Annotated[
-    Annotated[Count, Tag("count")]
-    | Annotated[Annotated[list[InstanceSpec], Field(min_length=1, max_length=MAX_INSTANCES)], Tag("list")],
-    Discriminator(
-        _count_or_list,
-        custom_error_type="count_or_list",
-        custom_error_message="must be a whole number of instances or a list of instances",
-    ),
-]
-
-
-def _auto_or_count(value: Any) -> str | None:
-    if isinstance(value, str) and not isinstance(_digits_to_int(value), int):
-        return "auto"
-    return _count_or_list(value)
-
-
-FrontendCountField = Annotated[
-    Annotated[Literal["auto"], Tag("auto")] | Annotated[Count, Tag("count")],
-    Discriminator(
-        _auto_or_count,
-        custom_error_type="auto_or_count",
-        custom_error_message="must be 'auto' or a whole number of instances",
-    ),
-]
-
-
-class BackendVars(_Vars):
-    """The variables a host in ``squid_backends`` may set."""
-
-    instances: InstancesField = Field(1, alias="squid_backend_instances")
-    port_base: Port = Field(4001, alias="squid_backend_port_base")
-    weight: Weight = Field(1, alias="squid_backend_weight")
-    cache_size_mb: Megabytes = Field(1024, alias="squid_backend_cache_size_mb")
-    cache_mem_mb: Megabytes = Field(256, alias="squid_backend_cache_mem_mb")
-    cache_type: CacheType = Field("aufs", alias="squid_backend_cache_type")
-    state: State = Field("active", alias="squid_backend_state")
-    address: str | None = Field(None, alias="squid_backend_address")
-    icp_port_base: OptionalPort = Field(0, alias="squid_backend_icp_port_base")
-    snmp_port_base: OptionalPort = Field(0, alias="squid_backend_snmp_port_base")
-
-
-class FrontendVars(_Vars):
-    """The variables a host in ``carp_frontends`` may set."""
-
-    instances: FrontendCountField = Field("auto", alias="carp_frontend_instances")
-    port_base: Port = Field(3129, alias="carp_frontend_port_base")
-    listen_port: Port = Field(3128, alias="carp_frontend_listen_port")
-    address: str | None = Field(None, alias="carp_frontend_address")
-    carp_key: list[KeyPart] = Field(default_factory=list, alias="carp_frontend_carp_key")
-    client_networks: list[str] = Field(alias="carpfarm_client_networks", min_length=1)
-    allow_open_proxy: bool = Field(False, alias="carpfarm_allow_open_proxy")
-    balancer_type: BalancerType = Field("iptables", alias="frontend_balancer_type")
-    balancer_mode: BalancerMode = Field("random", alias="frontend_balancer_mode")
-    # Optional WCCPv2 (carpfarm.wccp): routers redirect clients' web traffic to this box.
-    wccp: bool = Field(False, alias="carpfarm_wccp")
-    wccp_routers: list[str] = Field(default_factory=list, alias="carpfarm_wccp_routers")
-    wccp_forwarding_method: Method = Field("gre", alias="carpfarm_wccp_forwarding_method")
-    wccp_return_method: Method | None = Field(None, alias="carpfarm_wccp_return_method")
-    wccp_assignment_method: Assignment = Field("hash", alias="carpfarm_wccp_assignment_method")
-    wccp_services: list[WccpService] = Field(
-        default_factory=lambda: [WccpService(standard=0)], alias="carpfarm_wccp_services"
-    )
-    wccp_password: str = Field("", alias="carpfarm_wccp_password", max_length=8)
-    wccp_weight: Annotated[int, Number, Field(ge=0, le=65535)] = Field(10000, alias="carpfarm_wccp_weight")
-    wccp_intercept_port_base: Port = Field(3229, alias="carpfarm_wccp_intercept_port_base")
-    wccp_router_interface: str = Field("GigabitEthernet0/0", alias="carpfarm_wccp_router_interface")
 
 
 # ---------------------------------------------------------------- the topology
@@ -218,6 +85,11 @@ class FrontendVars(_Vars):
 
 class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+def endpoint(address: str, port: int) -> str:
+    """``address:port`` the way Squid parses it: IPv6 literals in brackets."""
+    return f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
 
 
 class BackendInstance(_Frozen):
@@ -240,10 +112,15 @@ class BackendInstance(_Frozen):
     def active(self) -> bool:
         return self.state == "active"
 
+    @property
+    def endpoint(self) -> str:
+        return endpoint(self.address, self.port)
+
 
 class BackendHost(_Frozen):
     name: str
-    address: str
+    address: str  # an IP literal (a name given in the inventory is resolved once, at validate time)
+    address_written: str = ""  # what the inventory says, when it is a name
     instances: tuple[BackendInstance, ...]
 
 
@@ -257,7 +134,8 @@ class FrontendInstance(_Frozen):
 
 class FrontendHost(_Frozen):
     name: str
-    address: str
+    address: str  # an IP literal, as for backends
+    address_written: str = ""
     listen_port: int
     instances: tuple[FrontendInstance, ...]
     instances_setting: str  # "auto" or the count the user wrote
@@ -266,6 +144,7 @@ class FrontendHost(_Frozen):
     allow_open_proxy: bool
     balancer_type: str
     balancer_mode: str
+    haproxy_stats_port: int = 8404
     carp_key: tuple[str, ...]
     wccp: WccpSettings | None = None
 
@@ -315,79 +194,76 @@ class Topology(_Frozen):
     # ---- construction
 
     @classmethod
-    def from_inventory(cls, groups: Mapping[str, Sequence[str]], hostvars: Mapping[str, Mapping[str, Any]]) -> Topology:
-        """Validate an inventory's groups and host variables; raise ``TopologyError`` with all problems."""
-        return _Builder(groups, hostvars).build()
+    def from_inventory(
+        cls,
+        groups: Mapping[str, Sequence[str]],
+        hostvars: Mapping[str, Mapping[str, Any]],
+        check_names: bool = False,
+    ) -> Topology:
+        """Validate an inventory's groups and host variables; raise ``TopologyError`` with all problems.
+
+        ``check_names`` also refuses unknown and misplaced variables in carpfarm's namespaces: the
+        CLI and site.yml's validate play ask for it (later plays see the roles' own registered names).
+        """
+        return _Builder(groups, hostvars, check_names).build()
 
 
-_UNION_TAGS = ("count", "list", "auto")
-
-
-def _loc_to_variable(alias: str, loc: Sequence[str | int]) -> str:
-    text = alias
-    for part in loc:
-        if isinstance(part, int):
-            text += f"[{part}]"
-        elif part not in _UNION_TAGS:
-            text += f".{part}"
-    return text
-
-
-def _value_at(data: Mapping[str, Any], alias: str, loc: Sequence[str | int]) -> Any:
-    value: Any = data.get(alias)
-    for part in loc:
-        in_list = isinstance(value, list) and isinstance(part, int) and part < len(value)
-        if in_list or (isinstance(value, Mapping) and part in value):
-            value = value[part]
-    return value
-
-
-def _address_of(vars_: Mapping[str, Any], explicit: str | None, host: str) -> str:
+def _written_address(vars_: Mapping[str, Any], explicit: str, host: str) -> str:
     return str(explicit or vars_.get("ansible_host") or host)
 
 
 class _Builder:
-    """Builds a Topology and collects every problem on the way."""
+    """Parses each host's variables, builds the topology, and collects every problem on the way."""
 
-    def __init__(self, groups: Mapping[str, Sequence[str]], hostvars: Mapping[str, Mapping[str, Any]]) -> None:
+    def __init__(
+        self, groups: Mapping[str, Sequence[str]], hostvars: Mapping[str, Mapping[str, Any]], check_names: bool
+    ) -> None:
         self.groups = {name: [str(h) for h in hosts] for name, hosts in groups.items()}
-        self.hostvars = hostvars
+        self.hostvars = {str(h): plain(dict(v)) for h, v in hostvars.items()}
+        self.check_names = check_names
         self.problems: list[Problem] = []
+
+    def add(self, problems: Iterable[Problem]) -> None:
+        self.problems.extend(problems)
 
     def problem(self, host: str, variable: str, message: str, fix: str, value: Any = NO_VALUE) -> None:
         self.problems.append(Problem(host, variable, message, fix, value))
 
-    def _parse(self, model: type[_Vars], host: str) -> tuple[_Vars | None, dict[str, Any]]:
-        data = _plain(dict(self.hostvars.get(host, {})))
+    def _parse(self, model: type[_Vars], host: str) -> _Vars | None:
+        data = self.hostvars.get(host, {})
         try:
-            return model.model_validate(data), data
+            return model.model_validate(data)
         except ValidationError as exc:
-            fields = model.model_fields
-            aliases = {name: f.alias or name for name, f in fields.items()}
-            for err in exc.errors():
-                loc = list(err["loc"])
-                head = str(loc.pop(0)) if loc else ""
-                alias = aliases.get(head, head)
-                variable = _loc_to_variable(alias, loc)
-                message = err["msg"]
-                if err["type"] == "missing":
-                    message = "is required but not set"
-                elif err["type"] == "extra_forbidden":
-                    message = "is not a known key"
-                    fix = "remove it; instance keys are name, port, weight, cache_size_mb, cache_mem_mb, state"
-                    self.problem(host, variable, message, fix, err.get("input"))
-                    continue
-                value = _value_at(data, alias, loc) if err["type"] != "missing" else None
-                self.problem(host, variable, message[0].lower() + message[1:], FIXES.get(alias, "correct it"), value)
-            return None, data
+            self.add(errors.problems_of(model, host, data, exc))
+            return None
+
+    def _address(self, host: str, variable: str, explicit: str) -> tuple[str, str]:
+        """(IP literal, as written): names resolve once, here; what cannot be used is a problem."""
+        written = _written_address(self.hostvars.get(host, {}), explicit, host)
+        problem = rules.address_problem(host, variable, written)
+        if problem is not None:
+            self.problems.append(problem)
+            return written, written
+        resolved = rules.resolve(written) or written
+        return resolved, "" if resolved == written else written
 
     # ---- backends
 
     def _backend_host(self, host: str) -> BackendHost | None:
-        parsed, data = self._parse(BackendVars, host)
+        parsed = self._parse(BackendVars, host)
+        self._parse(SquidVars, host)
         if not isinstance(parsed, BackendVars):
             return None
-        address = _address_of(data, parsed.address, host)
+        address, written = self._address(host, "squid_backend_address", parsed.address)
+        for n, cidr in enumerate(parsed.extra_allowed_networks):
+            if not _is_network(cidr):
+                self.problem(
+                    host,
+                    f"squid_backend_extra_allowed_networks[{n}]",
+                    "is not a valid CIDR",
+                    "write an address/prefix such as 192.0.2.0/24",
+                    cidr,
+                )
         specs = (
             [InstanceSpec() for _ in range(parsed.instances)]
             if isinstance(parsed.instances, int)
@@ -413,38 +289,52 @@ class _Builder:
                     snmp_port=parsed.snmp_port_base + n if parsed.snmp_port_base else 0,
                 )
             )
-        self._check_address(host, "squid_backend_address", address)
-        return BackendHost(name=host, address=address, instances=tuple(instances))
+        return BackendHost(name=host, address=address, address_written=written, instances=tuple(instances))
 
     # ---- frontends
 
     def _frontend_host(self, host: str) -> FrontendHost | None:
-        parsed, data = self._parse(FrontendVars, host)
-        self._check_networks(host, data)
-        if not isinstance(parsed, FrontendVars):
+        parsed = self._parse(FrontendVars, host)
+        self._parse(SquidVars, host)
+        farm = self._parse(FarmVars, host)
+        data = self.hostvars.get(host, {})
+        balancer = parsed.balancer_type if isinstance(parsed, FrontendVars) else str(data.get("frontend_balancer_type"))
+        allow_open = farm.allow_open_proxy if isinstance(farm, FarmVars) else False
+        self.add(rules.client_networks(host, data.get("carpfarm_client_networks"), allow_open, balancer))
+        if isinstance(farm, FarmVars) and not farm.client_networks:
+            self.problem(
+                host,
+                "carpfarm_client_networks",
+                "is required but not set"
+                if "carpfarm_client_networks" not in data
+                else "is empty: it must list at least 1 item, the clients allowed to use the proxy",
+                declared(FarmVars.model_fields["client_networks"]).fix,
+                data.get("carpfarm_client_networks"),
+            )
+            return None
+        if not isinstance(parsed, FrontendVars) or not isinstance(farm, FarmVars):
             return None
         vcpus = data.get("ansible_processor_vcpus")
-        if vcpus is None and isinstance(data.get("ansible_facts"), Mapping):
-            vcpus = data["ansible_facts"].get("processor_vcpus")
         vcpus = vcpus if isinstance(vcpus, int) and not isinstance(vcpus, bool) and vcpus > 0 else None
         count = parsed.instances if isinstance(parsed.instances, int) else min(vcpus or 1, MAX_INSTANCES)
         instances = tuple(
             FrontendInstance(host=host, name=f"frontend{n + 1}", port=parsed.port_base + n) for n in range(count)
         )
-        address = _address_of(data, parsed.address, host)
-        self._check_address(host, "carp_frontend_address", address)
+        address, written = self._address(host, "carp_frontend_address", parsed.address)
         wccp = self._wccp(host, parsed, count) if parsed.wccp else None
         return FrontendHost(
             name=host,
             address=address,
+            address_written=written,
             listen_port=parsed.listen_port,
             instances=instances,
             instances_setting=str(parsed.instances),
             vcpus=vcpus,
-            client_networks=tuple(parsed.client_networks),
-            allow_open_proxy=parsed.allow_open_proxy,
+            client_networks=tuple(farm.client_networks),
+            allow_open_proxy=farm.allow_open_proxy,
             balancer_type=parsed.balancer_type,
             balancer_mode=parsed.balancer_mode,
+            haproxy_stats_port=parsed.haproxy_stats_port,
             carp_key=tuple(parsed.carp_key),
             wccp=wccp,
         )
@@ -453,7 +343,7 @@ class _Builder:
         """The box's WCCPv2 settings; every router must be an IP address, and there must be one."""
         routers = list(parsed.wccp_routers)
         for router in self.groups.get(WCCP_GROUP, []):
-            data = _plain(dict(self.hostvars.get(router, {})))
+            data = self.hostvars.get(router, {})
             routers.append(str(data.get("wccp_router_address") or data.get("ansible_host") or router))
         bad = False
         for n, router in enumerate(routers):
@@ -517,173 +407,7 @@ class _Builder:
             router_interface=parsed.wccp_router_interface,
         )
 
-    def _check_networks(self, host: str, data: Mapping[str, Any]) -> None:
-        """CIDR checks on the raw list, so they report even when other variables are wrong."""
-        networks = data.get("carpfarm_client_networks")
-        allow_open = data.get("carpfarm_allow_open_proxy") is True
-        if not isinstance(networks, list):
-            return
-        for n, cidr in enumerate(networks):
-            if not isinstance(cidr, str):
-                continue
-            variable = f"carpfarm_client_networks[{n}]"
-            try:
-                network = ipaddress.ip_network(cidr, strict=False)
-            except ValueError:
-                self.problem(
-                    host, variable, "is not a valid CIDR", "write an address/prefix such as 192.0.2.0/24", cidr
-                )
-                continue
-            if network.prefixlen == 0 and not allow_open:
-                self.problem(
-                    host,
-                    variable,
-                    "allows every address on the Internet: this would build an open proxy",
-                    "list only your client networks, or set carpfarm_allow_open_proxy: true if you really mean it",
-                    cidr,
-                )
-
-    def _check_address(self, host: str, variable: str, address: str) -> None:
-        try:
-            ipaddress.ip_address(address)
-        except ValueError:
-            if not _looks_like_hostname(address):
-                self.problem(
-                    host,
-                    variable,
-                    "is neither an IP address nor a host name",
-                    "set ansible_host or " + variable + " to the host's IP address",
-                    address,
-                )
-
-    # ---- rules that span hosts
-
-    def _check_ports(self, backends: Sequence[BackendHost], frontends: Sequence[FrontendHost]) -> None:
-        claims: dict[str, list[tuple[int, str, str]]] = defaultdict(list)  # host -> (port, variable, what)
-        for b in backends:
-            for n, i in enumerate(b.instances):
-                var = f"squid_backend_instances[{n}].port"
-                claims[b.name].append((i.port, var, f"backend instance '{i.name}'"))
-                if i.icp_port:
-                    claims[b.name].append((i.icp_port, "squid_backend_icp_port_base", f"ICP of '{i.name}'"))
-                if i.snmp_port:
-                    claims[b.name].append((i.snmp_port, "squid_backend_snmp_port_base", f"SNMP of '{i.name}'"))
-        for f in frontends:
-            claims[f.name].append((f.listen_port, "carp_frontend_listen_port", "the balancer's listen port"))
-            for n, fi in enumerate(f.instances):
-                claims[f.name].append((fi.port, "carp_frontend_port_base", f"frontend instance '{fi.name}' (#{n + 1})"))
-            for n, port in enumerate(f.wccp.intercept_ports if f.wccp else ()):
-                claims[f.name].append((port, "carpfarm_wccp_intercept_port_base", f"WCCP intercept port #{n + 1}"))
-        for host, items in claims.items():
-            seen: dict[int, tuple[str, str]] = {}
-            for port, var, what in items:
-                if port in seen:
-                    other_var, other = seen[port]
-                    self.problem(
-                        host,
-                        var,
-                        f"port {port} of {what} collides with {other} ({other_var})",
-                        "give every instance and listener on a host its own port "
-                        "(move a port_base, or set the instance's port)",
-                        port,
-                    )
-                else:
-                    seen[port] = (var, what)
-
-    def _check_names(self, backends: Sequence[BackendHost], frontends: Sequence[FrontendHost]) -> None:
-        by_host: dict[str, dict[str, str]] = defaultdict(dict)
-        for b in backends:
-            for n, i in enumerate(b.instances):
-                if i.name in by_host[b.name]:
-                    self.problem(
-                        b.name,
-                        f"squid_backend_instances[{n}].name",
-                        f"instance name '{i.name}' is used twice on this host (squid -n must be unique)",
-                        "give every instance on a host its own name",
-                        i.name,
-                    )
-                by_host[b.name][i.name] = "backend"
-        for f in frontends:
-            for fi in f.instances:
-                if by_host[f.name].get(fi.name) == "backend":
-                    self.problem(
-                        f.name,
-                        "squid_backend_instances",
-                        f"backend instance name '{fi.name}' is also a frontend instance name on this host",
-                        "rename the backend instance",
-                        fi.name,
-                    )
-        peers: dict[str, str] = {}
-        for b in backends:
-            for n, i in enumerate(b.instances):
-                if i.peer_name in peers and peers[i.peer_name] != b.name:
-                    self.problem(
-                        b.name,
-                        f"squid_backend_instances[{n}].name",
-                        f"CARP peer name '{i.peer_name}' is also produced by host '{peers[i.peer_name]}'",
-                        "rename the instance or the host: CARP peer names (host-instance) must be unique",
-                        i.name,
-                    )
-                peers.setdefault(i.peer_name, b.name)
-        endpoints: dict[tuple[str, int], BackendInstance] = {}
-        for b in backends:
-            for n, i in enumerate(b.instances):
-                first = endpoints.setdefault((i.address, i.port), i)
-                if first.host != b.name:
-                    self.problem(
-                        b.name,
-                        f"squid_backend_instances[{n}].port",
-                        f"{i.address}:{i.port} is also where peer '{first.peer_name}' listens",
-                        "give each backend host its own address (ansible_host or squid_backend_address)",
-                        f"{i.address}:{i.port}",
-                    )
-
-    def _check_farm(self, backends: Sequence[BackendHost], frontends: Sequence[FrontendHost]) -> None:
-        instances = [i for b in backends for i in b.instances]
-        if instances and not any(i.active for i in instances):
-            self.problem(
-                BACKEND_GROUP,
-                "squid_backend_state",
-                "every backend instance is drained: no request could be served",
-                "leave at least one backend instance 'active'",
-            )
-        total = sum(i.weight for i in instances)
-        starved = [i for i in instances if i.weight * 1000 < total]
-        if starved and len(starved) == len(instances):
-            self.problem(
-                BACKEND_GROUP,
-                "squid_backend_weight",
-                f"all {len(instances)} backend instances have under 0.1% of the total weight: Squid's CARP "
-                "zeroes every load factor, picks no parent, and every request falls back to the first parent",
-                "one Squid balances at most 1000 equal-weight CARP peers: use fewer, larger instances, "
-                "or split the farm behind separate CARP boxes",
-            )
-        elif len(starved) > 5:
-            self.problem(
-                BACKEND_GROUP,
-                "squid_backend_weight",
-                f"{len(starved)} backend instances ({', '.join(i.peer_name for i in starved[:3])}, ...) have "
-                "under 0.1% of the total weight: Squid's CARP zeroes their load factors and sends them nothing",
-                "raise their weights, or lower the others",
-            )
-        else:
-            for i in starved:
-                self.problem(
-                    i.host,
-                    "squid_backend_weight",
-                    f"instance '{i.name}' has {i.weight}/{total} of the total weight, under 0.1%: "
-                    "Squid's CARP zeroes its load factor and sends it nothing",
-                    "raise its weight, or lower the others",
-                    i.weight,
-                )
-        keys = {f.carp_key for f in frontends}
-        if len(keys) > 1:
-            self.problem(
-                FRONTEND_GROUP,
-                "carp_frontend_carp_key",
-                f"frontends disagree on the CARP key ({sorted(keys)}): the same URL would be cached on two backends",
-                "set carp_frontend_carp_key once, in group_vars/carp_frontends",
-            )
+    # ---- the whole farm
 
     def build(self) -> Topology:
         backend_names = self.groups.get(BACKEND_GROUP, [])
@@ -711,20 +435,36 @@ class _Builder:
                     f"to retire it, remove it from '{BACKEND_GROUP}' "
                     "(drain it there first: squid_backend_state: drained)",
                 )
+        if self.check_names:
+            self.add(rules.variable_names(self.groups, self.hostvars))
+        for host in self.groups.get(BACKEND_GROUP, []):
+            if host not in frontend_names:  # a CARP box's farm variables are read with its own
+                self._parse(FarmVars, host)
+        for host in self.groups.get(RETIRED_GROUP, []):
+            self._parse(BackendVars, host)
+        for host in self.groups.get(WCCP_GROUP, []):
+            self._parse(RouterVars, host)
         backends = [b for b in (self._backend_host(h) for h in backend_names) if b]
         frontends = [f for f in (self._frontend_host(h) for h in frontend_names) if f]
-        self._check_ports(backends, frontends)
-        self._check_names(backends, frontends)
-        self._check_farm(backends, frontends)
+        self.add(rules.ports_in_range(backends, frontends))
+        self.add(rules.ports_distinct(backends, frontends))
+        self.add(rules.instance_names(backends, frontends))
+        self.add(rules.farm_can_serve(backends))
+        self.add(rules.frontends_agree(frontends))
         if self.problems:
-            raise TopologyError(self.problems)
+            raise TopologyError(_unique(self.problems))
         carp_key = frontends[0].carp_key if frontends else ()
         return Topology(backends=tuple(backends), frontends=tuple(frontends), carp_key=carp_key)
 
 
-def _looks_like_hostname(name: str) -> bool:
-    labels = name.rstrip(".").split(".")
-    return bool(name) and all(
-        0 < len(label) <= 63 and label[0] != "-" and label[-1] != "-" and all(c.isalnum() or c == "-" for c in label)
-        for label in labels
-    )
+def _unique(problems: Sequence[Problem]) -> list[Problem]:
+    """The same problem reached twice (a host in two groups) is told once."""
+    return list({str(p): p for p in problems}.values())
+
+
+def _is_network(cidr: str) -> bool:
+    try:
+        ipaddress.ip_network(cidr, strict=False)
+    except ValueError:
+        return False
+    return True

@@ -1,0 +1,379 @@
+"""The rules an inventory must keep, each a small pure function that yields problems.
+
+The model (``carpfarm.model``) parses each host's variables and builds the topology; the
+rules here look at what it built (or at the raw variables, where a mistake would otherwise
+go unseen) and say what is wrong, naming host, variable, value and fix.
+"""
+
+from __future__ import annotations
+
+import difflib
+import ipaddress
+import socket
+from collections import defaultdict
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from carpfarm.fields import ANYWHERE, INTERNAL
+from carpfarm.problems import Problem
+from carpfarm.variables import (
+    BACKEND_GROUP,
+    DECLARED,
+    FRONTEND_GROUP,
+    GROUPS,
+    INTERNAL_NAMES,
+    in_namespace,
+)
+
+if TYPE_CHECKING:
+    from carpfarm.model import BackendHost, BackendInstance, FrontendHost
+
+MAX_PORT = 65535
+# Balancers whose listener and rules are IPv4 only: iptables (no ip6tables rules) and
+# HAProxy (binds 0.0.0.0). nftables (inet table) and balance take both families.
+IPV4_ONLY_BALANCERS = {
+    "iptables": "its REDIRECT rules are iptables (IPv4) rules; there are no ip6tables rules",
+    "haproxy": "HAProxy is bound to the IPv4 wildcard address only",
+}
+VARS_DIRS = ("group_vars", "host_vars")
+VARS_SUFFIXES = ("", ".yml", ".yaml", ".json")
+
+
+def _did_you_mean(name: str, candidates: Iterable[str]) -> str:
+    close = difflib.get_close_matches(name, list(candidates), n=1, cutoff=0.75)
+    return f"did you mean '{close[0]}'? " if close else ""
+
+
+# ---------------------------------------------------------------- variable names
+
+
+def _memberships(groups: Mapping[str, Sequence[str]]) -> dict[str, set[str]]:
+    member: dict[str, set[str]] = defaultdict(set)
+    for group in GROUPS:
+        for host in groups.get(group, []):
+            member[host].add(group)
+    return member
+
+
+def _set_everywhere(hostvars: Mapping[str, Mapping[str, Any]], hosts: Sequence[str]) -> set[str]:
+    """Names set to one value on every host: group_vars/all or ``-e``, so farm-wide by intent."""
+    if not hosts:
+        return set()
+    first = hostvars.get(hosts[0], {})
+    return {
+        name
+        for name, value in first.items()
+        if all(name in hostvars.get(h, {}) and hostvars[h][name] == value for h in hosts[1:])
+    }
+
+
+def variable_names(groups: Mapping[str, Sequence[str]], hostvars: Mapping[str, Mapping[str, Any]]) -> Iterator[Problem]:
+    """Every name in carpfarm's namespaces must be declared, and set only where it is read."""
+    member = _memberships(groups)
+    hosts = list(member)
+    everywhere = _set_everywhere(hostvars, hosts)
+    reported: set[str] = set()
+    for host in hosts:
+        for name in sorted(hostvars.get(host, {})):
+            if not in_namespace(name) or name in reported:
+                continue
+            shared = name in everywhere
+            where = "all hosts (group_vars/all or -e)" if shared else host
+            problem = _name_problem(name, member[host], shared)
+            if problem is not None:
+                message, fix = problem
+                yield Problem(where, name, message, fix, hostvars[host][name])
+                if shared:
+                    reported.add(name)
+
+
+def _name_problem(name: str, member: set[str], shared: bool) -> tuple[str, str] | None:
+    declaration = DECLARED.get(name)
+    if name in INTERNAL_NAMES or (declaration is not None and INTERNAL in declaration.scope):
+        role = INTERNAL_NAMES.get(name) or ", ".join(declaration.roles if declaration else ())
+        return (
+            f"is set by carpfarm's roles themselves (an argument of role {role}), not by an inventory",
+            "remove it from the inventory",
+        )
+    if declaration is None:
+        return (
+            "is not a carpfarm variable: no role reads it, so it would be silently ignored",
+            _did_you_mean(name, DECLARED) + "correct the name, or remove it",
+        )
+    if ANYWHERE in declaration.scope or member & set(declaration.scope) or shared:
+        return None
+    wanted = " or ".join(f"'{g}'" for g in declaration.scope)
+    return (
+        f"is read only on hosts in {wanted}, and this host is not in it: the setting would be silently ignored",
+        f"move it to group_vars/{declaration.scope[0]} or to a host of that group, or remove it",
+    )
+
+
+def orphan_vars_files(inventory_dirs: Iterable[Path], groups: Iterable[str], hosts: Iterable[str]) -> Iterator[Problem]:
+    """group_vars/ and host_vars/ entries that name no group or host reach no host at all."""
+    known = {"group_vars": set(groups) | {"all", "ungrouped"}, "host_vars": set(hosts)}
+    for directory in dict.fromkeys(inventory_dirs):
+        for kind in VARS_DIRS:
+            base = directory / kind
+            if not base.is_dir():
+                continue
+            for entry in sorted(base.iterdir()):
+                if entry.name.startswith(".") or (entry.is_file() and entry.suffix not in VARS_SUFFIXES):
+                    continue
+                name = entry.name if entry.is_dir() else entry.stem
+                if name not in known[kind]:
+                    what = "group" if kind == "group_vars" else "host"
+                    yield Problem(
+                        str(directory),
+                        f"{kind}/{entry.name}",
+                        f"matches no {what} of the inventory: its variables reach no host",
+                        _did_you_mean(name, known[kind]) + f"rename it after a {what}, or delete it",
+                    )
+
+
+# ---------------------------------------------------------------- addresses
+
+
+def resolve(address: str) -> str | None:
+    """An IP literal as it is, a host name resolved once (IPv4 first), or None."""
+    try:
+        return str(ipaddress.ip_address(address))
+    except ValueError:
+        pass
+    if not looks_like_hostname(address):
+        return None
+    try:
+        infos = socket.getaddrinfo(address, None, proto=socket.IPPROTO_TCP)
+    except (OSError, UnicodeError):
+        return None
+    found = sorted({str(info[4][0]) for info in infos}, key=lambda a: (ipaddress.ip_address(a).version, a))
+    return found[0] if found else None
+
+
+def looks_like_hostname(name: str) -> bool:
+    labels = name.rstrip(".").split(".")
+    return bool(name) and all(
+        0 < len(label) <= 63 and label[0] != "-" and label[-1] != "-" and all(c.isalnum() or c == "-" for c in label)
+        for label in labels
+    )
+
+
+def address_problem(host: str, variable: str, written: str) -> Problem | None:
+    """Squid takes IP literals in ACLs and http_port; a name must resolve here, once."""
+    if resolve(written) is not None:
+        return None
+    if looks_like_hostname(written):
+        return Problem(
+            host,
+            variable,
+            "is a name that does not resolve on the controller: Squid's ACLs and http_port need an address",
+            f"set {variable} (or ansible_host) to the host's IP address, or make the name resolve here",
+            written,
+        )
+    return Problem(
+        host,
+        variable,
+        "is neither an IP address nor a host name",
+        f"set ansible_host or {variable} to the host's IP address",
+        written,
+    )
+
+
+# ---------------------------------------------------------------- client networks
+
+
+def client_networks(host: str, networks: Any, allow_open: bool, balancer: str) -> Iterator[Problem]:
+    """Each client network is a CIDR, not the whole Internet, of a family the balancer serves."""
+    if not isinstance(networks, list):
+        return
+    for n, cidr in enumerate(networks):
+        if not isinstance(cidr, str):
+            continue
+        variable = f"carpfarm_client_networks[{n}]"
+        try:
+            network = ipaddress.ip_network(cidr, strict=False)
+        except ValueError:
+            yield Problem(host, variable, "is not a valid CIDR", "write an address/prefix such as 192.0.2.0/24", cidr)
+            continue
+        if network.prefixlen == 0 and not allow_open:
+            yield Problem(
+                host,
+                variable,
+                "allows every address on the Internet: this would build an open proxy",
+                "list only your client networks, or set carpfarm_allow_open_proxy: true if you really mean it",
+                cidr,
+            )
+        if network.version == 6 and balancer in IPV4_ONLY_BALANCERS:
+            yield Problem(
+                host,
+                variable,
+                f"is an IPv6 network, but the {balancer} balancer serves IPv4 clients only: "
+                + IPV4_ONLY_BALANCERS[balancer],
+                "use frontend_balancer_type: nftables for IPv6 clients, or list IPv4 networks only",
+                cidr,
+            )
+
+
+# ---------------------------------------------------------------- ports
+
+
+def _claims(
+    backends: Sequence[BackendHost], frontends: Sequence[FrontendHost]
+) -> dict[str, list[tuple[int, str, str]]]:
+    """Every TCP/UDP port each host's roles open: (port, variable, what)."""
+    claims: dict[str, list[tuple[int, str, str]]] = defaultdict(list)
+    for b in backends:
+        for n, i in enumerate(b.instances):
+            claims[b.name].append((i.port, f"squid_backend_instances[{n}].port", f"backend instance '{i.name}'"))
+            if i.icp_port:
+                claims[b.name].append((i.icp_port, "squid_backend_icp_port_base", f"ICP of '{i.name}'"))
+            if i.snmp_port:
+                claims[b.name].append((i.snmp_port, "squid_backend_snmp_port_base", f"SNMP of '{i.name}'"))
+    for f in frontends:
+        claims[f.name].append((f.listen_port, "carp_frontend_listen_port", "the balancer's listen port"))
+        for n, fi in enumerate(f.instances):
+            claims[f.name].append((fi.port, "carp_frontend_port_base", f"frontend instance '{fi.name}' (#{n + 1})"))
+        for n, port in enumerate(f.wccp.intercept_ports if f.wccp else ()):
+            claims[f.name].append((port, "carpfarm_wccp_intercept_port_base", f"WCCP intercept port #{n + 1}"))
+        if f.balancer_type == "haproxy":
+            claims[f.name].append(
+                (f.haproxy_stats_port, "frontend_balancer_haproxy_stats_port", "HAProxy's stats page")
+            )
+    return claims
+
+
+def ports_in_range(backends: Sequence[BackendHost], frontends: Sequence[FrontendHost]) -> Iterator[Problem]:
+    """Derived ports (port_base + i) must stay within 1-65535."""
+    for host, items in _claims(backends, frontends).items():
+        for port, variable, what in items:
+            if not 1 <= port <= MAX_PORT:
+                yield Problem(
+                    host,
+                    variable,
+                    f"gives {what} port {port}, outside 1-{MAX_PORT}",
+                    "lower the port base so that base + instances - 1 stays at or below 65535",
+                    port,
+                )
+
+
+def ports_distinct(backends: Sequence[BackendHost], frontends: Sequence[FrontendHost]) -> Iterator[Problem]:
+    """No two listeners of one host share a port."""
+    for host, items in _claims(backends, frontends).items():
+        seen: dict[int, tuple[str, str]] = {}
+        for port, variable, what in items:
+            if port in seen:
+                other_var, other = seen[port]
+                yield Problem(
+                    host,
+                    variable,
+                    f"port {port} of {what} collides with {other} ({other_var})",
+                    "give every instance and listener on a host its own port "
+                    "(move a port_base, or set the instance's port)",
+                    port,
+                )
+            else:
+                seen[port] = (variable, what)
+
+
+# ---------------------------------------------------------------- names and the farm
+
+
+def instance_names(backends: Sequence[BackendHost], frontends: Sequence[FrontendHost]) -> Iterator[Problem]:
+    """Instance names unique per host (squid -n), CARP peer names and endpoints unique in the farm."""
+    by_host: dict[str, set[str]] = defaultdict(set)
+    for b in backends:
+        for n, i in enumerate(b.instances):
+            if i.name in by_host[b.name]:
+                yield Problem(
+                    b.name,
+                    f"squid_backend_instances[{n}].name",
+                    f"instance name '{i.name}' is used twice on this host (squid -n must be unique)",
+                    "give every instance on a host its own name",
+                    i.name,
+                )
+            by_host[b.name].add(i.name)
+    for f in frontends:
+        for fi in f.instances:
+            if fi.name in by_host[f.name]:
+                yield Problem(
+                    f.name,
+                    "squid_backend_instances",
+                    f"backend instance name '{fi.name}' is also a frontend instance name on this host",
+                    "rename the backend instance",
+                    fi.name,
+                )
+    peers: dict[str, str] = {}
+    endpoints: dict[tuple[str, int], BackendInstance] = {}
+    for b in backends:
+        for n, i in enumerate(b.instances):
+            if i.peer_name in peers and peers[i.peer_name] != b.name:
+                yield Problem(
+                    b.name,
+                    f"squid_backend_instances[{n}].name",
+                    f"CARP peer name '{i.peer_name}' is also produced by host '{peers[i.peer_name]}'",
+                    "rename the instance or the host: CARP peer names (host-instance) must be unique",
+                    i.name,
+                )
+            peers.setdefault(i.peer_name, b.name)
+            first = endpoints.setdefault((i.address, i.port), i)
+            if first.host != b.name:
+                yield Problem(
+                    b.name,
+                    f"squid_backend_instances[{n}].port",
+                    f"{i.address}:{i.port} is also where peer '{first.peer_name}' listens",
+                    "give each backend host its own address (ansible_host or squid_backend_address)",
+                    f"{i.address}:{i.port}",
+                )
+
+
+def farm_can_serve(backends: Sequence[BackendHost]) -> Iterator[Problem]:
+    """At least one active instance, and weights Squid's CARP does not zero."""
+    instances = [i for b in backends for i in b.instances]
+    if instances and not any(i.active for i in instances):
+        yield Problem(
+            BACKEND_GROUP,
+            "squid_backend_state",
+            "every backend instance is drained: no request could be served",
+            "leave at least one backend instance 'active'",
+        )
+    total = sum(i.weight for i in instances)
+    starved = [i for i in instances if i.weight * 1000 < total]
+    if starved and len(starved) == len(instances):
+        yield Problem(
+            BACKEND_GROUP,
+            "squid_backend_weight",
+            f"all {len(instances)} backend instances have under 0.1% of the total weight: Squid's CARP "
+            "zeroes every load factor, picks no parent, and every request falls back to the first parent",
+            "one Squid balances at most 1000 equal-weight CARP peers: use fewer, larger instances, "
+            "or split the farm behind separate CARP boxes",
+        )
+    elif len(starved) > 5:
+        yield Problem(
+            BACKEND_GROUP,
+            "squid_backend_weight",
+            f"{len(starved)} backend instances ({', '.join(i.peer_name for i in starved[:3])}, ...) have "
+            "under 0.1% of the total weight: Squid's CARP zeroes their load factors and sends them nothing",
+            "raise their weights, or lower the others",
+        )
+    else:
+        for i in starved:
+            yield Problem(
+                i.host,
+                "squid_backend_weight",
+                f"instance '{i.name}' has {i.weight}/{total} of the total weight, under 0.1%: "
+                "Squid's CARP zeroes its load factor and sends it nothing",
+                "raise its weight, or lower the others",
+                i.weight,
+            )
+
+
+def frontends_agree(frontends: Sequence[FrontendHost]) -> Iterator[Problem]:
+    keys = {f.carp_key for f in frontends}
+    if len(keys) > 1:
+        yield Problem(
+            FRONTEND_GROUP,
+            "carp_frontend_carp_key",
+            f"frontends disagree on the CARP key ({sorted(keys)}): the same URL would be cached on two backends",
+            "set carp_frontend_carp_key once, in group_vars/carp_frontends",
+        )
