@@ -340,3 +340,19 @@ def test_a_real_frontend_refuses_unsafe_ports_and_forwards_the_rest() -> None:
         "GET http://127.0.0.1:8080/high-port",
     ]
     assert sorted(line.split()[6] for line in log if "TCP_DENIED/403" in line) == sorted(t for _, t in refused)
+
+
+@pytest.mark.parametrize(("written", "allowed"), [(True, True), ("false", False), ("no", False), ("True", True)])
+def test_booleans_mean_the_same_in_templates_whatever_the_inventory_format(written: Any, allowed: bool) -> None:
+    """-e and INI inventories give the string 'false': the template reads it as Ansible's bool does."""
+    conf = frontend_confs(carp_frontend_allow_localhost=written)["frontend1"]
+    assert ("http_access allow localhost\n" in conf) == allowed
+
+
+def test_an_ipv6_backend_listens_in_brackets(tmp_path: Path) -> None:
+    groups, hostvars = _example()
+    hostvars["cache1"]["squid_backend_address"] = "2001:db8::21"
+    item = _filters()["carpfarm_backend_ports"](hostvars, groups, "cache1")[0]
+    conf = render(BACKEND_CONF, **_role_defaults("squid_backend"), __squid_backend_frontends=["192.0.2.10"], item=item)
+    assert "http_port [2001:db8::21]:4001\n" in conf
+    _squid_parses(tmp_path, "v6", conf)

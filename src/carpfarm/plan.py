@@ -61,6 +61,7 @@ def backend_port_map(topology: Topology, host: str | None = None) -> list[dict[s
             "peer_name": i.peer_name,
             "address": i.address,
             "port": i.port,
+            "endpoint": i.endpoint,  # address:port as http_port takes it ([v6]:port)
             "weight": i.weight,
             "state": i.state,
             "cache_size_mb": i.cache_size_mb,
