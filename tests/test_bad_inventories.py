@@ -18,7 +18,7 @@ CASES = sorted(p.name for p in CATALOGUE.iterdir() if (p / "expect.yml").exists(
 
 
 def test_the_catalogue_is_large_enough() -> None:
-    assert len(CASES) >= 30
+    assert len(CASES) >= 60
 
 
 @pytest.mark.parametrize("case", CASES)

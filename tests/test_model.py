@@ -221,3 +221,36 @@ def test_problem_text_names_host_variable_value_and_fix() -> None:
     text = str(caught.value.problems[0])
     assert text.startswith("carp1: frontend_balancer_type = 'lvs': ")
     assert "Fix: use one of: iptables, nftables, haproxy, balance" in text
+
+
+def test_booleans_written_as_text_mean_what_ansible_reads() -> None:
+    """-e carpfarm_wccp=false and INI inventories give strings; the model reads them as Ansible's bool."""
+    groups, hostvars = _inventory()
+    hostvars["carp1"].update(carpfarm_wccp="false", carp_frontend_allow_localhost="no")
+    topology = Topology.from_inventory(groups, hostvars)
+    assert topology.frontends[0].wccp is None
+
+
+def test_a_misspelt_extra_var_is_refused_once_for_every_host() -> None:
+    """-e '{"squid_backend_instance": 2}' reaches every host: one problem, with the right name."""
+    groups, hostvars = _inventory()
+    for host in hostvars.values():
+        host["squid_backend_instance"] = 2
+    with pytest.raises(TopologyError) as caught:
+        Topology.from_inventory(groups, hostvars, check_names=True)
+    (problem,) = caught.value.problems
+    assert problem.host.startswith("all hosts") and problem.variable == "squid_backend_instance"
+    assert "did you mean 'squid_backend_instances'" in problem.fix
+    Topology.from_inventory(groups, hostvars)  # later plays (check_names off) see roles' own names
+
+
+def test_a_role_variable_set_on_every_host_is_farm_wide() -> None:
+    """group_vars/all or -e squid_backend_cache_mem_mb=24 reaches the CARP box too: that is not a mistake."""
+    groups, hostvars = _inventory()
+    for host in hostvars.values():
+        host["squid_backend_cache_mem_mb"] = "24"
+    Topology.from_inventory(groups, hostvars, check_names=True)
+    hostvars["carp1"].pop("squid_backend_cache_mem_mb")
+    hostvars["carp1"]["squid_backend_weight"] = 2
+    with pytest.raises(TopologyError, match="carp1: squid_backend_weight = 2: is read only on hosts in"):
+        Topology.from_inventory(groups, hostvars, check_names=True)

@@ -232,10 +232,14 @@ class _Builder:
     def _parse(self, model: type[_Vars], host: str) -> _Vars | None:
         data = self.hostvars.get(host, {})
         try:
-            return model.model_validate(data)
+            parsed = model.model_validate(data)
         except ValidationError as exc:
             self.add(errors.problems_of(model, host, data, exc))
             return None
+        if isinstance(parsed, SquidVars):
+            self.add(rules.port_list(host, "carpfarm_safe_ports", parsed.safe_ports))
+            self.add(rules.port_list(host, "carpfarm_ssl_ports", parsed.ssl_ports))
+        return parsed
 
     def _address(self, host: str, variable: str, explicit: str) -> tuple[str, str]:
         """(IP literal, as written): names resolve once, here; what cannot be used is a problem."""

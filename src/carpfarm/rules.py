@@ -218,6 +218,21 @@ def client_networks(host: str, networks: Any, allow_open: bool, balancer: str) -
 # ---------------------------------------------------------------- ports
 
 
+def port_list(host: str, variable: str, items: Sequence[int | str]) -> Iterator[Problem]:
+    """carpfarm_safe_ports / carpfarm_ssl_ports: each a port or a "lo-hi" range within 1-65535."""
+    for n, item in enumerate(items):
+        low, _, high = str(item).partition("-")
+        lo, hi = int(low), int(high or low)
+        if not (1 <= lo <= MAX_PORT and 1 <= hi <= MAX_PORT):
+            yield Problem(
+                host, f"{variable}[{n}]", f"is outside 1-{MAX_PORT}", "write a port or a range within 1-65535", item
+            )
+        elif hi < lo:
+            yield Problem(
+                host, f"{variable}[{n}]", "is a range that ends before it starts", "write it as 'lo-hi'", item
+            )
+
+
 def _claims(
     backends: Sequence[BackendHost], frontends: Sequence[FrontendHost]
 ) -> dict[str, list[tuple[int, str, str]]]:
