@@ -92,8 +92,7 @@ def _console() -> Console:
 
 
 def _emit_json(data: Any) -> None:
-    json.dump(data, sys.stdout, indent=2, sort_keys=False, default=str)
-    sys.stdout.write("\n")
+    sys.stdout.write(json.dumps(data, indent=2, sort_keys=False, default=str) + "\n")
 
 
 def _load(path: str, args: argparse.Namespace) -> Topology:

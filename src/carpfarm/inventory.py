@@ -32,7 +32,7 @@ def _inventory_dirs(sources: Sequence[str | os.PathLike[str]]) -> list[Path]:
     return [Path(s) if Path(s).is_dir() else Path(s).parent for s in sources]
 
 
-class _TolerantLoader(yaml.SafeLoader):
+class _TolerantLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
     """Safe YAML that accepts Ansible's tags (!vault, !unsafe) without interpreting them."""
 
 

@@ -176,15 +176,16 @@ class Topology(_Frozen):
     def carp_array(self) -> CarpArray:
         return CarpArray.build(self.carp_peers)
 
-    @property
+    @cached_property
     def drained_peers(self) -> tuple[str, ...]:
         return tuple(i.peer_name for i in self.backend_instances if not i.active)
 
+    @cached_property
+    def _by_peer(self) -> dict[str, BackendInstance]:
+        return {i.peer_name: i for i in self.backend_instances}
+
     def instance_by_peer(self, peer_name: str) -> BackendInstance:
-        for i in self.backend_instances:
-            if i.peer_name == peer_name:
-                return i
-        raise KeyError(peer_name)
+        return self._by_peer[peer_name]
 
     def route(self, url: str, down: Sequence[str] = ()) -> BackendInstance | None:
         """The backend instance the frontends forward ``url`` to (drained peers excluded)."""
