@@ -129,12 +129,17 @@ def running_squid(peers: Sequence[PeerSpec], answered_by: Callable[[str], str] |
             _wait_listening(port, proc, workdir)
             yield SquidClient(port)
         finally:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            stop(proc)
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    """SIGTERM a Squid run with -N, and SIGKILL it if it has not gone after 15 s."""
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 def _wait_listening(port: int, proc: subprocess.Popen[bytes], workdir: Path) -> None:

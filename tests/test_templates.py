@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import signal
 import socket
 import subprocess
 import tempfile
@@ -26,6 +25,7 @@ from ansible.parsing.dataloader import DataLoader
 from ansible.plugins.loader import init_plugin_loader
 from ansible.template import Templar, trust_as_template
 
+import squidrig
 from carpfarm.inventory import load_hostvars, load_topology
 from carpfarm.plan import balancer_rules, balancer_targets
 from conftest import ROOT
@@ -300,12 +300,7 @@ def _running_frontend(parent_port: int, workdir: Path) -> Iterator[int]:
                 time.sleep(0.1)
         yield port
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        squidrig.stop(proc)
 
 
 def _status(port: int, method: str, target: str) -> int:

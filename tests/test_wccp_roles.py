@@ -7,7 +7,6 @@ its rules, tunnel script and Squid configs are checked here: rendered, then hand
 
 from __future__ import annotations
 
-import importlib.util
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -15,7 +14,7 @@ from typing import Any
 import pytest
 
 from conftest import ROOT
-from test_templates import render
+from test_templates import _filters, render
 from test_wccp import inventory
 
 ROLES = ROOT / "roles"
@@ -26,14 +25,6 @@ NAMES = {
     "__frontend_balancer_wccp_chain": "CARPFARM_WCCP",
     "__frontend_balancer_nft_table": "carpfarm",
 }
-
-
-def _filters() -> dict[str, Any]:
-    spec = importlib.util.spec_from_file_location("carpfarm_filters", ROOT / "plugins" / "filter" / "carpfarm.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return dict(module.FilterModule().filters())
 
 
 def _facts(method: str) -> dict[str, Any]:
