@@ -70,6 +70,20 @@ def test_instance_list_overrides_host_defaults() -> None:
     assert topology.drained_peers == ("cache1-old",)
 
 
+def test_each_instance_may_own_a_cache_dir_and_defaults_to_one_under_var_spool_squid() -> None:
+    groups, hostvars = _inventory()
+    hostvars["cache1"]["squid_backend_instances"] = [
+        {"name": "disk1", "cache_dir": "/srv/disk1/squid"},
+        {"name": "disk2"},
+    ]
+    topology = Topology.from_inventory(groups, hostvars)
+    assert [i.cache_dir for i in topology.backends[0].instances] == ["/srv/disk1/squid", "/var/spool/squid/disk2"]
+    assert [i.cache_dir for i in topology.backends[1].instances] == [
+        "/var/spool/squid/backend1",
+        "/var/spool/squid/backend2",
+    ]
+
+
 def test_auto_frontends_follow_vcpus() -> None:
     groups, hostvars = _inventory()
     hostvars["carp1"].update(carp_frontend_instances="auto", ansible_processor_vcpus=6)
@@ -128,6 +142,37 @@ BAD = [
         "cache1",
         "squid_backend_instances[0].state",
         "'active' or 'drained'",
+    ),
+    (
+        "relative cache_dir",
+        _set("cache1", squid_backend_instances=[{"cache_dir": "srv/squid"}]),
+        "cache1",
+        "squid_backend_instances[0].cache_dir",
+        "should match pattern",
+    ),
+    (
+        "cache_dir with a space",
+        _set("cache1", squid_backend_instances=[{"cache_dir": "/srv/my disk"}]),
+        "cache1",
+        "squid_backend_instances[0].cache_dir",
+        "should match pattern",
+    ),
+    (
+        "cache_dir climbing out",
+        _set("cache1", squid_backend_instances=[{"cache_dir": "/srv/../etc"}]),
+        "cache1",
+        "squid_backend_instances[0].cache_dir",
+        "should match pattern",
+    ),
+    (
+        "cache_dir shared by two instances",
+        _set(
+            "cache1",
+            squid_backend_instances=[{"name": "a", "cache_dir": "/var/spool/squid/b"}, {"name": "b"}],
+        ),
+        "cache1",
+        "squid_backend_instances[1].cache_dir",
+        "is also instance 'a''s",
     ),
     (
         "icp port collides with http",

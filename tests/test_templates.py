@@ -351,3 +351,72 @@ def test_an_ipv6_backend_listens_in_brackets(tmp_path: Path) -> None:
     conf = render(BACKEND_CONF, **_role_defaults("squid_backend"), __squid_backend_frontends=["192.0.2.10"], item=item)
     assert "http_port [2001:db8::21]:4001\n" in conf
     _squid_parses(tmp_path, "v6", conf)
+
+
+# ---------------------------------------------------------------- extra lines and per-instance cache_dir
+
+EXTRA = "acl office src 192.0.2.64/26\nhttp_access allow office\n"
+
+
+@pytest.mark.parametrize(
+    ("confs", "marker"),
+    [
+        (lambda: frontend_confs(carp_frontend_extra_config=EXTRA), "# --- carp_frontend_extra_config"),
+        (lambda: backend_confs(squid_backend_extra_config=EXTRA), "# --- squid_backend_extra_config"),
+    ],
+    ids=["frontend", "backend"],
+)
+def test_extra_config_lands_just_before_the_final_deny_and_passes_squid_parse(
+    tmp_path: Path, confs: Any, marker: str
+) -> None:
+    for name, conf in confs().items():
+        lines = conf.splitlines()
+        at = lines.index(marker)
+        assert lines[at + 1 : at + 3] == EXTRA.splitlines()
+        final_deny = lines.index("http_access deny all")
+        assert at < final_deny and [line for line in lines[at:] if line.startswith("http_access ")] == [
+            "http_access allow office",
+            "http_access deny all",
+        ]
+        _squid_parses(tmp_path, name, conf)
+
+
+@pytest.mark.parametrize("role", ["frontend", "backend"])
+def test_no_extra_config_leaves_no_trace(role: str) -> None:
+    confs = frontend_confs() if role == "frontend" else backend_confs()
+    assert not any("extra_config" in conf for conf in confs.values())
+
+
+@pytest.mark.parametrize(
+    ("variable", "confs"),
+    [
+        ("carp_frontend_extra_config", lambda: frontend_confs(carp_frontend_extra_config="cache_peer_nonsense on\n")),
+        ("squid_backend_extra_config", lambda: backend_confs(squid_backend_extra_config="http_access allow nosuchacl\n")),
+    ],
+)
+def test_a_bad_extra_line_fails_squid_parse_so_the_role_keeps_the_live_file(
+    tmp_path: Path, variable: str, confs: Any
+) -> None:
+    """The role's template task validates with squid -k parse: a broken extra line never goes live."""
+    name, conf = next(iter(confs().items()))
+    path = tmp_path / f"{name}.conf"
+    path.write_text(conf)
+    parsed = subprocess.run([SQUID, "-k", "parse", "-f", str(path)], capture_output=True, text=True, check=False)
+    assert parsed.returncode != 0, f"{variable}: squid -k parse accepted {conf[-300:]}"
+
+
+@pytest.mark.parametrize("cache_type", ["aufs", "rock", "ufs"])
+def test_an_instance_cache_dir_is_its_cache_dir_and_coredump_dir(tmp_path: Path, cache_type: str) -> None:
+    groups, hostvars = _example()
+    hostvars["cache1"]["squid_backend_instances"] = [{"name": "disk1", "cache_dir": "/srv/disk1/squid"}, {}]
+    hostvars["cache1"]["squid_backend_cache_type"] = cache_type
+    items = _filters()["carpfarm_backend_ports"](hostvars, groups, "cache1")
+    assert [i["cache_dir"] for i in items] == ["/srv/disk1/squid", "/var/spool/squid/backend2"]
+    for item in items:
+        conf = render(BACKEND_CONF, **_role_defaults("squid_backend"), __squid_backend_frontends=["192.0.2.10"], item=item)
+        lines = conf.splitlines()
+        size = item["cache_size_mb"]
+        geometry = "" if cache_type == "rock" else " 16 256"
+        assert f"cache_dir {cache_type} {item['cache_dir']} {size}{geometry}" in lines
+        assert f"coredump_dir {item['cache_dir']}" in lines
+        _squid_parses(tmp_path, item["name"], conf)

@@ -16,7 +16,7 @@ from carpfarm.problems import Problem
 
 # Tags of the discriminated unions (count | list, auto | count): not part of a variable's path.
 _UNION_TAGS = ("count", "list", "auto")
-_INSTANCE_KEYS = "name, port, weight, cache_size_mb, cache_mem_mb, state"
+_INSTANCE_KEYS = "name, port, weight, cache_size_mb, cache_mem_mb, cache_dir, state"
 
 
 def _loc_to_variable(alias: str, loc: Sequence[str | int]) -> str:

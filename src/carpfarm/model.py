@@ -32,6 +32,7 @@ from carpfarm.variables import (
     MAX_WEIGHT,
     RETIRED_GROUP,
     WCCP_GROUP,
+    DEFAULT_CACHE_ROOT,
     BackendVars,
     FarmVars,
     FrontendVars,
@@ -105,6 +106,7 @@ class BackendInstance(_Frozen):
     cache_mem_mb: int
     cache_type: str
     state: State
+    cache_dir: str = ""  # the cache_dir path; empty only for deployed peers read back from a frontend
     icp_port: int = 0
     snmp_port: int = 0
 
@@ -289,6 +291,7 @@ class _Builder:
                     cache_size_mb=spec.cache_size_mb or parsed.cache_size_mb,
                     cache_mem_mb=spec.cache_mem_mb or parsed.cache_mem_mb,
                     cache_type=parsed.cache_type,
+                    cache_dir=spec.cache_dir or f"{DEFAULT_CACHE_ROOT}/{name}",
                     state="drained" if drained else "active",
                     icp_port=parsed.icp_port_base + n if parsed.icp_port_base else 0,
                     snmp_port=parsed.snmp_port_base + n if parsed.snmp_port_base else 0,

@@ -67,6 +67,7 @@ def backend_port_map(topology: Topology, host: str | None = None) -> list[dict[s
             "cache_size_mb": i.cache_size_mb,
             "cache_mem_mb": i.cache_mem_mb,
             "cache_type": i.cache_type,
+            "cache_dir": i.cache_dir,
             "icp_port": i.icp_port,
             "snmp_port": i.snmp_port,
         }

@@ -308,6 +308,17 @@ def instance_names(backends: Sequence[BackendHost], frontends: Sequence[Frontend
                     i.name,
                 )
             by_host[b.name].add(i.name)
+        dirs: dict[str, str] = {}
+        for n, i in enumerate(b.instances):
+            owner = dirs.setdefault(i.cache_dir, i.name)
+            if owner != i.name:
+                yield Problem(
+                    b.name,
+                    f"squid_backend_instances[{n}].cache_dir",
+                    f"cache_dir {i.cache_dir} is also instance '{owner}''s (one cache_dir belongs to one Squid)",
+                    "give every instance on a host its own cache_dir directory",
+                    i.cache_dir,
+                )
     for f in frontends:
         for fi in f.instances:
             if fi.name in by_host[f.name]:

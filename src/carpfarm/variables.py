@@ -57,6 +57,11 @@ Weight = Annotated[int, WholeNumber, Field(ge=1, le=MAX_WEIGHT)]
 Megabytes = Annotated[int, WholeNumber, Field(ge=1, le=16 * 1024 * 1024)]
 Count = Annotated[int, WholeNumber, Field(ge=1, le=MAX_INSTANCES)]
 Seconds = Annotated[int, WholeNumber, Field(ge=0, le=86400)]
+# An absolute directory for a cache_dir: no spaces (squid.conf splits on them), no trailing slash, and no
+# component that starts with a dot (so no "." or "..").
+CACHE_DIR_PATTERN = r"^(?:/[A-Za-z0-9_@+-][A-Za-z0-9_.@+-]*)+$"
+CacheDir = Annotated[str, Field(pattern=CACHE_DIR_PATTERN, max_length=255)]
+DEFAULT_CACHE_ROOT = "/var/spool/squid"
 # One item of carpfarm_safe_ports / carpfarm_ssl_ports: a port, or a "lo-hi" range.
 PortOrRange = Annotated[
     int | Annotated[str, Field(pattern=r"^\s*\d{1,5}\s*-\s*\d{1,5}\s*$")], Field(union_mode="smart")
@@ -78,6 +83,8 @@ class InstanceSpec(BaseModel):
     weight: Weight | None = None
     cache_size_mb: Megabytes | None = None
     cache_mem_mb: Megabytes | None = None
+    # The instance's cache_dir (one disk per instance); default /var/spool/squid/<name>.
+    cache_dir: CacheDir | None = None
     state: State = "active"
 
 
@@ -148,9 +155,11 @@ class BackendVars(_Vars):
     instances: InstancesField = _backend(
         "squid_backend_instances",
         1,
-        "A count of instances (1-64), or a list of {name, port, weight, cache_size_mb, cache_mem_mb, state}.",
+        "A count of instances (1-64), or a list of {name, port, weight, cache_size_mb, cache_mem_mb, cache_dir, "
+        "state}; cache_dir defaults to /var/spool/squid/<name>.",
         "set a whole number of instances from 1 to 64 (e.g. 2), or a list of "
-        "{name, port, weight, cache_size_mb, cache_mem_mb, state}",
+        "{name, port, weight, cache_size_mb, cache_mem_mb, cache_dir, state}; cache_dir is an absolute "
+        "directory without spaces",
     )
     port_base: Port = _backend(
         "squid_backend_port_base",
@@ -235,6 +244,13 @@ class BackendVars(_Vars):
     )
     log_format: str = _backend(
         "squid_backend_log_format", "squid", "access_log format.", "name a Squid logformat, e.g. squid"
+    )
+    extra_config: str = _backend(
+        "squid_backend_extra_config",
+        "",
+        "Free-form squid.conf lines for every backend instance, placed before the final http_access deny all "
+        "(checked by squid -k parse).",
+        "write squid.conf lines as one string (a YAML block: |), or ''",
     )
 
 
@@ -322,6 +338,13 @@ class FrontendVars(_Vars):
     )
     log_format: str = _frontend(
         "carp_frontend_log_format", "squid", "access_log format.", "name a Squid logformat, e.g. squid"
+    )
+    extra_config: str = _frontend(
+        "carp_frontend_extra_config",
+        "",
+        "Free-form squid.conf lines for every frontend instance, placed before the final http_access deny all "
+        "(checked by squid -k parse).",
+        "write squid.conf lines as one string (a YAML block: |), or ''",
     )
     parent_selection: ParentSelection = _frontend(
         "carp_frontend_parent_selection",
