@@ -151,3 +151,33 @@ def test_backend_readme_example_is_what_molecule_converges(example: str) -> None
 def test_frontend_readme_examples_are_what_molecule_converges(role: str, example: str) -> None:
     readme = (ROOT / "roles" / role / "README.md").read_text()
     assert f"```yaml\n{(ROOT / example).read_text()}```" in readme
+
+
+SUPPORTED = yaml.safe_load((ROOT / "playbooks" / "validate.yml").read_text())[1]["vars"]["__validate_supported_releases"]
+FARM_ROLES = [r for r in ROLES if not r.startswith("lab_")]
+
+
+def test_validate_supports_debian_12_and_13() -> None:
+    assert SUPPORTED == {"Debian-12": "bookworm", "Debian-13": "trixie"}
+
+
+@pytest.mark.parametrize("role", FARM_ROLES)
+def test_meta_lists_every_supported_release(role: str) -> None:
+    platforms = _load(ROOT / "roles" / role / "meta" / "main.yml")["galaxy_info"]["platforms"]
+    assert platforms == [{"name": "Debian", "versions": sorted(SUPPORTED.values())}]
+
+
+@pytest.mark.parametrize("role", FARM_ROLES)
+def test_release_vars_exist_for_exactly_the_supported_releases_and_agree_on_names(role: str) -> None:
+    """A role with per-release vars has one file per release validate accepts, each setting the same names."""
+    files = sorted((ROOT / "roles" / role / "vars").glob("Debian-*.yml"))
+    if not files:
+        return
+    assert sorted(f.stem for f in files) == sorted(SUPPORTED)
+    names = {f.stem: set(_load(f)) for f in files}
+    assert len({frozenset(v) for v in names.values()}) == 1, names
+    main = ROOT / "roles" / role / "vars" / "main.yml"
+    shared = set(_load(main)) if main.exists() else set()
+    assert not shared & next(iter(names.values())), "a per-release name is also in vars/main.yml"
+    tasks = (ROOT / "roles" / role / "tasks" / "main.yml").read_text()
+    assert "ansible_facts.distribution }}-{{ ansible_facts.distribution_major_version }}.yml" in tasks

@@ -420,3 +420,43 @@ def test_an_instance_cache_dir_is_its_cache_dir_and_coredump_dir(tmp_path: Path,
         assert f"cache_dir {cache_type} {item['cache_dir']} {size}{geometry}" in lines
         assert f"coredump_dir {item['cache_dir']}" in lines
         _squid_parses(tmp_path, item["name"], conf)
+
+
+# ---------------------------------------------------------------- the squid@ unit
+
+UNIT = ROOT / "roles/squid_common/templates/etc/systemd/system/squid@.service.j2"
+
+
+def _unit_validate() -> list[str]:
+    import shlex
+
+    import yaml
+
+    command = yaml.safe_load((ROOT / "roles/squid_common/vars/main.yml").read_text())["__squid_common_unit_validate"]
+    return shlex.split(command)
+
+
+def _unit(**variables: Any) -> str:
+    return render(UNIT, **{**_role_defaults("squid_common"), **variables})
+
+
+def test_the_unit_waits_for_the_network_and_is_sandboxed() -> None:
+    lines = _unit().splitlines()
+    for line in ("Wants=network-online.target", "NoNewPrivileges=yes", "ProtectSystem=full", "ProtectHome=yes"):
+        assert line in lines
+    assert "PrivateTmp=yes" in lines
+    assert any(line.startswith("After=network-online.target") for line in lines)
+
+
+@pytest.mark.skipif(not Path("/usr/bin/systemd-analyze").exists(), reason="systemd-analyze is not installed")
+def test_the_roles_unit_check_passes_the_unit_and_refuses_a_broken_one(tmp_path: Path) -> None:
+    """squid_common validates squid@.service with systemd-analyze verify before it goes live."""
+    good = tmp_path / "candidate"
+    good.write_text(_unit())
+    argv = [good.as_posix() if a == "%s" else a for a in _unit_validate()]
+    checked = subprocess.run(argv, capture_output=True, text=True, check=False)
+    assert checked.returncode == 0, checked.stderr
+    for broken in (_unit().replace("ProtectSystem=full", "ProtectSystem=fully"), _unit().replace("/usr/sbin/squid --foreground", "/usr/sbin/nosquid --foreground")):
+        good.write_text(broken)
+        refused = subprocess.run(argv, capture_output=True, text=True, check=False)
+        assert refused.returncode != 0, broken
