@@ -10,8 +10,14 @@ export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export CONTAINERS_CONF := $(CURDIR)/lab/containers.conf
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-# Debian packages: squid for the CARP agreement test; podman and friends for the lab.
-DEB_PACKAGES ?= squid podman runc netavark aardvark-dns debootstrap iptables nftables
+# This controller's Debian release (bookworm, trixie), from /etc/os-release.
+DEB_RELEASE := $(shell . /etc/os-release 2>/dev/null && echo $${VERSION_CODENAME:-unknown})
+# Debian packages: squid for the CARP agreement test; podman and friends for the lab. The same names
+# exist on Debian 12 and 13 (checked with apt-cache policy on both). runc stays explicit on 13 too:
+# podman 5 there depends on "crun | runc" and crun fails on hybrid-cgroup kernels (lab/containers.conf).
+DEB_PACKAGES_bookworm := squid podman runc netavark aardvark-dns debootstrap iptables nftables python3-venv
+DEB_PACKAGES_trixie := squid podman runc netavark aardvark-dns debootstrap iptables nftables python3-venv
+DEB_PACKAGES ?= $(or $(DEB_PACKAGES_$(DEB_RELEASE)),$(DEB_PACKAGES_bookworm))
 # The `ansible` release on PyPI whose bundled collections we use (no Galaxy needed).
 ANSIBLE_BUNDLE ?= 12.3.0
 COLLECTIONS := containers.podman ansible.posix
@@ -25,6 +31,7 @@ help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
 deps: ## install the Debian packages the tests use (apt, as root)
+	@case "$(DEB_RELEASE)" in bookworm|trixie) ;; *) echo "note: this controller is '$(DEB_RELEASE)'; carpfarm's controller is tested on Debian 12 (bookworm) and its package list also written for 13 (trixie)" >&2;; esac
 	@missing=""; for p in $(DEB_PACKAGES); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'install ok installed' || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages:$$missing"; \
@@ -49,7 +56,7 @@ setup: deps $(STAMP) $(COLLECTIONS_STAMP) ## create .venv with carpfarm, its dev
 
 collections: $(COLLECTIONS_STAMP) ## install containers.podman and ansible.posix without Galaxy
 
-image: deps ## build the lab's base image (debootstrap + podman import); skipped when up to date
+image: deps ## build the lab's base images, one per release in CARPFARM_LAB_RELEASES (default "bookworm trixie"); skipped when up to date
 	bash lab/build-image.sh
 
 lab-up: setup image ## create the lab containers and network (inventory/lab)
