@@ -153,7 +153,9 @@ def test_frontend_readme_examples_are_what_molecule_converges(role: str, example
     assert f"```yaml\n{(ROOT / example).read_text()}```" in readme
 
 
-SUPPORTED = yaml.safe_load((ROOT / "playbooks" / "validate.yml").read_text())[1]["vars"]["__validate_supported_releases"]
+SUPPORTED = yaml.safe_load((ROOT / "playbooks" / "validate.yml").read_text())[1]["vars"][
+    "__validate_supported_releases"
+]
 FARM_ROLES = [r for r in ROLES if not r.startswith("lab_")]
 
 

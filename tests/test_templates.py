@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import shlex
 import socket
 import subprocess
 import tempfile
@@ -21,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from ansible.parsing.dataloader import DataLoader
 from ansible.plugins.loader import init_plugin_loader
 from ansible.template import Templar, trust_as_template
@@ -391,7 +393,10 @@ def test_no_extra_config_leaves_no_trace(role: str) -> None:
     ("variable", "confs"),
     [
         ("carp_frontend_extra_config", lambda: frontend_confs(carp_frontend_extra_config="cache_peer_nonsense on\n")),
-        ("squid_backend_extra_config", lambda: backend_confs(squid_backend_extra_config="http_access allow nosuchacl\n")),
+        (
+            "squid_backend_extra_config",
+            lambda: backend_confs(squid_backend_extra_config="http_access allow nosuchacl\n"),
+        ),
     ],
 )
 def test_a_bad_extra_line_fails_squid_parse_so_the_role_keeps_the_live_file(
@@ -413,7 +418,9 @@ def test_an_instance_cache_dir_is_its_cache_dir_and_coredump_dir(tmp_path: Path,
     items = _filters()["carpfarm_backend_ports"](hostvars, groups, "cache1")
     assert [i["cache_dir"] for i in items] == ["/srv/disk1/squid", "/var/spool/squid/backend2"]
     for item in items:
-        conf = render(BACKEND_CONF, **_role_defaults("squid_backend"), __squid_backend_frontends=["192.0.2.10"], item=item)
+        conf = render(
+            BACKEND_CONF, **_role_defaults("squid_backend"), __squid_backend_frontends=["192.0.2.10"], item=item
+        )
         lines = conf.splitlines()
         size = item["cache_size_mb"]
         geometry = "" if cache_type == "rock" else " 16 256"
@@ -428,9 +435,6 @@ UNIT = ROOT / "roles/squid_common/templates/etc/systemd/system/squid@.service.j2
 
 
 def _unit_validate() -> list[str]:
-    import shlex
-
-    import yaml
 
     command = yaml.safe_load((ROOT / "roles/squid_common/vars/main.yml").read_text())["__squid_common_unit_validate"]
     return shlex.split(command)
@@ -456,7 +460,10 @@ def test_the_roles_unit_check_passes_the_unit_and_refuses_a_broken_one(tmp_path:
     argv = [good.as_posix() if a == "%s" else a for a in _unit_validate()]
     checked = subprocess.run(argv, capture_output=True, text=True, check=False)
     assert checked.returncode == 0, checked.stderr
-    for broken in (_unit().replace("ProtectSystem=full", "ProtectSystem=fully"), _unit().replace("/usr/sbin/squid --foreground", "/usr/sbin/nosquid --foreground")):
+    for broken in (
+        _unit().replace("ProtectSystem=full", "ProtectSystem=fully"),
+        _unit().replace("/usr/sbin/squid --foreground", "/usr/sbin/nosquid --foreground"),
+    ):
         good.write_text(broken)
         refused = subprocess.run(argv, capture_output=True, text=True, check=False)
         assert refused.returncode != 0, broken
