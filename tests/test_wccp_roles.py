@@ -53,6 +53,7 @@ def test_every_instance_intercepts_and_only_the_first_joins_the_routers(tmp_path
             carp_frontend_forward_max_tries=5,
             carp_frontend_connect_fail_limit=2,
             carp_frontend_log_format="squid",
+            carp_frontend_extra_config="",
             carp_frontend_allow_localhost=True,
             carp_frontend_shutdown_lifetime=3,
             carp_frontend_parent_selection="carp",
