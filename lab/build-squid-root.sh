@@ -75,8 +75,9 @@ in_root() { chroot "$build" env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin DEBIAN_FRO
 { in_root apt-get update -q && in_root apt-get install -y -q --no-install-recommends $packages; } \
     >> "$build.log" 2>&1 || { tail -30 "$build.log" >&2; exit 1; }
 
-# The tests write configs and logs under tmp/; squid runs as 'proxy' there.
-chmod 1777 "$build/tmp"
+# The tests write configs and logs under tmp/. Squid runs as 'proxy' and creates its
+# shared memory segments (shm_open) in dev/shm, a plain directory in this root.
+chmod 1777 "$build/tmp" "$build/dev/shm"
 rm -rf "$build"/var/lib/apt/lists/* "$build"/var/cache/apt/*.bin "$build"/var/cache/apt/archives/*.deb
 
 chroot "$build" /usr/sbin/squid -v | head -1 | tee "$build/$stamp"
