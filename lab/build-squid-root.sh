@@ -6,6 +6,7 @@
 #   bash lab/build-squid-root.sh [SUITE]     SUITE defaults to trixie (squid 6.13)
 #
 #   CARPFARM_MIRROR       Debian mirror URL   (default: read from this host's apt sources)
+#   CARPFARM_SECURITY_MIRROR  Debian security mirror URL (default: likewise; none if not found)
 #   CARPFARM_SQUID_ROOTS  where roots live    (default: .cache/squid-roots in the checkout)
 #
 # The root goes to $CARPFARM_SQUID_ROOTS/SUITE-<hash of this recipe>, and the
@@ -34,10 +35,11 @@ if [ -s "$root/$stamp" ]; then
     exit 0
 fi
 
-# The Debian (not security) mirror this host's own release comes from; it serves every suite.
+# The mirror this host's own release comes from (host_mirror -security: its security
+# mirror); each serves every suite.
 host_mirror() {
     local host_suite uri
-    host_suite=$(. /etc/os-release && echo "${VERSION_CODENAME:-bookworm}")
+    host_suite=$(. /etc/os-release && echo "${VERSION_CODENAME:-bookworm}")${1:-}
     uri=$(awk -v want="$host_suite" '
         /^URIs:/ { uris = $2 }
         /^Suites:/ { for (i = 2; i <= NF; i++) if ($i == want) found = uris }
@@ -50,6 +52,7 @@ host_mirror() {
 }
 
 mirror=${CARPFARM_MIRROR:-$(host_mirror)}
+security=${CARPFARM_SECURITY_MIRROR:-$(host_mirror -security)}
 if [ -z "$mirror" ]; then
     echo "no Debian mirror found in /etc/apt/sources*; set CARPFARM_MIRROR=<url>" >&2
     exit 1
@@ -69,6 +72,12 @@ debootstrap --variant=minbase "$suite" "$build" "$mirror" "/usr/share/debootstra
 # No package may start a service inside this root, now or later.
 printf '#!/bin/sh\nexit 101\n' > "$build/usr/sbin/policy-rc.d"
 chmod 755 "$build/usr/sbin/policy-rc.d"
+# The suite's updates and security fixes too, as a patched host of that release has them.
+{
+    echo "deb $mirror $suite main"
+    echo "deb $mirror $suite-updates main"
+    [ -z "$security" ] || echo "deb $security $suite-security main"
+} > "$build/etc/apt/sources.list"
 # Installed with apt, not debootstrap's --include: with trixie's squid, --include orders
 # systemd before the libsystemd-shared it pre-depends on, and the bootstrap fails.
 in_root() { chroot "$build" env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin DEBIAN_FRONTEND=noninteractive "$@"; }
@@ -80,6 +89,7 @@ in_root() { chroot "$build" env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin DEBIAN_FRO
 chmod 1777 "$build/tmp" "$build/dev/shm"
 rm -rf "$build"/var/lib/apt/lists/* "$build"/var/cache/apt/*.bin "$build"/var/cache/apt/archives/*.deb
 
+echo "squid package $(chroot "$build" dpkg-query -W -f '${Version}' squid)"
 chroot "$build" /usr/sbin/squid -v | head -1 | tee "$build/$stamp"
 for old in "$roots/$suite"-*; do
     [ "$old" = "$build" ] || [ "$old" = "$build.log" ] || rm -rf "$old"
