@@ -18,3 +18,13 @@ def example_inventory(tmp_path: Path) -> Path:
     target = tmp_path / "example"
     shutil.copytree(ROOT / "inventory" / "example", target)
     return target
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Say in capitals when real-Squid releases were skipped on request (CARPFARM_SKIP_SQUID_ROOTS)."""
+    skipped = [r for r in terminalreporter.stats.get("skipped", []) if "NOT TESTED on squid" in str(r.longrepr)]
+    if skipped:
+        reasons = sorted({str(r.longrepr[2]) if isinstance(r.longrepr, tuple) else str(r.longrepr) for r in skipped})
+        terminalreporter.write_sep("!", f"{len(skipped)} REAL-SQUID TESTS NOT RUN: CARPFARM_SKIP_SQUID_ROOTS", red=True)
+        for reason in reasons:
+            terminalreporter.write_line(reason, red=True, bold=True)

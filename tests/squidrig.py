@@ -1,8 +1,11 @@
 """A real Squid on loopback, in front of small recording parents.
 
 Used by the tests that hold ``carpfarm.carp`` to what Squid really does. The
-squid binary is Debian's package; the rig starts it in the foreground on free
-loopback ports and stops it by PID. Nothing leaves 127.0.0.1.
+squid binary is Debian's package: the host's own, or another Debian release's
+from a root that ``lab/build-squid-root.sh`` builds, run with ``chroot`` (a
+chroot shares the host's network, so its Squid listens on the same loopback).
+The rig starts it in the foreground on free loopback ports and stops it by
+PID. Nothing leaves 127.0.0.1.
 """
 
 from __future__ import annotations
@@ -23,6 +26,62 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 SQUID = shutil.which("squid") or "/usr/sbin/squid"
+REPO = Path(__file__).resolve().parent.parent
+# Where lab/build-squid-root.sh puts its roots (the same variable and default).
+SQUID_ROOTS = Path(os.environ.get("CARPFARM_SQUID_ROOTS") or REPO / ".cache" / "squid-roots")
+ROOT_STAMP = ".carpfarm-squid-root"  # the build script writes it last: squid -v's first line
+
+
+@dataclass(frozen=True)
+class SquidRelease:
+    """A squid binary to run: the host's (``suite`` None) or the one in a Debian suite's root."""
+
+    label: str
+    version: str  # what ``squid -v`` must report, e.g. "6.13"
+    suite: str | None = None
+
+    @property
+    def root(self) -> Path | None:
+        return None if self.suite is None else SQUID_ROOTS / self.suite
+
+    def command(self, *args: str) -> list[str]:
+        if self.root is None:
+            return [SQUID, *args]
+        return ["chroot", str(self.root), "/usr/sbin/squid", *args]
+
+    def problem(self) -> str | None:
+        """Why this release cannot run here, with the fix; None when it can."""
+        build = f"run 'bash lab/build-squid-root.sh {self.suite}' as root (about 1-2 min, then cached)"
+        if self.root is None:
+            if not os.access(SQUID, os.X_OK):
+                return f"{SQUID} missing: run 'make setup' (installs Debian's squid)"
+        elif not (self.root / ROOT_STAMP).is_file():
+            return f"no {self.suite} squid root at {self.root}: {build}"
+        elif os.geteuid() != 0:
+            return f"squid in {self.root} runs with chroot, which needs root; run the tests as root"
+        try:
+            reported = subprocess.run(self.command("-v"), capture_output=True, text=True, check=True).stdout
+        except (OSError, subprocess.CalledProcessError) as e:
+            return f"{' '.join(self.command('-v'))} failed: {e}"
+        first = reported.splitlines()[0] if reported else ""
+        if first.split("Version ")[-1].strip() != self.version:
+            fix = build if self.suite else "install Debian 12's squid package"
+            return f"{self.label}: expected squid {self.version}, the binary says {first!r}; {fix}"
+        return None
+
+    @contextmanager
+    def workdir(self) -> Iterator[tuple[Path, Path]]:
+        """A scratch directory as (path here, path as squid sees it), writable by 'proxy'."""
+        base = None if self.root is None else self.root / "tmp"
+        with tempfile.TemporaryDirectory(prefix="carptest", dir=base) as tmp:
+            here = Path(tmp)
+            here.chmod(0o777)  # squid drops to the 'proxy' user for its logs
+            yield here, here if self.root is None else Path("/") / here.relative_to(self.root)
+
+
+HOST_SQUID = SquidRelease("5.7 (host)", "5.7")
+TRIXIE_SQUID = SquidRelease("6.13 (trixie root)", "6.13", "trixie")
+SQUID_RELEASES = (HOST_SQUID, TRIXIE_SQUID)
 
 
 def free_port() -> int:
@@ -104,26 +163,31 @@ def squid_conf(workdir: Path, port: int, peers: Sequence[PeerSpec], ports: dict[
 
 
 @contextmanager
-def running_squid(peers: Sequence[PeerSpec], answered_by: Callable[[str], str] | None = None) -> Iterator[SquidClient]:
+def running_squid(
+    peers: Sequence[PeerSpec],
+    answered_by: Callable[[str], str] | None = None,
+    release: SquidRelease = HOST_SQUID,
+) -> Iterator[SquidClient]:
     """Start Squid as a CARP frontend in front of recording parents, then stop it.
 
     Each peer gets a recording parent of its own, unless ``answered_by`` maps
     peer names onto fewer parents (so a thousand peers need not mean a
-    thousand servers).
+    thousand servers). ``release`` picks the squid binary.
     """
     answered_by = answered_by or (lambda name: name)
     recorder_of = {p.name: answered_by(p.name) for p in peers}
-    with recording_parents(sorted(set(recorder_of.values()))) as recorder_ports, tempfile.TemporaryDirectory() as tmp:
+    with recording_parents(sorted(set(recorder_of.values()))) as recorder_ports, release.workdir() as dirs:
         ports = {name: recorder_ports[recorder] for name, recorder in recorder_of.items()}
-        workdir = Path(tmp)
-        workdir.chmod(0o777)  # squid drops to the 'proxy' user for its logs
+        workdir, seen_as = dirs
         port = free_port()
-        conf = workdir / "squid.conf"
-        conf.write_text(squid_conf(workdir, port, peers, ports))
+        (workdir / "squid.conf").write_text(squid_conf(seen_as, port, peers, ports))
+        conf = str(seen_as / "squid.conf")
         name = f"carptest{os.getpid()}{port}"
-        subprocess.run([SQUID, "-k", "parse", "-f", str(conf)], check=True, capture_output=True)
+        parsed = subprocess.run(release.command("-k", "parse", "-f", conf), capture_output=True, text=True)
+        if parsed.returncode:
+            raise RuntimeError(f"{release.label}: squid -k parse failed: {parsed.stderr[-2000:]}")
         proc = subprocess.Popen(
-            [SQUID, "-N", "-n", name, "-f", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+            release.command("-N", "-n", name, "-f", conf), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
         )
         try:
             _wait_listening(port, proc, workdir)

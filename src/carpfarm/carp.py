@@ -1,4 +1,4 @@
-"""Squid's CARP parent selection, exactly as Squid 5.7 computes it.
+"""Squid's CARP parent selection, exactly as Squid 5.7 and 6.13 compute it.
 
 Everything here mirrors the arithmetic of Squid's ``src/carp.cc`` (peer hash,
 load multipliers, URL key, selection) so that a prediction made on the
@@ -13,6 +13,13 @@ controller is the choice a real frontend makes:
 * the URL hash is *not* reset between peers: it keeps accumulating over each
   peer's key, which is why inserting or deleting a peer that is not last
   remaps far more than its own share of URLs.
+
+Debian 12's squid 5.7 and Debian 13's 6.13 choose alike, so nothing here takes
+a release: between the SQUID_5_7 and SQUID_6_13 tags ``carp.cc`` changed only
+its logging, and the two changes to ``Uri.cc`` that reach the key (userinfo
+bytes >= 0x80 printed as ``%FFFFFFC3`` by upstream 5.7, fixed by #1367; gopher
+removed) do not show on Debian's 5.7, whose answers match 6.13's. Both are
+checked by ``tests/test_carp_squid.py``.
 """
 
 from __future__ import annotations
@@ -186,7 +193,7 @@ def select_parent(
 
 # ---------------------------------------------------------------- the URL as Squid sees it
 #
-# Squid 5.7 hashes ``request->effectiveRequestUri()`` (src/HttpRequest.cc), which is
+# Squid (5.7 and 6.13 alike) hashes ``request->effectiveRequestUri()`` (src/HttpRequest.cc), which is
 # ``url.absolute()`` built from the *parsed* URL (src/anyp/Uri.cc), not the text the client
 # sent. What follows is ``AnyP::Uri::parse()`` and ``absolute()``, step by step, under the
 # defaults a carpfarm frontend runs with (no ``append_domain``, ``check_hostnames off``,
@@ -212,7 +219,7 @@ SCHEME_PORTS: dict[str, int] = {
     "authority_form": 0,
 }
 DEFAULT_PORTS = {s: p for s, p in SCHEME_PORTS.items() if p}
-# The schemes a GET reaches peer selection with (checked on Debian's squid 5.7).
+# The schemes a GET reaches peer selection with (checked on Debian's squid 5.7 and 6.13).
 FORWARDED_SCHEMES = ("http", "https", "ftp", "wais", "whois")
 _SCHEME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+.-_")
 _SPACE = " \t\n\v\f\r"  # C isspace() in the C locale
@@ -252,7 +259,7 @@ class UrlRejected(ValueError):
 
 
 def parse_url(url: str) -> SquidUrl:
-    """Parse ``url`` the way Squid 5.7's ``AnyP::Uri::parse()`` does; raise ``UrlRejected`` where it fails."""
+    """Parse ``url`` the way Squid's ``AnyP::Uri::parse()`` (5.7, 6.13) does; raise ``UrlRejected`` where it fails."""
     colon = url.find(":")
     raw_scheme = url[:colon] if colon > 0 else ""
     if not raw_scheme or len(raw_scheme) > 16 or not raw_scheme[0].isascii() or not raw_scheme[0].isalpha():
@@ -262,7 +269,7 @@ def parse_url(url: str) -> SquidUrl:
     lowered = raw_scheme.translate(_ASCII_LOWER)
     scheme = lowered if lowered in SCHEME_PORTS else raw_scheme
     if scheme not in FORWARDED_SCHEMES:
-        # urlCheckRequest() answers 501 for the rest (Debian's 5.7 also refuses gopher with 400);
+        # urlCheckRequest() answers 501 for the rest (6.13 and Debian's 5.7 refuse gopher with 400);
         # urn: and cache_object: are answered by Squid itself. No parent is selected.
         raise UrlRejected(f"{url!r}: Squid forwards only {', '.join(FORWARDED_SCHEMES)} URLs to a parent")
     rest = url[colon + 1 :]
