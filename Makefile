@@ -25,7 +25,7 @@ COLLECTIONS_STAMP := collections/ansible_collections/.carpfarm-$(ANSIBLE_BUNDLE)
 LAB_INVENTORY := inventory/lab
 SCENARIOS ?= default nftables haproxy wccp failover
 
-.PHONY: help setup deps collections image lint test test-unit test-molecule lab lab-up lab-down bench clean
+.PHONY: help setup deps collections image squid-roots lint test test-unit test-molecule lab lab-up lab-down bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -92,7 +92,10 @@ lint: setup ## ruff, mypy, yamllint, ansible-lint (production profile)
 	$(BIN)/yamllint -s .
 	$(BIN)/ansible-lint --profile production
 
-test-unit: setup ## pytest: library, CLI, filter plugin, roles' interfaces, real-Squid CARP agreement
+squid-roots: deps ## a Debian 13 root with its squid 6.13 for the CARP agreement test (cached by recipe hash)
+	bash lab/build-squid-root.sh trixie
+
+test-unit: setup squid-roots ## pytest: library, CLI, filter plugin, roles' interfaces, real-Squid CARP agreement (5.7 and 6.13)
 	$(BIN)/pytest
 
 test-molecule: setup image ## molecule test for each scenario in SCENARIOS
