@@ -249,10 +249,11 @@ for p in range(passes):
                     conn = conn or http.client.HTTPConnection(proxy, 3128, timeout=20)
                     conn.request("GET", url, headers={"Host": url.split("/")[2]})
                     r = conn.getresponse(); r.read()
-                    first = (r.getheader("X-Cache") or "").split(",")[0]
+                    # the first hop's verdict: X-Cache (Squid 5) "HIT from NAME", Cache-Status (6) "NAME;hit"
+                    first = (r.getheader("X-Cache") or r.getheader("Cache-Status") or "").split(",")[0]
                     with lock:
                         if r.status != 200: errors[0] += 1
-                        elif first.startswith("HIT"): hits[0] += 1
+                        elif first.startswith("HIT") or ";hit" in first: hits[0] += 1
                         else: misses[0] += 1
                     break
                 except OSError:
