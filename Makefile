@@ -101,7 +101,10 @@ test-unit: setup squid-roots ## pytest: library, CLI, filter plugin, roles' inte
 test-molecule: setup image ## molecule test for each scenario in SCENARIOS
 	cd $(CURDIR) && for s in $(SCENARIOS); do $(BIN)/molecule test -s $$s || exit 1; done
 
-test: lint test-unit test-molecule ## everything: lint, unit tests, molecule on the lab
+# The lab's images (debootstrap: network and disk) build beside lint and pytest (CPU); output stays per target.
+test: ## everything: lint, unit tests and the lab's images side by side, then molecule on the lab
+	$(MAKE) --no-print-directory -j2 --output-sync=target image lint test-unit
+	$(MAKE) --no-print-directory test-molecule
 
 clean: ## remove the venv, collections and caches
 	rm -rf $(VENV) .cache collections/ansible_collections .pytest_cache .mypy_cache .ruff_cache .hypothesis src/*.egg-info
