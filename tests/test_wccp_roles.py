@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from conftest import ROOT
 from test_templates import _filters, render
@@ -130,5 +131,15 @@ def test_the_gre_tunnel_script_names_one_tunnel_per_router(tmp_path: Path) -> No
     assert "carpfarm-wccp0 192.0.2.1" in lines and "carpfarm-wccp1 192.0.2.2" in lines
     assert 'ip tunnel add "$1" mode gre remote "$2" local "$local_address" ttl 255' in script
     assert 'echo 0 > "/proc/sys/net/ipv4/conf/$1/rp_filter"' in script
-    sysctl = render(ROLES / "wccp/templates/etc/sysctl.d/60-carpfarm-wccp.conf.j2", **facts)
-    assert "net.ipv4.ip_forward = 1" in sysctl.splitlines()
+
+
+def test_gre_turns_forwarding_on_and_reverse_path_filtering_off_for_good() -> None:
+    tasks = yaml.safe_load((ROLES / "wccp/tasks/tunnels.yml").read_text())
+    build = next(t for t in tasks if t["name"] == "Build the GRE tunnels")["block"]
+    sysctl = next(t for t in build if "ansible.posix.sysctl" in t)
+    assert sysctl["ansible.posix.sysctl"]["sysctl_file"] == "/etc/sysctl.d/60-carpfarm-wccp.conf"
+    assert sysctl["ansible.posix.sysctl"]["reload"] is True
+    assert {i["name"]: i["value"] for i in sysctl["loop"]} == {
+        "net.ipv4.ip_forward": "1",
+        "net.ipv4.conf.all.rp_filter": "0",
+    }
