@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import re
 import shlex
 import socket
 import subprocess
@@ -311,8 +312,11 @@ def _status(port: int, method: str, target: str) -> int:
     request = f"{method} {target} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\n\r\n"
     with socket.create_connection(("127.0.0.1", port), timeout=10) as conn:
         conn.sendall(request.encode())
-        status_line = conn.makefile("rb").readline().decode()
-    return int(status_line.split()[1])
+        response = conn.makefile("rb")
+        status = int(response.readline().decode().split()[1])
+        if status != 200:  # read the error page to its end, so Squid is not the one left waiting
+            response.read()
+    return status
 
 
 @pytest.mark.squid
@@ -336,7 +340,9 @@ def test_a_real_frontend_refuses_unsafe_ports_and_forwards_the_rest() -> None:
         "GET http://127.0.0.1/no-port",
         "GET http://127.0.0.1:8080/high-port",
     ]
-    assert sorted(line.split()[6] for line in log if "TCP_DENIED/403" in line) == sorted(t for _, t in refused)
+    # Squid 6 tags a denial whose client hung up first TCP_DENIED_ABORTED; a denial is a denial.
+    denied = [line.split()[6] for line in log if re.search(r" TCP_DENIED(_ABORTED)?/403 ", line)]
+    assert sorted(denied) == sorted(t for _, t in refused)
 
 
 @pytest.mark.parametrize(("written", "allowed"), [(True, True), ("false", False), ("no", False), ("True", True)])
@@ -452,7 +458,6 @@ def test_the_unit_waits_for_the_network_and_is_sandboxed() -> None:
     assert any(line.startswith("After=network-online.target") for line in lines)
 
 
-@pytest.mark.skipif(not Path("/usr/bin/systemd-analyze").exists(), reason="systemd-analyze is not installed")
 def test_the_roles_unit_check_passes_the_unit_and_refuses_a_broken_one(tmp_path: Path) -> None:
     """squid_common validates squid@.service with systemd-analyze verify before it goes live."""
     good = tmp_path / "candidate"
