@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))  # squidrig: the real-Squid rig the tests use
+sys.path.insert(0, str(ROOT / "tests"))  # support: the real-Squid rig and the renderer the tests use
 
 from carpfarm import bench  # noqa: E402
 from carpfarm.model import Topology  # noqa: E402
@@ -350,18 +350,10 @@ def _count_connections(ports: list[int], total: int) -> dict[str, int]:
 
 
 def _render(template: str, balancer: dict[str, Any]) -> str:
-    from ansible.parsing.dataloader import DataLoader
-    from ansible.plugins.loader import init_plugin_loader
-    from ansible.template import Templar, trust_as_template
+    from support.ansible import render  # the tests' renderer: Ansible's templar, as the role runs it
 
-    init_plugin_loader()
-    variables = {
-        "ansible_managed": "carpfarm bench", "inventory_hostname": "bench", "__frontend_balancer": balancer,
-        "__frontend_balancer_chain": "CARPFARM_BALANCE", "__frontend_balancer_wccp_chain": "CARPFARM_WCCP",
-        "__frontend_balancer_nft_table": "carpfarm",
-    }  # fmt: skip
-    text = (ROOT / "roles/frontend_balancer/templates/etc/carpfarm" / template).read_text()
-    return str(Templar(loader=DataLoader(), variables=variables).template(trust_as_template(text)))
+    path = ROOT / "roles/frontend_balancer/templates/etc/carpfarm" / template
+    return render(path, ansible_managed="carpfarm bench", inventory_hostname="bench", __frontend_balancer=balancer)
 
 
 def _topology(n: int) -> Topology:
@@ -441,7 +433,7 @@ def _farm(names: list[str], drained: str | None = None) -> Topology:
 
 
 def remap(count: int) -> list[dict[str, Any]]:
-    from squidrig import PeerSpec, running_squid
+    from support.squidrig import PeerSpec, running_squid
 
     hosts = [f"cache{i}" for i in range(1, 6)]
     middle = hosts[2]

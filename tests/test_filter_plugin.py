@@ -13,7 +13,7 @@ import pytest
 from ansible.errors import AnsibleFilterError
 
 from carpfarm.inventory import load_topology
-from conftest import ROOT
+from support.paths import ROOT
 
 EXAMPLE = ROOT / "inventory" / "example"
 BIN = Path(sys.executable).parent

@@ -13,7 +13,7 @@ from pydantic.fields import FieldInfo
 
 from carpfarm.fields import INTERNAL, Declared
 from carpfarm.variables import DECLARED, INTERNAL_NAMES, declarations, in_namespace
-from conftest import ROOT
+from support.paths import ROOT
 
 ROLES = sorted(p.name for p in (ROOT / "roles").iterdir() if (p / "defaults" / "main.yml").exists())
 

@@ -14,9 +14,9 @@ from typing import Any
 import pytest
 import yaml
 
-from conftest import ROOT
-from test_templates import _filters, render
-from test_wccp import inventory
+from support.ansible import filters, render
+from support.inventories import wccp_box
+from support.paths import ROOT
 
 ROLES = ROOT / "roles"
 SQUID = "/usr/sbin/squid"
@@ -30,8 +30,8 @@ NAMES = {
 
 def _facts(method: str) -> dict[str, Any]:
     """What the roles' preflight tasks compute for carp1 (two instances, two routers)."""
-    groups, hostvars = inventory(carpfarm_wccp_forwarding_method=method, carpfarm_wccp_services=SERVICES)
-    f = _filters()
+    groups, hostvars = wccp_box(carpfarm_wccp_forwarding_method=method, carpfarm_wccp_services=SERVICES)
+    f = filters()
     return {
         "__carp_frontend_self": f["carpfarm_frontend"](hostvars, groups, "carp1"),
         "__carp_frontend_instances": f["carpfarm_frontend_ports"](hostvars, groups, "carp1"),
@@ -41,6 +41,7 @@ def _facts(method: str) -> dict[str, Any]:
     }
 
 
+@pytest.mark.squid
 @pytest.mark.parametrize("method", ["gre", "l2"])
 def test_every_instance_intercepts_and_only_the_first_joins_the_routers(tmp_path: Path, method: str) -> None:
     facts = _facts(method)
@@ -78,6 +79,8 @@ def test_every_instance_intercepts_and_only_the_first_joins_the_routers(tmp_path
     assert not any(line.startswith("wccp2_") for line in two)
 
 
+@pytest.mark.iptables
+@pytest.mark.nft
 @pytest.mark.parametrize("mode", ["random", "roundrobin"])
 @pytest.mark.parametrize("method", ["gre", "l2"])
 def test_the_redirect_rules_pass_the_real_checkers(tmp_path: Path, method: str, mode: str) -> None:

@@ -26,7 +26,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 SQUID = shutil.which("squid") or "/usr/sbin/squid"
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 # Where lab/build-squid-root.sh puts its roots (the same variable and default).
 SQUID_ROOTS = Path(os.environ.get("CARPFARM_SQUID_ROOTS") or REPO / ".cache" / "squid-roots")
 ROOT_STAMP = ".carpfarm-squid-root"  # the build script writes it last: squid -v's first line
