@@ -3,7 +3,7 @@
 
   python bench/run.py [--no-fresh] [--rounds 3] [--seconds 3] [--out bench/results]
 
-Sections (each figure a ratio or a spread of interleaved runs; the arithmetic is carpfarm.bench):
+Sections (each figure a ratio, or the median, min and max of interleaved runs; the arithmetic is carpfarm.bench):
   5. control plane: site.yml on a freshly created lab, then again (changed=0); carpfarm plan at scale
   1. throughput and latency with wrk: origin direct, one Squid serving a HIT, the three layers with
      each balancer that runs here (iptables, nftables, haproxy); CPU per component with pidstat
@@ -132,7 +132,7 @@ def plan_timing(hosts: int, per_host: int) -> dict[str, Any]:
             codes.add(done.returncode)
     result = "planned" if codes == {0} else "refused: over Squid's 1000-peer CARP limit" if codes == {2} else str(codes)
     log(f"  carpfarm plan, {hosts} hosts x {per_host}: {statistics.median(times):.2f} s ({result})")
-    return {"farm": f"{hosts} hosts x {per_host} instances", "seconds": bench.spread(times), "result": result}
+    return {"farm": f"{hosts} hosts x {per_host} instances", "seconds": bench.summarise(times), "result": result}
 
 
 # ---------------------------------------------------------------- 1. throughput and latency
@@ -209,7 +209,7 @@ def summarise(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
         rows.append(
             {
                 "balancer": balancer, "size": size, "target": target,
-                **{k: bench.spread([r[k] for r in mine]) for k in ("rps", "mb_per_s", "p50_ms", "p99_ms")},
+                **{k: bench.summarise([r[k] for r in mine]) for k in ("rps", "mb_per_s", "p50_ms", "p99_ms")},
                 "errors": sum(r["errors"] for r in mine),
             }
         )  # fmt: skip
@@ -228,7 +228,7 @@ def ratios(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 if three and one:
                     pairs.append(three[0] / one[0])
             if pairs:
-                rows.append({"balancer": balancer, "size": size, "ratio": bench.spread(pairs)})
+                rows.append({"balancer": balancer, "size": size, "ratio": bench.summarise(pairs)})
     return rows
 
 
