@@ -183,3 +183,10 @@ def test_release_vars_exist_for_exactly_the_supported_releases_and_agree_on_name
     assert not shared & next(iter(names.values())), "a per-release name is also in vars/main.yml"
     tasks = (ROOT / "roles" / role / "tasks" / "main.yml").read_text()
     assert "ansible_facts.distribution }}-{{ ansible_facts.distribution_major_version }}.yml" in tasks
+
+
+@pytest.mark.parametrize("role", [r for r in ROLES if r.startswith("lab_")])
+def test_lab_role_readme_lists_exactly_its_defaults(role: str) -> None:
+    readme = (ROOT / "roles" / role / "README.md").read_text()
+    rows = set(re.findall(r"^\| `([a-z0-9_]+)` \|", readme, flags=re.MULTILINE))
+    assert rows == set(_load(ROOT / "roles" / role / "defaults" / "main.yml")), f"{role}: README table"
