@@ -13,6 +13,7 @@ from pydantic.fields import FieldInfo
 
 from carpfarm.fields import INTERNAL, Declared
 from carpfarm.variables import DECLARED, INTERNAL_NAMES, declarations, in_namespace
+from support.ansible import filters
 from support.paths import ROOT
 
 ROLES = sorted(p.name for p in (ROOT / "roles").iterdir() if (p / "defaults" / "main.yml").exists())
@@ -106,8 +107,7 @@ def test_readme_variable_table_lists_exactly_the_declared_variables(role: str) -
 
 NOT_VARIABLES = {
     # filters of plugins/filter/carpfarm.py
-    *(f"carpfarm_{f}" for f in ("topology", "plan", "cascade", "frontend", "frontend_ports", "backend_ports")),
-    *(f"carpfarm_{f}" for f in ("cache_peers", "balancer", "route", "remap")),
+    *filters(),
     # facts a play sets, Squid ACL and HAProxy section names, an inventory group
     "carpfarm_validated",
     "carpfarm_status",
