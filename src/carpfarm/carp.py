@@ -474,8 +474,9 @@ def url_key(url: str, carp_key: Sequence[str] | None = None) -> str:
 # Per lane, the low 32 bits hold the hash state and the high 32 bits are scratch room that
 # keeps carries from reaching the next lane:
 #
-# * ``rotl(h, 19)`` is ``((h * (2**32 + 1)) >> 13) & MASK``: the product holds ``h`` twice
-#   side by side, and the shift reads the rotated word out of the middle;
+# * ``rotl(h, 19)`` is ``((h << 19) | (h >> 13)) & MASK``: the high half of every lane is zero,
+#   so neither shift brings in a neighbour's bits below bit 32 (two shifts cost less than the
+#   multiplication ``((h * (2**32 + 1)) >> 13) & MASK`` that reads the same word);
 # * ``h + rotl(h, 19) + c`` stays below 2**34, so the sum of three lanes never spills;
 # * ``mix`` is ``(x * 0x62531966) & MASK`` (below 2**63) then ``rotl(., 21)`` the same way.
 #
@@ -483,7 +484,6 @@ def url_key(url: str, carp_key: Sequence[str] | None = None) -> str:
 # so one walk serves every array (old farm, new farm, new farm with peers down) in a batch.
 
 _LANE = 64
-_DUP = (1 << 32) + 1
 _MIX = 1 + HASH_MULTIPLIER
 _CHUNK = 512  # URLs per vector: big enough to amortise, small enough to report progress
 Job = tuple["CarpArray", Iterable[str]]
@@ -558,7 +558,7 @@ def _select_lanes(jobs: Sequence[Job], keys: Sequence[Sequence[int]]) -> list[li
     mixed: dict[int, int] = {}
     for k in range(peers):
         for c in columns:
-            state = (state + (((state * _DUP) >> 13) & mask) + c) & mask
+            state = (state + (((state << 19) | (state >> 13)) & mask) + c) & mask
         mixed.clear()
         for tracker in trackers:
             if k >= len(tracker.ranked):
@@ -567,7 +567,7 @@ def _select_lanes(jobs: Sequence[Job], keys: Sequence[Sequence[int]]) -> list[li
             combined = mixed.get(peer_hash_k)
             if combined is None:
                 x = ((state ^ (ones * peer_hash_k)) * _MIX) & mask
-                combined = mixed[peer_hash_k] = ((x * _DUP) >> 11) & mask
+                combined = mixed[peer_hash_k] = ((x << 21) | (x >> 11)) & mask
             tracker.offer(k, combined)
     return [t.winners() for t in trackers]
 
