@@ -263,3 +263,18 @@ def test_batch_selection_with_mixed_carp_keys_and_progress() -> None:
 def test_batch_selection_of_1001_equal_peers_picks_nobody() -> None:
     array = CarpArray.build([CarpPeer(f"p{i}", "h", 1) for i in range(1001)])
     assert select_batch([(array, ())], URLS[:5])[0] == [None] * 5
+
+
+@pytest.mark.parametrize("weights", [(1, 1, 1), (1, 2, 3)])  # one multiplier (integer compare), mixed (floats)
+def test_batch_selection_shared_among_cores_is_the_same(weights: tuple[int, ...]) -> None:
+    peers = [CarpPeer(f"p{i}", "h", 1, weights[i % len(weights)]) for i in range(30)]
+    array = CarpArray.build(peers)
+    grown = CarpArray.build([*peers, CarpPeer("zz-new", "h", 1)])
+    urls = [*URLS, *(f"https://Big.Example.net:8443/{'x' * (i % 7)}/{i}" for i in range(1500))]
+    jobs = [(array, ()), (grown, {"p3"})]
+    calls: list[tuple[int, int]] = []
+    forked = select_batch(jobs, urls, lambda done, total: calls.append((done, total)), parallel_from=0)
+    assert forked == select_batch(jobs, urls, parallel_from=10**18)
+    assert forked[1][:50] == [grown.select(u, {"p3"}) for u in urls[:50]]
+    assert calls[-1] == (len(urls), len(urls))
+    assert [done for done, _ in calls] == sorted(done for done, _ in calls)

@@ -32,6 +32,8 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Literal, get_args
 
+from carpfarm.cores import fork_map, usable_cores
+
 MASK = 0xFFFFFFFF
 HASH_MULTIPLIER = 0x62531965
 KeyPart = Literal["scheme", "host", "port", "path", "params"]
@@ -486,19 +488,25 @@ def url_key(url: str, carp_key: Sequence[str] | None = None) -> str:
 _LANE = 64
 _MIX = 1 + HASH_MULTIPLIER
 _CHUNK = 512  # URLs per vector: big enough to amortise, small enough to report progress
+# Byte steps (lanes x key length x peers) from which forking workers pays: about 0.1 s of work.
+PARALLEL_WORK = 10_000_000
 Job = tuple["CarpArray", Iterable[str]]
 
 
 def select_batch(
-    jobs: Sequence[Job], urls: Sequence[str], progress: Callable[[int, int], None] | None = None
+    jobs: Sequence[Job],
+    urls: Sequence[str],
+    progress: Callable[[int, int], None] | None = None,
+    parallel_from: int = PARALLEL_WORK,
 ) -> list[list[CarpPeer | None]]:
     """``[[array.select(url, down) for url in urls] for array, down in jobs]``, computed fast.
 
     Arrays whose peers share one carp-key (as every carpfarm farm does) are computed on
     vectors of URLs; an array mixing carp-keys falls back to ``select``. ``progress`` is
-    called with (URLs done, URLs in all) after every few hundred URLs.
+    called with (URLs done, URLs in all) after every few hundred URLs. When the vectors add
+    up to ``parallel_from`` byte steps or more, they are shared among the CPU cores.
     """
-    results: list[list[CarpPeer | None]] = [[] for _ in jobs]
+    results: list[list[CarpPeer | None]] = [[None] * len(urls) for _ in jobs]
     plans: dict[tuple[tuple[str, ...] | None, bool], list[int]] = {}
     for n, (array, _) in enumerate(jobs):
         specs = {r.peer.carp_key or None for r in array.ranked}
@@ -507,6 +515,7 @@ def select_batch(
         else:
             plans.setdefault((specs.pop() if specs else None, array.signed_char), []).append(n)
     total, done = len(urls) * len(plans), 0
+    vectors: list[_Vector] = []
     for (spec, signed), members in plans.items():
         if spec == ("mixed",):
             for n in members:
@@ -517,24 +526,46 @@ def select_batch(
             if progress:
                 progress(done, total)
             continue
-        for n in members:
-            results[n] = [None] * len(urls)
-        keys = [_char_values(url_key(u, spec), signed) for u in urls]
-        by_length: dict[int, list[int]] = {}
-        for i, key in enumerate(keys):
-            by_length.setdefault(len(key), []).append(i)
-        for length in sorted(by_length):
-            indices = by_length[length]
-            for start in range(0, len(indices), _CHUNK):
-                lanes = indices[start : start + _CHUNK]
-                winners = _select_lanes([jobs[n] for n in members], [keys[i] for i in lanes])
-                for n, column in zip(members, winners, strict=True):
-                    for i, peer in zip(lanes, column, strict=True):
-                        results[n][i] = peer
-                done += len(lanes)
-                if progress:
-                    progress(done, total)
+        vectors += _vectors(members, [_char_values(url_key(u, spec), signed) for u in urls])
+    walk = max((len(jobs[n][0].ranked) for v in vectors for n in v.members), default=0)
+    work = sum(len(v.lanes) * len(v.keys[0]) for v in vectors) * walk
+    workers = usable_cores() if work >= parallel_from else 1
+    vectors.sort(key=lambda v: -len(v.lanes))  # the biggest first: the cores finish together
+
+    def run(index: int) -> list[list[int]]:
+        return _select_lanes([jobs[n] for n in vectors[index].members], vectors[index].keys)
+
+    for index, winners in fork_map(run, len(vectors), workers):
+        vector = vectors[index]
+        for n, column in zip(vector.members, winners, strict=True):
+            ranked, chosen = jobs[n][0].ranked, results[n]
+            for i, k in zip(vector.lanes, column, strict=True):
+                chosen[i] = None if k < 0 else ranked[k].peer
+        done += len(vector.lanes)
+        if progress:
+            progress(done, total)
     return results
+
+
+@dataclass(frozen=True)
+class _Vector:
+    """URL keys of one length, one lane each, to walk through the arrays ``members``."""
+
+    members: list[int]  # indices of jobs
+    lanes: list[int]  # indices of URLs
+    keys: list[tuple[int, ...]]
+
+
+def _vectors(members: list[int], keys: Sequence[tuple[int, ...]]) -> list[_Vector]:
+    """The URL keys in vectors of at most ``_CHUNK`` lanes, one key length per vector."""
+    by_length: dict[int, list[int]] = {}
+    for i, key in enumerate(keys):
+        by_length.setdefault(len(key), []).append(i)
+    return [
+        _Vector(members, lanes, [keys[i] for i in lanes])
+        for length in sorted(by_length)
+        for lanes in (by_length[length][start : start + _CHUNK] for start in range(0, len(by_length[length]), _CHUNK))
+    ]
 
 
 def _pack(values: Sequence[int]) -> int:
@@ -546,8 +577,9 @@ def _unpack(vector: int, lanes: int) -> list[int]:
     return array_module("Q", vector.to_bytes(8 * lanes, "little")).tolist()
 
 
-def _select_lanes(jobs: Sequence[Job], keys: Sequence[Sequence[int]]) -> list[list[CarpPeer | None]]:
-    """The winners of every job for URL keys of one length, one lane per key."""
+def _select_lanes(jobs: Sequence[Job], keys: Sequence[Sequence[int]]) -> list[list[int]]:
+    """The winners of every job for URL keys of one length, one lane per key: their index in
+    the job's ``ranked`` peers, -1 for none."""
     lanes = len(keys)
     ones = _pack([1] * lanes)
     mask = ones * MASK
@@ -606,6 +638,6 @@ class _Tracker:
                 high[i], chosen[i] = score, k
         # A multiplier of inf or nan compares like Squid's doubles: nan never wins.
 
-    def winners(self) -> list[CarpPeer | None]:
+    def winners(self) -> list[int]:
         chosen = _unpack(self.index, self.lanes) if self.integers else self.chosen
-        return [None if k in (-1, MASK) else self.ranked[k].peer for k in chosen]
+        return [-1 if k == MASK else k for k in chosen]

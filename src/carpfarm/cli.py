@@ -223,11 +223,12 @@ def _impact(old: Topology, new: Topology, urls: list[str], show_progress: bool) 
     if not (show_progress and _IMPACT_TAKES_PROGRESS):
         return impact(old, new, urls)
     columns = (TextColumn("routing URLs"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-    with Progress(*columns, console=_stderr(), transient=True) as bar:
+    # Redrawn on each report, without a refresh thread: impact forks its workers meanwhile.
+    with Progress(*columns, console=_stderr(), transient=True, auto_refresh=False) as bar:
         task = bar.add_task("impact", total=len(urls))
 
         def advance(done: int, total: int) -> None:
-            bar.update(task, completed=done, total=total)
+            bar.update(task, completed=done, total=total, refresh=True)
 
         with_progress: Callable[..., Impact] = impact
         return with_progress(old, new, urls, progress=advance)

@@ -1,0 +1,94 @@
+"""Use the controller's other CPU cores for carpfarm's long computations, by forking.
+
+A forked worker starts with a copy of the parent's memory, so a task's inputs need no
+pickling: the task is a closure over them, and only its result travels back. Where fork is
+not available, or only one core is, everything runs in this process, in the same order.
+
+Fork only while this process runs no other thread (no live progress bar, no other pool):
+a thread holding a lock at the fork would leave that lock held forever in the child.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import sys
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor, as_completed
+from typing import Any, Generic, TypeVar
+
+R = TypeVar("R")
+
+# The task of the pool being started: workers forked from this process read it from their copy.
+_task: Callable[[int], Any] | None = None
+
+
+def usable_cores() -> int:
+    """CPU cores this process may run on (1 where carpfarm cannot fork workers)."""
+    if "fork" not in multiprocessing.get_all_start_methods():
+        return 1
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def _run(index: int) -> Any:
+    if _task is None:
+        raise RuntimeError("a carpfarm worker started without its task (it must be forked, not spawned)")
+    return _task(index)
+
+
+def _pool(task: Callable[[int], Any], workers: int) -> ProcessPoolExecutor:
+    """A pool of ``workers`` processes forked (at the first submit) with ``task`` in their memory."""
+    global _task
+    _task = task
+    # Whatever sits in the parent's buffers would be written again by every child on exit.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("fork"))
+
+
+def fork_map(task: Callable[[int], R], count: int, workers: int) -> Iterator[tuple[int, R]]:
+    """``(i, task(i))`` for every ``i`` in ``range(count)``: in ``workers`` forked processes, in
+    the order they finish, or here in order when ``workers`` (capped by the usable cores) is 1.
+
+    Results must pickle; an exception raised by ``task`` is raised here."""
+    workers = min(workers, count, usable_cores())
+    if workers <= 1:
+        for index in range(count):
+            yield index, task(index)
+        return
+    with _pool(task, workers) as pool:
+        futures: dict[Future[R], int] = {pool.submit(_run, index): index for index in range(count)}
+        for future in as_completed(futures):
+            yield futures[future], future.result()
+
+
+class Background(Generic[R]):
+    """``function()`` computed in a forked process while this one goes on; ``result()`` waits for it.
+
+    Should the background process fail in any way (its exception, a result that does not
+    pickle, a killed worker), ``result()`` calls ``function()`` here instead, so it returns
+    or raises exactly what an ordinary call would."""
+
+    def __init__(self, function: Callable[[], R]) -> None:
+        self._function = function
+        self._pool: ProcessPoolExecutor | None = None
+        self._future: Future[R] | None = None
+        if usable_cores() > 1:
+            self._pool = _pool(lambda _: function(), 1)
+            self._future = self._pool.submit(_run, 0)
+
+    def result(self) -> R:
+        try:
+            if self._future is not None:
+                try:
+                    return self._future.result()
+                except Exception:  # any failure there: compute it here, as a plain call would
+                    pass
+            return self._function()
+        finally:
+            if self._pool is not None:
+                self._pool.shutdown()
+                self._pool = None
