@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import importlib.metadata
 import inspect
 import json
@@ -18,6 +19,7 @@ from rich.text import Text
 
 import carpfarm
 from carpfarm.cli_input import UsageError, check_inventory_path, check_peers, check_urls, positive_int, read_urls
+from carpfarm.cores import Background
 from carpfarm.inventory import load_topology
 from carpfarm.model import Topology
 from carpfarm.plan import Impact, impact, plan, sample_urls
@@ -99,6 +101,21 @@ def _load(path: str, args: argparse.Namespace) -> Topology:
     check_inventory_path(path)
     with _busy(args, f"reading inventory {path} ..."):
         return load_topology(path, vcpus=args.vcpus)
+
+
+def _read(path: str, vcpus: int | None) -> Topology:
+    check_inventory_path(path)
+    return load_topology(path, vcpus=vcpus)
+
+
+def _load_both(old: str, new: str, args: argparse.Namespace) -> tuple[Topology, Topology]:
+    """``(_load(old), _load(new))``, with the same results and errors in the same order; NEW is
+    read by a forked process meanwhile, on another core."""
+    check_inventory_path(old)
+    with Background(functools.partial(_read, new, args.vcpus)) as later:
+        before = _load(old, args)
+        with _busy(args, f"reading inventory {new} ..."):
+            return before, later.result()
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -236,7 +253,7 @@ def _impact(old: Topology, new: Topology, urls: list[str], show_progress: bool) 
 
 def cmd_impact(args: argparse.Namespace) -> int:
     urls = read_urls(args.urls_file) if args.urls_file else sample_urls(args.sample)
-    old, new = _load(args.old, args), _load(args.new, args)
+    old, new = _load_both(args.old, args.new, args)
     result = _impact(old, new, urls, _interactive(args))
     if args.json:
         _emit_json(result.as_dict())

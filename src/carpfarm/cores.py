@@ -70,7 +70,8 @@ class Background(Generic[R]):
 
     Should the background process fail in any way (its exception, a result that does not
     pickle, a killed worker), ``result()`` calls ``function()`` here instead, so it returns
-    or raises exactly what an ordinary call would."""
+    or raises exactly what an ordinary call would. Use it in a ``with`` block: leaving the
+    block waits for the process to end."""
 
     def __init__(self, function: Callable[[], R]) -> None:
         self._function = function
@@ -80,15 +81,18 @@ class Background(Generic[R]):
             self._pool = _pool(lambda _: function(), 1)
             self._future = self._pool.submit(_run, 0)
 
+    def __enter__(self) -> Background[R]:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._pool is not None:
+            self._pool.shutdown()
+            self._pool = None
+
     def result(self) -> R:
-        try:
-            if self._future is not None:
-                try:
-                    return self._future.result()
-                except Exception:  # any failure there: compute it here, as a plain call would
-                    pass
-            return self._function()
-        finally:
-            if self._pool is not None:
-                self._pool.shutdown()
-                self._pool = None
+        if self._future is not None:
+            try:
+                return self._future.result()
+            except Exception:  # any failure there: compute it here, as a plain call would
+                self._future = None
+        return self._function()
