@@ -264,7 +264,9 @@ def cmd_impact(args: argparse.Namespace) -> int:
             table.add_column(column, justify="left" if column == "CARP peer" else "right")
         for name, row in result.per_peer.items():
             mark = " *" if name in result.changed_peers else ""
-            table.add_row(name + mark, *(f"{row[k] / result.urls:.2%}" for k in ("before", "after", "lost", "gained")))
+            # Text, not str: no markup to parse in hundreds of rows.
+            cells = (f"{row[k] / result.urls:.2%}" for k in ("before", "after", "lost", "gained"))
+            table.add_row(Text(name + mark), *map(Text, cells))
         console.print(table)
         console.print(
             f"moved: {result.moved_fraction:.2%} of URLs; caused by changed peers (*): "

@@ -10,12 +10,13 @@ a thread holding a lock at the fork would leave that lock held forever in the ch
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 import sys
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ProcessPoolExecutor, as_completed
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+if TYPE_CHECKING:  # imported when first needed: most runs never fork
+    from concurrent.futures import Future, ProcessPoolExecutor
 
 R = TypeVar("R")
 
@@ -25,7 +26,7 @@ _task: Callable[[int], Any] | None = None
 
 def usable_cores() -> int:
     """CPU cores this process may run on (1 where carpfarm cannot fork workers)."""
-    if "fork" not in multiprocessing.get_all_start_methods():
+    if not hasattr(os, "fork"):
         return 1
     try:
         return len(os.sched_getaffinity(0))
@@ -41,6 +42,9 @@ def _run(index: int) -> Any:
 
 def _pool(task: Callable[[int], Any], workers: int) -> ProcessPoolExecutor:
     """A pool of ``workers`` processes forked (at the first submit) with ``task`` in their memory."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
     global _task
     _task = task
     # Whatever sits in the parent's buffers would be written again by every child on exit.
@@ -59,6 +63,8 @@ def fork_map(task: Callable[[int], R], count: int, workers: int) -> Iterator[tup
         for index in range(count):
             yield index, task(index)
         return
+    from concurrent.futures import as_completed
+
     with _pool(task, workers) as pool:
         futures: dict[Future[R], int] = {pool.submit(_run, index): index for index in range(count)}
         for future in as_completed(futures):
