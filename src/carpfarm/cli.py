@@ -9,7 +9,7 @@ import importlib.metadata
 import inspect
 import json
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, NoReturn
 
 from rich.console import Console
@@ -142,7 +142,11 @@ def cmd_validate(args: argparse.Namespace) -> int:
 def cmd_plan(args: argparse.Namespace) -> int:
     topology = _load(args.inventory, args)
     urls = sample_urls(args.sample) if args.sample is not None else None
-    data = plan(topology, urls)
+    if urls and _interactive(args):
+        with _progress("sampling CARP shares", len(urls)) as advance:
+            data = plan(topology, urls, progress=advance)
+    else:
+        data = plan(topology, urls)
     if args.json:
         _emit_json(data)
         return 0
@@ -235,18 +239,25 @@ def cmd_route(args: argparse.Namespace) -> int:
     return 0
 
 
-def _impact(old: Topology, new: Topology, urls: list[str], show_progress: bool) -> Impact:
-    """``plan.impact``, drawing a progress bar on stderr when asked and ``impact`` can report progress."""
-    if not (show_progress and _IMPACT_TAKES_PROGRESS):
-        return impact(old, new, urls)
-    columns = (TextColumn("routing URLs"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-    # Redrawn on each report, without a refresh thread: impact forks its workers meanwhile.
+@contextlib.contextmanager
+def _progress(label: str, total: int) -> Iterator[Callable[[int, int], None]]:
+    """A progress bar on stderr, advanced by calling what it yields with (done, total)."""
+    columns = (TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    # Redrawn on each report, without a refresh thread: the CARP batch forks its workers meanwhile.
     with Progress(*columns, console=_stderr(), transient=True, auto_refresh=False) as bar:
-        task = bar.add_task("impact", total=len(urls))
+        task = bar.add_task(label, total=total)
 
         def advance(done: int, total: int) -> None:
             bar.update(task, completed=done, total=total, refresh=True)
 
+        yield advance
+
+
+def _impact(old: Topology, new: Topology, urls: list[str], show_progress: bool) -> Impact:
+    """``plan.impact``, drawing a progress bar on stderr when asked and ``impact`` can report progress."""
+    if not (show_progress and _IMPACT_TAKES_PROGRESS):
+        return impact(old, new, urls)
+    with _progress("routing URLs", len(urls)) as advance:
         with_progress: Callable[..., Impact] = impact
         return with_progress(old, new, urls, progress=advance)
 
