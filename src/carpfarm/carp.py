@@ -471,21 +471,29 @@ def url_key(url: str, carp_key: Sequence[str] | None = None) -> str:
 # ``CarpArray.select`` walks one URL through every peer: per peer, the URL key is hashed on
 # top of the previous peer's state. For thousands of URLs and hundreds of peers that is
 # hundreds of millions of byte steps, too slow one at a time in Python. ``select_batch``
-# computes the same numbers for many URLs at once: each URL is a 64-bit lane of one Python
-# integer (a "SIMD within a register" vector), so one integer operation advances every lane.
-# Per lane, the low 32 bits hold the hash state and the high 32 bits are scratch room that
-# keeps carries from reaching the next lane:
+# computes the same numbers for many URLs at once: each URL is a lane of one Python integer
+# (a "SIMD within a register" vector), so one integer operation advances every lane. Per
+# lane, the low 32 bits hold the hash state and the bits above are scratch room that keeps
+# carries from reaching the next lane.
 #
-# * ``rotl(h, 19)`` is ``((h << 19) | (h >> 13)) & MASK``: the high half of every lane is zero,
-#   so neither shift brings in a neighbour's bits below bit 32 (two shifts cost less than the
-#   multiplication ``((h * (2**32 + 1)) >> 13) & MASK`` that reads the same word);
-# * ``h + rotl(h, 19) + c`` stays below 2**34, so the sum of three lanes never spills;
-# * ``mix`` is ``(x * 0x62531966) & MASK`` (below 2**63) then ``rotl(., 21)`` the same way.
+# The key bytes are walked in 40-bit lanes (the cost of an integer operation grows with its
+# bits, and the walk is nearly all of the work):
+#
+# * ``rotl(h, 19)`` is ``((h & 0x1FFF) << 19) | ((h >> 13) & 0x7FFFF)``: masking before the
+#   left shift keeps it inside the lane, masking after the right shift drops what comes down
+#   from the next lane;
+# * ``h + rotl(h, 19) + c`` stays below 2**34, so the sum of three lanes never spills.
+#
+# After each peer's walk the state is widened to 64-bit lanes (a copy of bytes), where
+# ``mix`` is ``(x * 0x62531966) & MASK`` (below 2**63) then ``rotl(., 21)`` as
+# ``((x << 21) | (x >> 11)) & MASK`` (the high half of every lane is zero, so neither shift
+# brings in a neighbour's bits below bit 32), and the scores are compared.
 #
 # The state after peer k does not depend on which peers came before, only on k and the key,
 # so one walk serves every array (old farm, new farm, new farm with peers down) in a batch.
 
 _LANE = 64
+_NARROW = 5  # bytes per lane of the walk: 32 bits of state, 8 of carry room
 _MIX = 1 + HASH_MULTIPLIER
 _CHUNK = 512  # URLs per vector: big enough to amortise, small enough to report progress
 # Byte steps (lanes x key length x peers) from which forking workers pays: about 0.1 s of work.
@@ -577,20 +585,37 @@ def _unpack(vector: int, lanes: int) -> list[int]:
     return array_module("Q", vector.to_bytes(8 * lanes, "little")).tolist()
 
 
+def _pack_narrow(values: Sequence[int]) -> int:
+    """One ``_NARROW``-byte lane per value (below 2**32), the first value in the lowest lane."""
+    return int.from_bytes(b"".join(v.to_bytes(_NARROW, "little") for v in values), "little")
+
+
+def _widen(vector: int, lanes: int) -> int:
+    """The same values (below 2**32) from ``_NARROW``-byte lanes into 64-bit lanes."""
+    narrow = vector.to_bytes(_NARROW * lanes, "little")
+    wide = bytearray(8 * lanes)
+    for byte in range(4):
+        wide[byte::8] = narrow[byte::_NARROW]
+    return int.from_bytes(wide, "little")
+
+
 def _select_lanes(jobs: Sequence[Job], keys: Sequence[Sequence[int]]) -> list[list[int]]:
     """The winners of every job for URL keys of one length, one lane per key: their index in
     the job's ``ranked`` peers, -1 for none."""
     lanes = len(keys)
     ones = _pack([1] * lanes)
     mask = ones * MASK
-    columns = [_pack([key[j] for key in keys]) for j in range(len(keys[0]))]
+    narrow_ones = _pack_narrow([1] * lanes)
+    narrow_mask, low13, low19 = narrow_ones * MASK, narrow_ones * 0x1FFF, narrow_ones * 0x7FFFF
+    columns = [_pack_narrow([key[j] for key in keys]) for j in range(len(keys[0]))]
     trackers = [_Tracker(array, set(down), lanes, ones) for array, down in jobs]
     peers = max(len(array.ranked) for array, _ in jobs)
-    state = 0
+    walked = 0
     mixed: dict[int, int] = {}
     for k in range(peers):
         for c in columns:
-            state = (state + (((state << 19) | (state >> 13)) & mask) + c) & mask
+            walked = (walked + (((walked & low13) << 19) | ((walked >> 13) & low19)) + c) & narrow_mask
+        state = _widen(walked, lanes)
         mixed.clear()
         for tracker in trackers:
             if k >= len(tracker.ranked):
