@@ -25,13 +25,11 @@ _task: Callable[[int], Any] | None = None
 
 
 def usable_cores() -> int:
-    """CPU cores this process may run on (1 where carpfarm cannot fork workers)."""
-    if not hasattr(os, "fork"):
+    """CPU cores this process may run on; 1 but on Linux, the one system where forking a
+    process that has threads' libraries loaded is known safe (macOS's are not fork-safe)."""
+    if not (hasattr(os, "fork") and hasattr(os, "sched_getaffinity")):
         return 1
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
+    return len(os.sched_getaffinity(0))
 
 
 def _run(index: int) -> Any:
@@ -64,11 +62,21 @@ def fork_map(task: Callable[[int], R], count: int, workers: int) -> Iterator[tup
             yield index, task(index)
         return
     from concurrent.futures import as_completed
+    from concurrent.futures.process import BrokenProcessPool
 
-    with _pool(task, workers) as pool:
-        futures: dict[Future[R], int] = {pool.submit(_run, index): index for index in range(count)}
-        for future in as_completed(futures):
-            yield futures[future], future.result()
+    done: set[int] = set()
+    try:
+        with _pool(task, workers) as pool:
+            futures: dict[Future[R], int] = {pool.submit(_run, index): index for index in range(count)}
+            for future in as_completed(futures):
+                result = future.result()
+                done.add(futures[future])
+                yield futures[future], result
+    except (BrokenProcessPool, OSError):  # no worker could start, or one died: the rest here
+        pass
+    for index in range(count):
+        if index not in done:
+            yield index, task(index)
 
 
 class Background(Generic[R]):
@@ -85,7 +93,10 @@ class Background(Generic[R]):
         self._future: Future[R] | None = None
         if usable_cores() > 1:
             self._pool = _pool(lambda _: function(), 1)
-            self._future = self._pool.submit(_run, 0)
+            try:
+                self._future = self._pool.submit(_run, 0)
+            except Exception:  # no process could start: result() computes it here
+                self._future = None
 
     def __enter__(self) -> Background[R]:
         return self

@@ -218,16 +218,10 @@ def plan(
                 },
             }
         )
-    backends = [
-        {
-            "host": b.name,
-            "address": b.address,
-            "instances": [
-                {**entry, "share": shares[entry["peer_name"]]} for entry in backend_port_map(topology, b.name)
-            ],
-        }
-        for b in topology.backends
-    ]
+    by_host: dict[str, list[dict[str, Any]]] = {}
+    for entry in backend_port_map(topology):  # once: per host, it would walk every instance again
+        by_host.setdefault(entry["host"], []).append({**entry, "share": shares[entry["peer_name"]]})
+    backends = [{"host": b.name, "address": b.address, "instances": by_host.get(b.name, [])} for b in topology.backends]
     return {
         "frontends": frontends,
         "backends": backends,
