@@ -213,8 +213,7 @@ def cmd_route(args: argparse.Namespace) -> int:
     topology = _load(args.inventory, args)
     down = check_peers(args.down, [i.peer_name for i in topology.backend_instances], args.inventory)
     rows: list[dict[str, Any]] = []
-    for url in urls:
-        chosen = topology.route(url, down=down)
+    for url, chosen in zip(urls, topology.routes(urls, down=down), strict=True):
         rows.append(
             {
                 "url": url,
