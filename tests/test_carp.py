@@ -278,3 +278,10 @@ def test_batch_selection_shared_among_cores_is_the_same(weights: tuple[int, ...]
     assert forked[1][:50] == [grown.select(u, {"p3"}) for u in urls[:50]]
     assert calls[-1] == (len(urls), len(urls))
     assert [done for done, _ in calls] == sorted(done for done, _ in calls)
+
+
+def test_batch_selection_of_long_keys_with_high_bytes() -> None:
+    # Keys of 10 to 700 bytes: the vector lanes are masked only every few dozen bytes.
+    array = CarpArray.build([CarpPeer(f"p{i}", "h", 1) for i in range(40)])
+    urls = [f"http://h{i}.example/" + "é" * (i % 90) + "x" * (i % 300) for i in range(0, 700, 7)]
+    assert select_batch([(array, ())], urls)[0] == [array.select(u) for u in urls]

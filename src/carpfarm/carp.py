@@ -482,7 +482,9 @@ def url_key(url: str, carp_key: Sequence[str] | None = None) -> str:
 # * ``rotl(h, 19)`` is ``((h & 0x1FFF) << 19) | ((h >> 13) & 0x7FFFF)``: masking before the
 #   left shift keeps it inside the lane, masking after the right shift drops what comes down
 #   from the next lane;
-# * ``h + rotl(h, 19) + c`` stays below 2**34, so the sum of three lanes never spills.
+# * ``h + rotl(h, 19) + c`` adds less than 2**33 per byte; the bits above 32 never reach the
+#   low 32 (carries only go up) and the rotation reads bits 0-31 only, so the lanes are masked
+#   back to 32 bits only every ``_UNMASKED`` bytes, before they could spill.
 #
 # After each peer's walk the state is widened to 64-bit lanes (a copy of bytes), where
 # ``mix`` is ``(x * 0x62531966) & MASK`` (below 2**63) then ``rotl(., 21)`` as
@@ -494,6 +496,7 @@ def url_key(url: str, carp_key: Sequence[str] | None = None) -> str:
 
 _LANE = 64
 _NARROW = 5  # bytes per lane of the walk: 32 bits of state, 8 of carry room
+_UNMASKED = 64  # bytes walked between masks: a lane stays below 2**32 + 64 * 2**33 < 2**40
 _MIX = 1 + HASH_MULTIPLIER
 _CHUNK = 512  # URLs per vector: big enough to amortise, small enough to report progress
 # Byte steps (lanes x key length x peers) from which forking workers pays: about 0.1 s of work.
@@ -608,13 +611,16 @@ def _select_lanes(jobs: Sequence[Job], keys: Sequence[Sequence[int]]) -> list[li
     narrow_ones = _pack_narrow([1] * lanes)
     narrow_mask, low13, low19 = narrow_ones * MASK, narrow_ones * 0x1FFF, narrow_ones * 0x7FFFF
     columns = [_pack_narrow([key[j] for key in keys]) for j in range(len(keys[0]))]
+    blocks = [columns[start : start + _UNMASKED] for start in range(0, len(columns), _UNMASKED)]
     trackers = [_Tracker(array, set(down), lanes, ones) for array, down in jobs]
     peers = max(len(array.ranked) for array, _ in jobs)
     walked = 0
     mixed: dict[int, int] = {}
     for k in range(peers):
-        for c in columns:
-            walked = (walked + (((walked & low13) << 19) | ((walked >> 13) & low19)) + c) & narrow_mask
+        for block in blocks:
+            for c in block:
+                walked = walked + (((walked & low13) << 19) | ((walked >> 13) & low19)) + c
+            walked &= narrow_mask
         state = _widen(walked, lanes)
         mixed.clear()
         for tracker in trackers:
