@@ -372,3 +372,31 @@ def test_impact_drives_a_progress_callback_when_stderr_is_a_terminal(
     code, out, _ = run(capsys, "impact", str(EXAMPLE), str(EXAMPLE), "--sample", "200")
     assert code == 0 and "Impact over 200 URLs" in out
     assert calls[-1] == (200, 200)
+
+
+@pytest.mark.parametrize("width", [160, 48, 20])  # fits; wraps the first column; wraps every column
+@pytest.mark.parametrize("color", [False, True])
+def test_big_tables_print_as_rich_prints_them_row_by_row(width: int, color: bool) -> None:
+    import io
+
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    from carpfarm.cli import _print_table
+
+    rows = [(f"cache{n}-backend{n % 3} [x]" + " *" * (n % 2), f"{n / 7:.2%}", "[b]-[/b]") for n in range(300)]
+    columns = {"CARP peer": "left", "share": "right", "note": "center"}
+
+    def console(out: io.StringIO) -> Console:
+        return Console(file=out, width=width, force_terminal=color, color_system="standard" if color else None)
+
+    expected, got = io.StringIO(), io.StringIO()
+    table = Table(title="a title")
+    for name, justify in columns.items():
+        table.add_column(name, justify=justify)  # type: ignore[arg-type]
+    for peer, share, note in rows:
+        table.add_row(Text(peer), share, note)
+    console(expected).print(table)
+    _print_table(console(got), "a title", columns, [(Text(peer), share, note) for peer, share, note in rows])  # type: ignore[arg-type]
+    assert got.getvalue() == expected.getvalue()
