@@ -9,7 +9,9 @@ backend hosts) into a temporary directory and runs ``.venv/bin/carpfarm`` on the
 * ``plan``: 500 backend hosts x 2 instances.
 
 Usage: ``bench/impact_speed.py [--hosts-impact 400] [--hosts-plan 500] [--runs 3] [--profile] [--python PY]``.
-``--profile`` also runs each command once under cProfile and prints the top functions.
+``--profile`` also runs each command once under cProfile and prints the top functions (of the
+main process only: the CARP batch and the second inventory of ``impact`` run in forked workers,
+whose time shows there as waiting).
 ``--python`` runs ``PY -m carpfarm.cli`` instead of ``.venv/bin/carpfarm`` (for a checkout without its
 own venv: ``PYTHONPATH=src bench/impact_speed.py --python ../main/.venv/bin/python``).
 """
