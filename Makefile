@@ -15,8 +15,9 @@ DEB_RELEASE := $(shell . /etc/os-release 2>/dev/null && echo $${VERSION_CODENAME
 # Debian packages: squid for the CARP agreement test; podman and friends for the lab. The same names
 # exist on Debian 12 and 13 (checked with apt-cache policy on both). runc stays explicit on 13 too:
 # podman 5 there depends on "crun | runc" and crun fails on hybrid-cgroup kernels (lab/containers.conf).
-DEB_PACKAGES_bookworm := squid podman runc netavark aardvark-dns debootstrap iptables nftables python3-venv
-DEB_PACKAGES_trixie := squid podman runc netavark aardvark-dns debootstrap iptables nftables python3-venv
+# openssh-client and systemd: the status test's unreachable hosts, the unit check (systemd-analyze).
+DEB_PACKAGES_bookworm := squid podman runc netavark aardvark-dns debootstrap iptables nftables python3-venv openssh-client systemd
+DEB_PACKAGES_trixie := squid podman runc netavark aardvark-dns debootstrap iptables nftables python3-venv openssh-client systemd
 DEB_PACKAGES ?= $(or $(DEB_PACKAGES_$(DEB_RELEASE)),$(DEB_PACKAGES_bookworm))
 # The `ansible` release on PyPI whose bundled collections we use (no Galaxy needed).
 ANSIBLE_BUNDLE ?= 12.3.0
@@ -92,8 +93,11 @@ lint: setup ## ruff, mypy, yamllint, ansible-lint (production profile)
 	$(BIN)/yamllint -s .
 	$(BIN)/ansible-lint --profile production
 
-squid-roots: deps ## a Debian 13 root with its squid 6.13 for the CARP agreement test (cached by recipe hash)
-	bash lab/build-squid-root.sh trixie
+# The CARP agreement test runs Debian 12's squid 5.7 and Debian 13's 6.13: the host's own, and the
+# other from a debootstrapped root.
+SQUID_ROOT_SUITES ?= $(filter-out $(DEB_RELEASE),bookworm trixie)
+squid-roots: deps ## a root with the other Debian release's squid (5.7 or 6.13) for the CARP agreement test (cached by recipe hash)
+	for suite in $(SQUID_ROOT_SUITES); do bash lab/build-squid-root.sh $$suite || exit 1; done
 
 test-unit: setup squid-roots ## pytest: library, CLI, filter plugin, roles' interfaces, real-Squid CARP agreement (5.7 and 6.13)
 	$(BIN)/pytest
@@ -101,7 +105,10 @@ test-unit: setup squid-roots ## pytest: library, CLI, filter plugin, roles' inte
 test-molecule: setup image ## molecule test for each scenario in SCENARIOS
 	cd $(CURDIR) && for s in $(SCENARIOS); do $(BIN)/molecule test -s $$s || exit 1; done
 
-test: lint test-unit test-molecule ## everything: lint, unit tests, molecule on the lab
+# The lab's images (debootstrap: network and disk) build beside lint and pytest (CPU); output stays per target.
+test: ## everything: lint, unit tests and the lab's images side by side, then molecule on the lab
+	$(MAKE) --no-print-directory -j2 --output-sync=target image lint test-unit
+	$(MAKE) --no-print-directory test-molecule
 
 clean: ## remove the venv, collections and caches
 	rm -rf $(VENV) .cache collections/ansible_collections .pytest_cache .mypy_cache .ruff_cache .hypothesis src/*.egg-info

@@ -3,7 +3,7 @@
 
   python bench/run.py [--no-fresh] [--rounds 3] [--seconds 3] [--out bench/results]
 
-Sections (each figure a ratio or a spread of interleaved runs; the arithmetic is carpfarm.bench):
+Sections (each figure a ratio, or the median, min and max of interleaved runs; the arithmetic is carpfarm.bench):
   5. control plane: site.yml on a freshly created lab, then again (changed=0); carpfarm plan at scale
   1. throughput and latency with wrk: origin direct, one Squid serving a HIT, the three layers with
      each balancer that runs here (iptables, nftables, haproxy); CPU per component with pidstat
@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))  # squidrig: the real-Squid rig the tests use
+sys.path.insert(0, str(ROOT / "tests"))  # support: the real-Squid rig and the renderer the tests use
 
 from carpfarm import bench  # noqa: E402
 from carpfarm.model import Topology  # noqa: E402
@@ -132,7 +132,7 @@ def plan_timing(hosts: int, per_host: int) -> dict[str, Any]:
             codes.add(done.returncode)
     result = "planned" if codes == {0} else "refused: over Squid's 1000-peer CARP limit" if codes == {2} else str(codes)
     log(f"  carpfarm plan, {hosts} hosts x {per_host}: {statistics.median(times):.2f} s ({result})")
-    return {"farm": f"{hosts} hosts x {per_host} instances", "seconds": bench.spread(times), "result": result}
+    return {"farm": f"{hosts} hosts x {per_host} instances", "seconds": bench.summarise(times), "result": result}
 
 
 # ---------------------------------------------------------------- 1. throughput and latency
@@ -209,7 +209,7 @@ def summarise(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
         rows.append(
             {
                 "balancer": balancer, "size": size, "target": target,
-                **{k: bench.spread([r[k] for r in mine]) for k in ("rps", "mb_per_s", "p50_ms", "p99_ms")},
+                **{k: bench.summarise([r[k] for r in mine]) for k in ("rps", "mb_per_s", "p50_ms", "p99_ms")},
                 "errors": sum(r["errors"] for r in mine),
             }
         )  # fmt: skip
@@ -228,7 +228,7 @@ def ratios(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 if three and one:
                     pairs.append(three[0] / one[0])
             if pairs:
-                rows.append({"balancer": balancer, "size": size, "ratio": bench.spread(pairs)})
+                rows.append({"balancer": balancer, "size": size, "ratio": bench.summarise(pairs)})
     return rows
 
 
@@ -249,10 +249,11 @@ for p in range(passes):
                     conn = conn or http.client.HTTPConnection(proxy, 3128, timeout=20)
                     conn.request("GET", url, headers={"Host": url.split("/")[2]})
                     r = conn.getresponse(); r.read()
-                    first = (r.getheader("X-Cache") or "").split(",")[0]
+                    # the first hop's verdict: X-Cache (Squid 5) "HIT from NAME", Cache-Status (6) "NAME;hit"
+                    first = (r.getheader("X-Cache") or r.getheader("Cache-Status") or "").split(",")[0]
                     with lock:
                         if r.status != 200: errors[0] += 1
-                        elif first.startswith("HIT"): hits[0] += 1
+                        elif first.startswith("HIT") or ";hit" in first: hits[0] += 1
                         else: misses[0] += 1
                     break
                 except OSError:
@@ -349,18 +350,10 @@ def _count_connections(ports: list[int], total: int) -> dict[str, int]:
 
 
 def _render(template: str, balancer: dict[str, Any]) -> str:
-    from ansible.parsing.dataloader import DataLoader
-    from ansible.plugins.loader import init_plugin_loader
-    from ansible.template import Templar, trust_as_template
+    from support.ansible import render  # the tests' renderer: Ansible's templar, as the role runs it
 
-    init_plugin_loader()
-    variables = {
-        "ansible_managed": "carpfarm bench", "inventory_hostname": "bench", "__frontend_balancer": balancer,
-        "__frontend_balancer_chain": "CARPFARM_BALANCE", "__frontend_balancer_wccp_chain": "CARPFARM_WCCP",
-        "__frontend_balancer_nft_table": "carpfarm",
-    }  # fmt: skip
-    text = (ROOT / "roles/frontend_balancer/templates/etc/carpfarm" / template).read_text()
-    return str(Templar(loader=DataLoader(), variables=variables).template(trust_as_template(text)))
+    path = ROOT / "roles/frontend_balancer/templates/etc/carpfarm" / template
+    return render(path, ansible_managed="carpfarm bench", inventory_hostname="bench", __frontend_balancer=balancer)
 
 
 def _topology(n: int) -> Topology:
@@ -440,7 +433,7 @@ def _farm(names: list[str], drained: str | None = None) -> Topology:
 
 
 def remap(count: int) -> list[dict[str, Any]]:
-    from squidrig import PeerSpec, running_squid
+    from support.squidrig import PeerSpec, running_squid
 
     hosts = [f"cache{i}" for i in range(1, 6)]
     middle = hosts[2]

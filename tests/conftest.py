@@ -1,7 +1,12 @@
-"""Shared fixtures: paths, and the example inventory copied where a test may edit it."""
+"""Shared fixtures (the example inventory copied where a test may edit it), and the real tools.
+
+A test marked ``squid``, ``nft`` or ``iptables`` runs that real binary; without it the test
+fails at once, naming the binary and the fix, rather than being skipped.
+"""
 
 from __future__ import annotations
 
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -9,7 +14,24 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # tests/squidrig.py
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # tests/support/
+
+
+# marker -> (binary, the package `make deps` installs it from)
+REAL_TOOLS = {
+    "squid": ("/usr/sbin/squid", "squid"),
+    "nft": ("nft", "nftables"),
+    "iptables": ("iptables-restore", "iptables"),
+}
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    for marker in item.iter_markers():
+        if marker.name in REAL_TOOLS:
+            binary, package = REAL_TOOLS[marker.name]
+            found = os.access(binary, os.X_OK) if binary.startswith("/") else shutil.which(binary)
+            if not found:
+                pytest.fail(f"this test runs the real {binary}, which is missing: install {package} (make deps)")
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from carpfarm.cli import EXIT_INVALID, main
-from conftest import ROOT
+from support.paths import ROOT
 
 CATALOGUE = ROOT / "tests" / "bad_inventories"
 CASES = sorted(p.name for p in CATALOGUE.iterdir() if (p / "expect.yml").exists())

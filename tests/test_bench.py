@@ -21,9 +21,9 @@ WRK = (
 
 
 def test_spread_is_median_min_max() -> None:
-    assert bench.spread([3.0, 1.0, 2.0, 10.0]) == {"median": 2.5, "min": 1.0, "max": 10.0, "n": 4}
+    assert bench.summarise([3.0, 1.0, 2.0, 10.0]) == {"median": 2.5, "min": 1.0, "max": 10.0, "n": 4}
     with pytest.raises(ValueError, match="no measurements"):
-        bench.spread([])
+        bench.summarise([])
 
 
 def test_wrk_result_reads_the_report_line_and_derives_rates() -> None:
@@ -82,7 +82,7 @@ def test_cpu_by_component_groups_squid_instances_by_layer() -> None:
 
 
 def test_markdown_has_every_section_it_is_given() -> None:
-    spread = bench.spread([1.0, 2.0, 3.0])
+    spread = bench.summarise([1.0, 2.0, 3.0])
     report = {
         "started": "2026-11-27T00:00:00Z",
         "machine": {"cpu": "x", "vcpus": 2, "memory_gib": 24, "kernel": "6.1", "squid": "Squid 5.7"},

@@ -2,12 +2,13 @@
 
 Each case starts Debian's squid as a CARP frontend on loopback in front of
 recording parents, sends the URLs through it, and compares the parent that
-answered with ``select_parent``. Every case runs on two releases: the host's
-squid 5.7 (Debian 12; ``make setup`` installs it) and squid 6.13 (Debian 13)
-from the root ``lab/build-squid-root.sh trixie`` builds. Without either,
-these tests fail rather than skip. ``CARPFARM_SKIP_SQUID_ROOTS=trixie`` (or
-``all``) explicitly skips the releases that need a root, and the run's
-summary says so in capitals.
+answered with ``select_parent``. Every case runs on two releases: squid 5.7
+(Debian 12) and squid 6.13 (Debian 13), one the host's own package (``make
+setup`` installs it), the other from the root ``lab/build-squid-root.sh
+SUITE`` builds for the release the host is not (``make squid-roots``).
+Without either, these tests fail rather than skip.
+``CARPFARM_SKIP_SQUID_ROOTS=trixie`` (or ``all``) explicitly skips the
+releases that need a root, and the run's summary says so in capitals.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from functools import cache
 import pytest
 
 from carpfarm.carp import CarpPeer, UrlRejected, select_parent, url_key
-from squidrig import SQUID_RELEASES, PeerSpec, SquidRelease, running_squid
+from support.squidrig import SQUID_RELEASES, PeerSpec, SquidRelease, running_squid
 
 pytestmark = pytest.mark.squid
 SKIP_ROOTS = "CARPFARM_SKIP_SQUID_ROOTS"

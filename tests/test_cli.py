@@ -14,7 +14,7 @@ import yaml
 
 from carpfarm.cli import EXIT_INVALID, EXIT_WARNING, main
 from carpfarm.inventory import load_topology
-from conftest import ROOT
+from support.paths import ROOT
 
 EXAMPLE = ROOT / "inventory" / "example"
 

@@ -13,7 +13,8 @@ import pytest
 from ansible.errors import AnsibleFilterError
 
 from carpfarm.inventory import load_topology
-from conftest import ROOT
+from support.paths import ROOT
+from support.probe import failed_line, probe_line
 
 EXAMPLE = ROOT / "inventory" / "example"
 BIN = Path(sys.executable).parent
@@ -47,12 +48,41 @@ PLAY = """
           cascade: "{{ [3129, 3130, 3131, 3132] | carpfarm_cascade }}"
           route: "{{ 'http://www.example.com/logo.png' | carpfarm_route(hostvars, groups) }}"
           topology: "{{ hostvars | carpfarm_topology(groups) }}"
+          probe_mismatches: >-
+            {{ dict(probe.results | map(attribute='item.name') | zip(probe.results | map(attribute='stdout_lines')))
+               | carpfarm_probe_mismatches(probe.predicted) }}
+          intercept_mismatches: >-
+            {{ probe.results[0].stdout_lines | carpfarm_intercept_mismatches(probe.predicted, 'carp1') }}
+          served: "{{ probe.results[0].stdout_lines | carpfarm_probe_served }}"
+          change: "{{ probe.urls | carpfarm_change_outcome(probe.served, probe.by_url, probe.by_url) }}"
 """
+
+# What a verify play registers after running carpfarm-probe.py --repeat 2 through two boxes.
+URLS = ["http://origin.test/a", "http://origin.test/b"]
+PROBE = {
+    "urls": URLS,
+    "predicted": ["cache1-backend1", "cache2-backend1"],
+    "by_url": {URLS[0]: "cache1-backend1", URLS[1]: "cache2-backend1"},
+    "served": {URLS[0]: ["HIT", "cache1-backend1"], URLS[1]: ["failed", "status -1"]},
+    "results": [
+        {
+            "item": {"name": "carp1"},
+            "stdout_lines": [
+                probe_line(URLS[0], "MISS from cache1-backend1", "MISS from carp1-frontend1"),
+                failed_line(URLS[1]),
+                probe_line(URLS[0], "HIT from cache1-backend1", "MISS from carp1-frontend1"),
+                probe_line(URLS[1], "HIT from cache2-backend1", "MISS from carp1-frontend1"),
+            ],
+        },
+        {"item": {"name": "carp2"}, "stdout_lines": [probe_line(URLS[0], "MISS from cache1-backend1")]},
+    ],
+}
 
 
 def _playbook(tmp_path: Path, inventory: Path) -> subprocess.CompletedProcess[str]:
     play = tmp_path / "play.yml"
     play.write_text(PLAY)
+    (tmp_path / "probe.json").write_text(json.dumps({"probe": PROBE}))
     env = {**os.environ, "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"), "PATH": f"{BIN}:{os.environ['PATH']}"}
     return subprocess.run(
         [
@@ -66,6 +96,8 @@ def _playbook(tmp_path: Path, inventory: Path) -> subprocess.CompletedProcess[st
             str(play),
             "-e",
             f"out={tmp_path / 'out.json'}",
+            "-e",
+            f"@{tmp_path / 'probe.json'}",
             "-e",
             f"ansible_python_interpreter={sys.executable}",
         ],
@@ -106,6 +138,19 @@ def test_filters_in_a_real_play(tmp_path: Path) -> None:
     expected = load_topology(EXAMPLE).route("http://www.example.com/logo.png")
     assert expected is not None and data["route"]["peer_name"] == expected.peer_name
     assert len(data["topology"]["backends"]) == 3
+    assert data["probe_mismatches"] == [
+        f"carp1 {URLS[1]}: status -1, verdicts , want MISS from cache2-backend1",
+        f"carp2 {URLS[0]}: status 200, verdicts MISS from cache1-backend1, want HIT from cache1-backend1",
+    ]
+    assert data["intercept_mismatches"] == [f"{URLS[1]}: -1  via , want MISS from cache2-backend1"]
+    assert data["served"] == {URLS[0]: ["HIT", "cache1-backend1"], URLS[1]: ["HIT", "cache2-backend1"]}
+    assert data["change"] == {
+        "mismatch": [f"{URLS[1]}: failed from status -1, predicted cache2-backend1"],
+        "moved": 1,
+        "moved_hit": 0,
+        "kept": 1,
+        "kept_hit": 1,
+    }
 
 
 def test_bad_inventory_fails_the_play_with_the_models_message(tmp_path: Path, example_inventory: Path) -> None:
@@ -117,6 +162,10 @@ def test_bad_inventory_fails_the_play_with_the_models_message(tmp_path: Path, ex
 
 def test_filter_errors_are_ansible_filter_errors() -> None:
     filters = _module()
+    with pytest.raises(AnsibleFilterError, match=r"probe_served: not a carpfarm-probe\.py row"):
+        filters["carpfarm_probe_served"](["Traceback (most recent call last):"])
+    with pytest.raises(AnsibleFilterError, match=r"change_outcome: .*is not in predicted"):
+        filters["carpfarm_change_outcome"](["http://a/"], {"http://a/": ["HIT", "x"]}, {}, {})
     with pytest.raises(AnsibleFilterError, match="weights must be > 0"):
         filters["carpfarm_cascade"]([1, 2], [1, 0])
     with pytest.raises(AnsibleFilterError, match="no backend hosts"):

@@ -13,7 +13,8 @@ from pydantic.fields import FieldInfo
 
 from carpfarm.fields import INTERNAL, Declared
 from carpfarm.variables import DECLARED, INTERNAL_NAMES, declarations, in_namespace
-from conftest import ROOT
+from support.ansible import filters
+from support.paths import ROOT
 
 ROLES = sorted(p.name for p in (ROOT / "roles").iterdir() if (p / "defaults" / "main.yml").exists())
 
@@ -106,8 +107,7 @@ def test_readme_variable_table_lists_exactly_the_declared_variables(role: str) -
 
 NOT_VARIABLES = {
     # filters of plugins/filter/carpfarm.py
-    *(f"carpfarm_{f}" for f in ("topology", "plan", "cascade", "frontend", "frontend_ports", "backend_ports")),
-    *(f"carpfarm_{f}" for f in ("cache_peers", "balancer", "route", "remap")),
+    *filters(),
     # facts a play sets, Squid ACL and HAProxy section names, an inventory group
     "carpfarm_validated",
     "carpfarm_status",
@@ -183,3 +183,10 @@ def test_release_vars_exist_for_exactly_the_supported_releases_and_agree_on_name
     assert not shared & next(iter(names.values())), "a per-release name is also in vars/main.yml"
     tasks = (ROOT / "roles" / role / "tasks" / "main.yml").read_text()
     assert "ansible_facts.distribution }}-{{ ansible_facts.distribution_major_version }}.yml" in tasks
+
+
+@pytest.mark.parametrize("role", [r for r in ROLES if r.startswith("lab_")])
+def test_lab_role_readme_lists_exactly_its_defaults(role: str) -> None:
+    readme = (ROOT / "roles" / role / "README.md").read_text()
+    rows = set(re.findall(r"^\| `([a-z0-9_]+)` \|", readme, flags=re.MULTILINE))
+    assert rows == set(_load(ROOT / "roles" / role / "defaults" / "main.yml")), f"{role}: README table"

@@ -5,7 +5,6 @@ from __future__ import annotations
 import importlib.util
 import io
 import json
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -204,7 +203,6 @@ def test_every_host_play_goes_on_past_an_unreachable_host() -> None:
     assert all(p["ignore_unreachable"] is True for p in host_plays)
 
 
-@pytest.mark.skipif(shutil.which("ssh") is None, reason="needs an ssh client to be refused by port 1")
 def test_status_playbook_marks_unreachable_hosts_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """The real playbook: cache1 is this machine (reached), cache2 and carp1 refuse ssh on port 1."""
     unreachable = {"ansible_host": "127.0.0.1", "ansible_port": 1}

@@ -12,28 +12,13 @@ from carpfarm.model import Topology
 from carpfarm.plan import balancer_rules, plan
 from carpfarm.problems import TopologyError
 from carpfarm.wccp import WccpService, router_stanza, squid_stanza
+from support.inventories import wccp_box
 
 SQUID = "/usr/sbin/squid"
 
 
-def inventory(**wccp: Any) -> tuple[dict[str, list[str]], dict[str, dict[str, Any]]]:
-    """groups and hostvars of one CARP box with WCCP on (two routers) and one backend."""
-    carp1 = {
-        "ansible_host": "192.0.2.10",
-        "carpfarm_client_networks": ["198.51.100.0/24", "2001:db8::/32"],
-        "frontend_balancer_type": "nftables",  # the IPv4-only iptables balancer refuses IPv6 clients
-        "carp_frontend_instances": 2,
-        "carpfarm_wccp": True,
-        "carpfarm_wccp_routers": ["192.0.2.1"],
-        **wccp,
-    }
-    groups = {"carp_frontends": ["carp1"], "squid_backends": ["cache1"], "wccp_routers": ["r2"]}
-    hostvars = {"carp1": carp1, "cache1": {"ansible_host": "192.0.2.21"}, "r2": {"ansible_host": "192.0.2.2"}}
-    return groups, hostvars
-
-
 def _topology(**wccp: Any) -> Topology:
-    return Topology.from_inventory(*inventory(**wccp))
+    return Topology.from_inventory(*wccp_box(**wccp))
 
 
 def test_routers_come_from_the_list_and_the_group_and_intercept_ports_follow_the_instances() -> None:
@@ -45,6 +30,7 @@ def test_routers_come_from_the_list_and_the_group_and_intercept_ports_follow_the
     assert [s.ident for s in wccp.services] == [0]
 
 
+@pytest.mark.squid
 @pytest.mark.parametrize("method", ["gre", "l2"])
 def test_squid_accepts_the_stanza(tmp_path: Path, method: str) -> None:
     services = [{"standard": 0}, {"id": 90, "ports": [80, 8080], "flags": ["src_ip_hash", "ports_source"]}]

@@ -12,10 +12,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
-from conftest import ROOT
-from test_templates import _filters, render
-from test_wccp import inventory
+from support.ansible import filters, render
+from support.inventories import wccp_box
+from support.paths import ROOT
 
 ROLES = ROOT / "roles"
 SQUID = "/usr/sbin/squid"
@@ -29,8 +30,8 @@ NAMES = {
 
 def _facts(method: str) -> dict[str, Any]:
     """What the roles' preflight tasks compute for carp1 (two instances, two routers)."""
-    groups, hostvars = inventory(carpfarm_wccp_forwarding_method=method, carpfarm_wccp_services=SERVICES)
-    f = _filters()
+    groups, hostvars = wccp_box(carpfarm_wccp_forwarding_method=method, carpfarm_wccp_services=SERVICES)
+    f = filters()
     return {
         "__carp_frontend_self": f["carpfarm_frontend"](hostvars, groups, "carp1"),
         "__carp_frontend_instances": f["carpfarm_frontend_ports"](hostvars, groups, "carp1"),
@@ -40,6 +41,7 @@ def _facts(method: str) -> dict[str, Any]:
     }
 
 
+@pytest.mark.squid
 @pytest.mark.parametrize("method", ["gre", "l2"])
 def test_every_instance_intercepts_and_only_the_first_joins_the_routers(tmp_path: Path, method: str) -> None:
     facts = _facts(method)
@@ -77,6 +79,8 @@ def test_every_instance_intercepts_and_only_the_first_joins_the_routers(tmp_path
     assert not any(line.startswith("wccp2_") for line in two)
 
 
+@pytest.mark.iptables
+@pytest.mark.nft
 @pytest.mark.parametrize("mode", ["random", "roundrobin"])
 @pytest.mark.parametrize("method", ["gre", "l2"])
 def test_the_redirect_rules_pass_the_real_checkers(tmp_path: Path, method: str, mode: str) -> None:
@@ -130,5 +134,15 @@ def test_the_gre_tunnel_script_names_one_tunnel_per_router(tmp_path: Path) -> No
     assert "carpfarm-wccp0 192.0.2.1" in lines and "carpfarm-wccp1 192.0.2.2" in lines
     assert 'ip tunnel add "$1" mode gre remote "$2" local "$local_address" ttl 255' in script
     assert 'echo 0 > "/proc/sys/net/ipv4/conf/$1/rp_filter"' in script
-    sysctl = render(ROLES / "wccp/templates/etc/sysctl.d/60-carpfarm-wccp.conf.j2", **facts)
-    assert "net.ipv4.ip_forward = 1" in sysctl.splitlines()
+
+
+def test_gre_turns_forwarding_on_and_reverse_path_filtering_off_for_good() -> None:
+    tasks = yaml.safe_load((ROLES / "wccp/tasks/tunnels.yml").read_text())
+    build = next(t for t in tasks if t["name"] == "Build the GRE tunnels")["block"]
+    sysctl = next(t for t in build if "ansible.posix.sysctl" in t)
+    assert sysctl["ansible.posix.sysctl"]["sysctl_file"] == "/etc/sysctl.d/60-carpfarm-wccp.conf"
+    assert sysctl["ansible.posix.sysctl"]["reload"] is True
+    assert {i["name"]: i["value"] for i in sysctl["loop"]} == {
+        "net.ipv4.ip_forward": "1",
+        "net.ipv4.conf.all.rp_filter": "0",
+    }

@@ -17,7 +17,7 @@ import pytest
 from carpfarm.model import Topology
 from carpfarm.wccp import squid_stanza
 from carpfarm.wccpwire import VERSION_2, decode, md5_matches
-from squidrig import SQUID, free_port
+from support.squidrig import SQUID, free_port
 
 pytestmark = pytest.mark.squid
 ROUTER = "127.0.0.2"

@@ -4,8 +4,11 @@
 carpfarm-probe.py --proxy HOST:PORT [--source ADDR] [--repeat N] [--timeout S] URL...
 carpfarm-probe.py --direct [...] URL...   (to the URL's own host, as a client behind a WCCP router does)
 Every request uses a new TCP connection (so each one is balanced anew). Output per
-request: {"url", "status", "x_cache": [...], "error"}. A bounded load: at most
-len(URLs) x repeat requests, each with a timeout, then it exits.
+request: {"url", "status", "x_cache": [...], "error"}, where "x_cache" holds each hop's
+cache verdict, origin side first, written as X-Cache writes it ("HIT from NAME"), whether
+the hop's Squid sent X-Cache (Squid 5) or Cache-Status (Squid 6, RFC 9211). A bounded
+load: at most len(URLs) x repeat requests, each with a timeout, then it exits.
+carpfarm-load.py imports cache_verdicts() from this file (copied as carpfarm_probe.py).
 """
 
 from __future__ import annotations
@@ -15,6 +18,26 @@ import http.client
 import json
 import sys
 import time
+from email.message import Message
+
+
+def cache_verdicts(headers: Message) -> list[str]:
+    """Every hop's verdict, origin side first: "HIT from NAME" or "MISS from NAME".
+
+    Squid up to 5 adds "X-Cache: HIT from NAME"; Squid 6 adds "Cache-Status: NAME;hit" or
+    "NAME;fwd=miss;detail=..." instead. Each hop appends its own field after those it
+    received, so the fields' order on the wire is the hops' order, whichever one each wrote.
+    """
+    verdicts = []
+    for field, value in headers.items():
+        if field.lower() == "x-cache":
+            verdicts.append(value.strip())
+        elif field.lower() == "cache-status":
+            for member in value.split(","):
+                cache, *params = (part.strip() for part in member.split(";"))
+                verdict = "HIT" if "hit" in params else "MISS"
+                verdicts.append(f"{verdict} from {cache.strip(chr(34))}")
+    return verdicts
 
 
 def fetch(proxy: str | None, source: str | None, url: str, timeout: float) -> dict[str, object]:
@@ -35,7 +58,7 @@ def fetch(proxy: str | None, source: str | None, url: str, timeout: float) -> di
         return {
             "url": url,
             "status": response.status,
-            "x_cache": response.headers.get_all("X-Cache") or [],
+            "x_cache": cache_verdicts(response.headers),
             "via": response.headers.get("Via") or "",
         }
     except OSError as exc:

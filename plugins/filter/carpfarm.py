@@ -13,6 +13,7 @@ from ansible.errors import AnsibleFilterError
 
 try:
     from carpfarm import balancer as _balancer
+    from carpfarm import judge as _judge
     from carpfarm import plan as _plan
     from carpfarm import remap as _remap
     from carpfarm import wccp as _wccp
@@ -25,16 +26,15 @@ else:
     _IMPORT_ERROR = None
 
 
+_Map = Mapping[str, Any]
+
+
 def _topology(
     hostvars: Mapping[str, Any],
     groups: Mapping[str, Sequence[str]],
     check_names: bool = False,
     sources: Sequence[str] = (),
 ) -> Topology:
-    if _IMPORT_ERROR is not None:
-        raise AnsibleFilterError(
-            f"the carpfarm Python package is not importable ({_IMPORT_ERROR}); run 'make setup' and use .venv's ansible"
-        )
     try:
         return topology_from_play(groups, hostvars, check_names=check_names, sources=sources)
     except TopologyError as exc:
@@ -43,6 +43,11 @@ def _topology(
 
 def _guard(func: Callable[..., Any]) -> Callable[..., Any]:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        if _IMPORT_ERROR is not None:
+            raise AnsibleFilterError(
+                f"the carpfarm Python package is not importable ({_IMPORT_ERROR}); "
+                "run 'make setup' and use .venv's ansible"
+            )
         try:
             return func(*args, **kwargs)
         except (KeyError, ValueError) as exc:
@@ -162,6 +167,31 @@ def carpfarm_remap(
     return [str(p) for p in problems]
 
 
+@_guard
+def carpfarm_probe_mismatches(rows_by_box: Mapping[str, Sequence[Any]], predicted: Sequence[str]) -> list[str]:
+    """Requests (carpfarm-probe.py rows per CARP box) not served as predicted, MISS first then HIT."""
+    rows = {str(box): _judge.parse_rows(lines) for box, lines in rows_by_box.items()}
+    return _judge.farm_mismatches(rows, [str(peer) for peer in predicted])
+
+
+@_guard
+def carpfarm_intercept_mismatches(rows: Sequence[Any], predicted: Sequence[str], box: str) -> list[str]:
+    """Redirected requests (carpfarm-probe.py rows) that missed ``box`` or their predicted backend, MISS then HIT."""
+    return _judge.intercept_mismatches(_judge.parse_rows(rows), [str(peer) for peer in predicted], str(box))
+
+
+@_guard
+def carpfarm_probe_served(rows: Sequence[Any]) -> dict[str, list[str]]:
+    """Each URL's ``[verdict, backend]`` from carpfarm-probe.py rows (``[failed, status N]`` without a verdict)."""
+    return _judge.served_by(_judge.parse_rows(rows))
+
+
+@_guard
+def carpfarm_change_outcome(urls: Sequence[str], served: _Map, predicted: _Map, served_before: _Map) -> dict[str, Any]:
+    """URLs served elsewhere than predicted after a change, and how many moved or stayed (and were HITs)."""
+    return _judge.change_outcome(urls, served, predicted, served_before)
+
+
 class FilterModule:
     """carpfarm filters."""
 
@@ -177,4 +207,8 @@ class FilterModule:
             "carpfarm_balancer": carpfarm_balancer,
             "carpfarm_route": carpfarm_route,
             "carpfarm_remap": carpfarm_remap,
+            "carpfarm_probe_mismatches": carpfarm_probe_mismatches,
+            "carpfarm_intercept_mismatches": carpfarm_intercept_mismatches,
+            "carpfarm_probe_served": carpfarm_probe_served,
+            "carpfarm_change_outcome": carpfarm_change_outcome,
         }

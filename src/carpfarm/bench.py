@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 
-def spread(values: Sequence[float]) -> dict[str, float]:
+def summarise(values: Sequence[float]) -> dict[str, float]:
     """Median, min and max of repeated measurements (the machine is noisy: never one number alone)."""
     if not values:
         raise ValueError("no measurements to summarise")

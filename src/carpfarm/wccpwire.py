@@ -43,7 +43,7 @@ class Service:
 
 
 @dataclass
-class HereIAm:
+class WccpMessage:
     """What one WCCPv2 message says, component by component."""
 
     type: str
@@ -62,12 +62,12 @@ def _ip(raw: bytes) -> str:
     return ".".join(str(b) for b in raw[:4])
 
 
-def decode(packet: bytes) -> HereIAm:
+def decode(packet: bytes) -> WccpMessage:
     """Decode a WCCPv2 message; raises ValueError when it is not one."""
     if len(packet) < 8:
         raise ValueError(f"{len(packet)} bytes: too short for a WCCPv2 header")
     kind, version, length = struct.unpack("!IHH", packet[:8])
-    message = HereIAm(MESSAGE_TYPES.get(kind, f"type {kind}"), version, length)
+    message = WccpMessage(MESSAGE_TYPES.get(kind, f"type {kind}"), version, length)
     if 8 + length != len(packet):
         raise ValueError(f"header says {length} bytes of components, the packet has {len(packet) - 8}")
     offset = 8

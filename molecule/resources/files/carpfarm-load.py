@@ -9,7 +9,7 @@ Request i is sent at start + i/R for S seconds (R x S requests in all, each on a
 new TCP connection, so the frontend balancer places every one anew), cycling
 through the URLs. Each request's outcome is one JSON line in --out:
 {"t": send time (epoch s), "dt": duration, "url", "status" (-1 = no answer),
- "backend": who served it (first X-Cache), "error"}. The run never outlasts
+ "backend": who served it (the first hop's cache verdict), "error"}. The run never outlasts
 S + T seconds, whatever the farm does; it stops sending early once --stop-file exists.
 """
 
@@ -24,6 +24,9 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from carpfarm_probe import cache_verdicts  # playbooks/files/carpfarm-probe.py, copied beside
+
 
 def fetch(proxy: tuple[str, int], source: str | None, url: str, timeout: float) -> dict[str, object]:
     started = time.time()
@@ -33,8 +36,8 @@ def fetch(proxy: tuple[str, int], source: str | None, url: str, timeout: float) 
         conn.request("GET", url, headers={"Host": url.split("/")[2], "Connection": "close"})
         response = conn.getresponse()
         response.read()
-        x_cache = response.headers.get_all("X-Cache") or []
-        served = x_cache[0].split(" from ", 1) if x_cache else ["", ""]
+        verdicts = cache_verdicts(response.headers)
+        served = verdicts[0].split(" from ", 1) if verdicts else ["", ""]
         row.update(status=response.status, verdict=served[0], backend=served[-1])
     except OSError as exc:
         row.update(status=-1, error=f"{type(exc).__name__}: {exc}")

@@ -6,7 +6,7 @@ carpfarm_load_report.py --inventory INV --rows FILE [--down PEER ...] [--after-i
 
 Every request is put in a phase by its send time: ``before`` the fault, ``during``
 it (fault-at .. back-at) and ``after`` (from back-at, when the broken part listens again). For each answered request the
-backend that served it (its X-Cache) is compared with:
+backend that served it (its cache verdict, X-Cache or Cache-Status) is compared with:
 
 * ``owner``: where carpfarm routes the URL with every peer up;
 * ``alternate``: where it routes it with the --down peers marked down, or, for a

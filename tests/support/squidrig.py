@@ -26,7 +26,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 SQUID = shutil.which("squid") or "/usr/sbin/squid"
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 # Where lab/build-squid-root.sh puts its roots (the same variable and default).
 SQUID_ROOTS = Path(os.environ.get("CARPFARM_SQUID_ROOTS") or REPO / ".cache" / "squid-roots")
 ROOT_STAMP = ".carpfarm-squid-root"  # the build script writes it last: squid -v's first line
@@ -65,7 +65,7 @@ class SquidRelease:
             return f"{' '.join(self.command('-v'))} failed: {e}"
         first = reported.splitlines()[0] if reported else ""
         if first.split("Version ")[-1].strip() != self.version:
-            fix = build if self.suite else "install Debian 12's squid package"
+            fix = build if self.suite else "install this Debian release's squid package (make setup)"
             return f"{self.label}: expected squid {self.version}, the binary says {first!r}; {fix}"
         return None
 
@@ -79,9 +79,28 @@ class SquidRelease:
             yield here, here if self.root is None else Path("/") / here.relative_to(self.root)
 
 
-HOST_SQUID = SquidRelease("5.7 (host)", "5.7")
-TRIXIE_SQUID = SquidRelease("6.13 (trixie root)", "6.13", "trixie")
-SQUID_RELEASES = (HOST_SQUID, TRIXIE_SQUID)
+# The Squid each supported Debian release ships. The host's own squid is one of them; the other
+# runs from its root (Makefile: `make squid-roots` builds the release the host is not).
+DEBIAN_SQUID = {"bookworm": "5.7", "trixie": "6.13"}
+
+
+def host_suite(os_release: Path = Path("/etc/os-release")) -> str:
+    """This machine's Debian codename (VERSION_CODENAME), as the Makefile reads it."""
+    for line in os_release.read_text().splitlines():
+        key, _, value = line.partition("=")
+        if key == "VERSION_CODENAME":
+            return value.strip().strip('"')
+    return "unknown"
+
+
+HOST_SUITE = host_suite()
+HOST_SQUID = SquidRelease(f"{DEBIAN_SQUID.get(HOST_SUITE, '5.7')} (host)", DEBIAN_SQUID.get(HOST_SUITE, "5.7"))
+OTHER_SQUIDS = tuple(
+    SquidRelease(f"{version} ({suite} root)", version, suite)
+    for suite, version in DEBIAN_SQUID.items()
+    if suite != HOST_SUITE
+)
+SQUID_RELEASES = (HOST_SQUID, *OTHER_SQUIDS)
 
 
 def free_port() -> int:

@@ -1,0 +1,45 @@
+"""Ansible's own machinery, as the roles use it: the templar, the filter plugin, role defaults."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+from typing import Any
+
+from ansible.parsing.dataloader import DataLoader
+from ansible.plugins.loader import init_plugin_loader
+from ansible.template import Templar, trust_as_template
+
+from support.paths import ROOT
+
+# What every role template may print that no test sets: the header and the roles' private constants.
+TEMPLATE_BASE = {
+    "ansible_managed": "Ansible managed",
+    "inventory_hostname": "carp1",
+    "__frontend_balancer_chain": "CARPFARM_BALANCE",
+    "__frontend_balancer_wccp_chain": "CARPFARM_WCCP",
+    "__frontend_balancer_nft_table": "carpfarm",
+    "__frontend_balancer_clients_table": "carpfarm_clients",
+}
+
+
+def render(template: Path, **variables: Any) -> str:
+    """The template rendered by Ansible's templar with TEMPLATE_BASE and these variables."""
+    init_plugin_loader()
+    templar = Templar(loader=DataLoader(), variables={**TEMPLATE_BASE, **variables})
+    return str(templar.template(trust_as_template(template.read_text())))
+
+
+def filters() -> dict[str, Any]:
+    """plugins/filter/carpfarm.py's filters, loaded from the file as Ansible loads them."""
+    spec = importlib.util.spec_from_file_location("carpfarm_filters", ROOT / "plugins" / "filter" / "carpfarm.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return dict(module.FilterModule().filters())
+
+
+def role_defaults(role: str) -> dict[str, Any]:
+    """The role's defaults/main.yml, as Ansible loads it."""
+    path = ROOT / "roles" / role / "defaults" / "main.yml"
+    return dict(DataLoader().load_from_file(str(path), trusted_as_template=True))
