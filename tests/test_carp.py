@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from carpfarm import cores
 from carpfarm.carp import (
     CarpArray,
     CarpPeer,
@@ -266,7 +267,10 @@ def test_batch_selection_of_1001_equal_peers_picks_nobody() -> None:
 
 
 @pytest.mark.parametrize("weights", [(1, 1, 1), (1, 2, 3)])  # one multiplier (integer compare), mixed (floats)
-def test_batch_selection_shared_among_cores_is_the_same(weights: tuple[int, ...]) -> None:
+def test_batch_selection_shared_among_cores_is_the_same(
+    weights: tuple[int, ...], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(cores, "_forking_allowed", True)  # as the CLI allows it
     peers = [CarpPeer(f"p{i}", "h", 1, weights[i % len(weights)]) for i in range(30)]
     array = CarpArray.build(peers)
     grown = CarpArray.build([*peers, CarpPeer("zz-new", "h", 1)])

@@ -9,7 +9,22 @@ import pytest
 
 from carpfarm import cores
 
-needs_two = pytest.mark.skipif(cores.usable_cores() < 2, reason="one usable core: nothing is forked")
+
+@pytest.fixture(autouse=True)
+def forking_allowed() -> Any:
+    """As in the CLI; elsewhere (Ansible's workers) carpfarm never forks."""
+    cores.allow_forking()
+    yield
+    cores.allow_forking(False)
+
+
+def test_without_the_clis_leave_nothing_is_forked() -> None:
+    cores.allow_forking(False)
+    assert cores.usable_cores() == 1
+    assert {pid for _, pid in cores.fork_map(lambda i: os.getpid(), 4, 2)} == {os.getpid()}
+
+
+needs_two = pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="one usable core: nothing is forked")
 
 
 @pytest.mark.parametrize("workers", [1, 2])

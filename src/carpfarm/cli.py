@@ -19,6 +19,7 @@ from rich.table import Table
 from rich.text import Text
 
 import carpfarm
+from carpfarm import cores
 from carpfarm.cli_input import UsageError, check_inventory_path, check_peers, check_urls, positive_int, read_urls
 from carpfarm.cores import Background
 from carpfarm.inventory import load_topology
@@ -420,6 +421,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    cores.allow_forking()  # the CLI owns its process: its long computations may use every core
     try:
         args = build_parser().parse_args(argv)
     except SystemExit as exc:  # --help, --version, or argparse's error (already printed on one line)

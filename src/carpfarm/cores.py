@@ -24,10 +24,22 @@ R = TypeVar("R")
 _task: Callable[[int], Any] | None = None
 
 
+# Whether this process may fork workers: the CLI says so (cli.main). Elsewhere, above all in
+# Ansible's own forked workers, where the filter plugin runs, carpfarm computes in the caller.
+_forking_allowed = False
+
+
+def allow_forking(allowed: bool = True) -> None:
+    """Let (or stop) carpfarm fork workers in this process; only a program that owns its process may."""
+    global _forking_allowed
+    _forking_allowed = allowed
+
+
 def usable_cores() -> int:
-    """CPU cores this process may run on; 1 but on Linux, the one system where forking a
-    process that has threads' libraries loaded is known safe (macOS's are not fork-safe)."""
-    if not (hasattr(os, "fork") and hasattr(os, "sched_getaffinity")):
+    """CPU cores this process may run on; 1 unless forking was allowed, and but on Linux, the one
+    system where forking a process that has threads' libraries loaded is known safe (macOS's
+    are not fork-safe)."""
+    if not (_forking_allowed and hasattr(os, "fork") and hasattr(os, "sched_getaffinity")):
         return 1
     return len(os.sched_getaffinity(0))
 
