@@ -8,8 +8,12 @@ backend hosts) into a temporary directory and runs ``.venv/bin/carpfarm`` on the
   default sample (5000 URLs);
 * ``plan``: 500 backend hosts x 2 instances.
 
-Usage: ``bench/impact_speed.py [--hosts-impact 400] [--hosts-plan 500] [--runs 3] [--profile]``.
-``--profile`` also runs each command once under cProfile and prints the top functions.
+Usage: ``bench/impact_speed.py [--hosts-impact 400] [--hosts-plan 500] [--runs 3] [--profile] [--python PY]``.
+``--profile`` also runs each command once under cProfile and prints the top functions (of the
+main process only: the CARP batch and the second inventory of ``impact`` run in forked workers,
+whose time shows there as waiting).
+``--python`` runs ``PY -m carpfarm.cli`` instead of ``.venv/bin/carpfarm`` (for a checkout without its
+own venv: ``PYTHONPATH=src bench/impact_speed.py --python ../main/.venv/bin/python``).
 """
 
 from __future__ import annotations
@@ -74,7 +78,7 @@ def timed(argv: list[str], runs: int) -> tuple[float, list[float]]:
     return statistics.median(times), times
 
 
-def profile(argv: list[str], top: int) -> None:
+def profile(python: str, argv: list[str], top: int) -> None:
     """Run the CLI once under cProfile and print the ``top`` functions by cumulative time."""
     code = (
         "import cProfile, pstats, sys\n"
@@ -87,7 +91,7 @@ def profile(argv: list[str], top: int) -> None:
         "sys.stdout = sys.__stderr__\n"
         f"pstats.Stats(p, stream=sys.stderr).sort_stats('cumulative').print_stats({top})\n"
     )
-    done = subprocess.run([str(PYTHON), "-c", code], capture_output=True, text=True, check=False)
+    done = subprocess.run([python, "-c", code], capture_output=True, text=True, check=False)
     print(done.stderr)
 
 
@@ -98,8 +102,12 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--profile", action="store_true", help="also print a cProfile of each command")
     parser.add_argument("--top", type=int, default=35, help="functions to show with --profile")
+    parser.add_argument(
+        "--python", default=None, help=f"run PYTHON -m carpfarm.cli instead of {CARPFARM.relative_to(ROOT)}"
+    )
     args = parser.parse_args()
     env_note = f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs"
+    command = [args.python, "-m", "carpfarm.cli"] if args.python else [str(CARPFARM)]
     with tempfile.TemporaryDirectory(prefix="carpfarm-bench-") as tmp:
         base = Path(tmp)
         old = write_inventory(base / "old", args.hosts_impact)
@@ -111,12 +119,12 @@ def main() -> int:
         }
         print(f"carpfarm whole-process wall time, median of {args.runs} ({env_note})")
         for label, argv in commands.items():
-            median, times = timed([str(CARPFARM), *argv], args.runs)
+            median, times = timed([*command, *argv], args.runs)
             print(f"  {label}: {median:.2f} s  (runs: {', '.join(f'{t:.2f}' for t in times)})")
         if args.profile:
             for label, argv in commands.items():
                 print(f"==== cProfile: {label}")
-                profile(argv, args.top)
+                profile(args.python or str(PYTHON), argv, args.top)
     return 0
 
 

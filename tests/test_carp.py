@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from carpfarm import cores
 from carpfarm.carp import (
     CarpArray,
     CarpPeer,
@@ -263,3 +264,28 @@ def test_batch_selection_with_mixed_carp_keys_and_progress() -> None:
 def test_batch_selection_of_1001_equal_peers_picks_nobody() -> None:
     array = CarpArray.build([CarpPeer(f"p{i}", "h", 1) for i in range(1001)])
     assert select_batch([(array, ())], URLS[:5])[0] == [None] * 5
+
+
+@pytest.mark.parametrize("weights", [(1, 1, 1), (1, 2, 3)])  # one multiplier (integer compare), mixed (floats)
+def test_batch_selection_shared_among_cores_is_the_same(
+    weights: tuple[int, ...], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(cores, "_forking_allowed", True)  # as the CLI allows it
+    peers = [CarpPeer(f"p{i}", "h", 1, weights[i % len(weights)]) for i in range(30)]
+    array = CarpArray.build(peers)
+    grown = CarpArray.build([*peers, CarpPeer("zz-new", "h", 1)])
+    urls = [*URLS, *(f"https://Big.Example.net:8443/{'x' * (i % 7)}/{i}" for i in range(1500))]
+    jobs = [(array, ()), (grown, {"p3"})]
+    calls: list[tuple[int, int]] = []
+    forked = select_batch(jobs, urls, lambda done, total: calls.append((done, total)), parallel_from=0)
+    assert forked == select_batch(jobs, urls, parallel_from=10**18)
+    assert forked[1][:50] == [grown.select(u, {"p3"}) for u in urls[:50]]
+    assert calls[-1] == (len(urls), len(urls))
+    assert [done for done, _ in calls] == sorted(done for done, _ in calls)
+
+
+def test_batch_selection_of_long_keys_with_high_bytes() -> None:
+    # Keys of 10 to 700 bytes: the vector lanes are masked only every few dozen bytes.
+    array = CarpArray.build([CarpPeer(f"p{i}", "h", 1) for i in range(40)])
+    urls = [f"http://h{i}.example/" + "é" * (i % 90) + "x" * (i % 300) for i in range(0, 700, 7)]
+    assert select_batch([(array, ())], urls)[0] == [array.select(u) for u in urls]

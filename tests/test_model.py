@@ -111,6 +111,16 @@ def test_drained_route_never_picks_drained() -> None:
         assert chosen is not None and chosen.host == "cache2"
 
 
+def test_routes_of_many_urls_are_each_urls_route() -> None:
+    groups, hostvars = _inventory()
+    hostvars["cache1"]["squid_backend_state"] = "drained"
+    topology = Topology.from_inventory(groups, hostvars)
+    urls = [f"http://Example.com:{80 + i % 3}/{'x' * (i % 5)}/{i}?q" for i in range(300)]
+    peers = [i.peer_name for i in topology.backend_instances]
+    for down in ((), (peers[-1],)):
+        assert topology.routes(urls, down) == [topology.route(u, down) for u in urls]
+
+
 def _set(host: str, **values: Any) -> Any:
     def change(groups: dict[str, list[str]], hostvars: dict[str, dict[str, Any]]) -> None:
         hostvars.setdefault(host, {}).update(values)

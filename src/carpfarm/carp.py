@@ -32,6 +32,8 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Literal, get_args
 
+from carpfarm.cores import fork_map, usable_cores
+
 MASK = 0xFFFFFFFF
 HASH_MULTIPLIER = 0x62531965
 KeyPart = Literal["scheme", "host", "port", "path", "params"]
@@ -469,36 +471,53 @@ def url_key(url: str, carp_key: Sequence[str] | None = None) -> str:
 # ``CarpArray.select`` walks one URL through every peer: per peer, the URL key is hashed on
 # top of the previous peer's state. For thousands of URLs and hundreds of peers that is
 # hundreds of millions of byte steps, too slow one at a time in Python. ``select_batch``
-# computes the same numbers for many URLs at once: each URL is a 64-bit lane of one Python
-# integer (a "SIMD within a register" vector), so one integer operation advances every lane.
-# Per lane, the low 32 bits hold the hash state and the high 32 bits are scratch room that
-# keeps carries from reaching the next lane:
+# computes the same numbers for many URLs at once: each URL is a lane of one Python integer
+# (a "SIMD within a register" vector), so one integer operation advances every lane. Per
+# lane, the low 32 bits hold the hash state and the bits above are scratch room that keeps
+# carries from reaching the next lane.
 #
-# * ``rotl(h, 19)`` is ``((h * (2**32 + 1)) >> 13) & MASK``: the product holds ``h`` twice
-#   side by side, and the shift reads the rotated word out of the middle;
-# * ``h + rotl(h, 19) + c`` stays below 2**34, so the sum of three lanes never spills;
-# * ``mix`` is ``(x * 0x62531966) & MASK`` (below 2**63) then ``rotl(., 21)`` the same way.
+# The key bytes are walked in 40-bit lanes (the cost of an integer operation grows with its
+# bits, and the walk is nearly all of the work):
+#
+# * ``rotl(h, 19)`` is ``((h & 0x1FFF) << 19) | ((h >> 13) & 0x7FFFF)``: masking before the
+#   left shift keeps it inside the lane, masking after the right shift drops what comes down
+#   from the next lane;
+# * ``h + rotl(h, 19) + c`` adds less than 2**33 per byte; the bits above 32 never reach the
+#   low 32 (carries only go up) and the rotation reads bits 0-31 only, so the lanes are masked
+#   back to 32 bits only every ``_UNMASKED`` bytes, before they could spill.
+#
+# After each peer's walk the state is widened to 64-bit lanes (a copy of bytes), where
+# ``mix`` is ``(x * 0x62531966) & MASK`` (below 2**63) then ``rotl(., 21)`` as
+# ``((x << 21) | (x >> 11)) & MASK`` (the high half of every lane is zero, so neither shift
+# brings in a neighbour's bits below bit 32), and the scores are compared.
 #
 # The state after peer k does not depend on which peers came before, only on k and the key,
 # so one walk serves every array (old farm, new farm, new farm with peers down) in a batch.
 
 _LANE = 64
-_DUP = (1 << 32) + 1
+_NARROW = 5  # bytes per lane of the walk: 32 bits of state, 8 of carry room
+_UNMASKED = 64  # bytes walked between masks: a lane stays below 2**32 + 64 * 2**33 < 2**40
 _MIX = 1 + HASH_MULTIPLIER
 _CHUNK = 512  # URLs per vector: big enough to amortise, small enough to report progress
+# Byte steps (lanes x key length x peers) from which forking workers pays: about 0.1 s of work.
+PARALLEL_WORK = 10_000_000
 Job = tuple["CarpArray", Iterable[str]]
 
 
 def select_batch(
-    jobs: Sequence[Job], urls: Sequence[str], progress: Callable[[int, int], None] | None = None
+    jobs: Sequence[Job],
+    urls: Sequence[str],
+    progress: Callable[[int, int], None] | None = None,
+    parallel_from: int = PARALLEL_WORK,
 ) -> list[list[CarpPeer | None]]:
     """``[[array.select(url, down) for url in urls] for array, down in jobs]``, computed fast.
 
     Arrays whose peers share one carp-key (as every carpfarm farm does) are computed on
     vectors of URLs; an array mixing carp-keys falls back to ``select``. ``progress`` is
-    called with (URLs done, URLs in all) after every few hundred URLs.
+    called with (URLs done, URLs in all) after every few hundred URLs. When the vectors add
+    up to ``parallel_from`` byte steps or more, they are shared among the CPU cores.
     """
-    results: list[list[CarpPeer | None]] = [[] for _ in jobs]
+    results: list[list[CarpPeer | None]] = [[None] * len(urls) for _ in jobs]
     plans: dict[tuple[tuple[str, ...] | None, bool], list[int]] = {}
     for n, (array, _) in enumerate(jobs):
         specs = {r.peer.carp_key or None for r in array.ranked}
@@ -507,6 +526,7 @@ def select_batch(
         else:
             plans.setdefault((specs.pop() if specs else None, array.signed_char), []).append(n)
     total, done = len(urls) * len(plans), 0
+    vectors: list[_Vector] = []
     for (spec, signed), members in plans.items():
         if spec == ("mixed",):
             for n in members:
@@ -517,24 +537,46 @@ def select_batch(
             if progress:
                 progress(done, total)
             continue
-        for n in members:
-            results[n] = [None] * len(urls)
-        keys = [_char_values(url_key(u, spec), signed) for u in urls]
-        by_length: dict[int, list[int]] = {}
-        for i, key in enumerate(keys):
-            by_length.setdefault(len(key), []).append(i)
-        for length in sorted(by_length):
-            indices = by_length[length]
-            for start in range(0, len(indices), _CHUNK):
-                lanes = indices[start : start + _CHUNK]
-                winners = _select_lanes([jobs[n] for n in members], [keys[i] for i in lanes])
-                for n, column in zip(members, winners, strict=True):
-                    for i, peer in zip(lanes, column, strict=True):
-                        results[n][i] = peer
-                done += len(lanes)
-                if progress:
-                    progress(done, total)
+        vectors += _vectors(members, [_char_values(url_key(u, spec), signed) for u in urls])
+    walk = max((len(jobs[n][0].ranked) for v in vectors for n in v.members), default=0)
+    work = sum(len(v.lanes) * len(v.keys[0]) for v in vectors) * walk
+    workers = usable_cores() if work >= parallel_from else 1
+    vectors.sort(key=lambda v: -len(v.lanes))  # the biggest first: the cores finish together
+
+    def run(index: int) -> list[list[int]]:
+        return _select_lanes([jobs[n] for n in vectors[index].members], vectors[index].keys)
+
+    for index, winners in fork_map(run, len(vectors), workers):
+        vector = vectors[index]
+        for n, column in zip(vector.members, winners, strict=True):
+            ranked, chosen = jobs[n][0].ranked, results[n]
+            for i, k in zip(vector.lanes, column, strict=True):
+                chosen[i] = None if k < 0 else ranked[k].peer
+        done += len(vector.lanes)
+        if progress:
+            progress(done, total)
     return results
+
+
+@dataclass(frozen=True)
+class _Vector:
+    """URL keys of one length, one lane each, to walk through the arrays ``members``."""
+
+    members: list[int]  # indices of jobs
+    lanes: list[int]  # indices of URLs
+    keys: list[tuple[int, ...]]
+
+
+def _vectors(members: list[int], keys: Sequence[tuple[int, ...]]) -> list[_Vector]:
+    """The URL keys in vectors of at most ``_CHUNK`` lanes, one key length per vector."""
+    by_length: dict[int, list[int]] = {}
+    for i, key in enumerate(keys):
+        by_length.setdefault(len(key), []).append(i)
+    return [
+        _Vector(members, lanes, [keys[i] for i in lanes])
+        for length in sorted(by_length)
+        for lanes in (by_length[length][start : start + _CHUNK] for start in range(0, len(by_length[length]), _CHUNK))
+    ]
 
 
 def _pack(values: Sequence[int]) -> int:
@@ -546,19 +588,40 @@ def _unpack(vector: int, lanes: int) -> list[int]:
     return array_module("Q", vector.to_bytes(8 * lanes, "little")).tolist()
 
 
-def _select_lanes(jobs: Sequence[Job], keys: Sequence[Sequence[int]]) -> list[list[CarpPeer | None]]:
-    """The winners of every job for URL keys of one length, one lane per key."""
+def _pack_narrow(values: Sequence[int]) -> int:
+    """One ``_NARROW``-byte lane per value (below 2**32), the first value in the lowest lane."""
+    return int.from_bytes(b"".join(v.to_bytes(_NARROW, "little") for v in values), "little")
+
+
+def _widen(vector: int, lanes: int) -> int:
+    """The same values (below 2**32) from ``_NARROW``-byte lanes into 64-bit lanes."""
+    narrow = vector.to_bytes(_NARROW * lanes, "little")
+    wide = bytearray(8 * lanes)
+    for byte in range(4):
+        wide[byte::8] = narrow[byte::_NARROW]
+    return int.from_bytes(wide, "little")
+
+
+def _select_lanes(jobs: Sequence[Job], keys: Sequence[Sequence[int]]) -> list[list[int]]:
+    """The winners of every job for URL keys of one length, one lane per key: their index in
+    the job's ``ranked`` peers, -1 for none."""
     lanes = len(keys)
     ones = _pack([1] * lanes)
     mask = ones * MASK
-    columns = [_pack([key[j] for key in keys]) for j in range(len(keys[0]))]
+    narrow_ones = _pack_narrow([1] * lanes)
+    narrow_mask, low13, low19 = narrow_ones * MASK, narrow_ones * 0x1FFF, narrow_ones * 0x7FFFF
+    columns = [_pack_narrow([key[j] for key in keys]) for j in range(len(keys[0]))]
+    blocks = [columns[start : start + _UNMASKED] for start in range(0, len(columns), _UNMASKED)]
     trackers = [_Tracker(array, set(down), lanes, ones) for array, down in jobs]
     peers = max(len(array.ranked) for array, _ in jobs)
-    state = 0
+    walked = 0
     mixed: dict[int, int] = {}
     for k in range(peers):
-        for c in columns:
-            state = (state + (((state * _DUP) >> 13) & mask) + c) & mask
+        for block in blocks:
+            for c in block:
+                walked = walked + (((walked & low13) << 19) | ((walked >> 13) & low19)) + c
+            walked &= narrow_mask
+        state = _widen(walked, lanes)
         mixed.clear()
         for tracker in trackers:
             if k >= len(tracker.ranked):
@@ -567,7 +630,7 @@ def _select_lanes(jobs: Sequence[Job], keys: Sequence[Sequence[int]]) -> list[li
             combined = mixed.get(peer_hash_k)
             if combined is None:
                 x = ((state ^ (ones * peer_hash_k)) * _MIX) & mask
-                combined = mixed[peer_hash_k] = ((x * _DUP) >> 11) & mask
+                combined = mixed[peer_hash_k] = ((x << 21) | (x >> 11)) & mask
             tracker.offer(k, combined)
     return [t.winners() for t in trackers]
 
@@ -606,6 +669,6 @@ class _Tracker:
                 high[i], chosen[i] = score, k
         # A multiplier of inf or nan compares like Squid's doubles: nan never wins.
 
-    def winners(self) -> list[CarpPeer | None]:
+    def winners(self) -> list[int]:
         chosen = _unpack(self.index, self.lanes) if self.integers else self.chosen
-        return [None if k in (-1, MASK) else self.ranked[k].peer for k in chosen]
+        return [-1 if k == MASK else k for k in chosen]

@@ -4,20 +4,24 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import importlib.metadata
 import inspect
 import json
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, NoReturn
 
-from rich.console import Console
+from rich.console import Console, JustifyMethod
+from rich.measure import Measurement
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 from rich.text import Text
 
 import carpfarm
+from carpfarm import cores
 from carpfarm.cli_input import UsageError, check_inventory_path, check_peers, check_urls, positive_int, read_urls
+from carpfarm.cores import Background
 from carpfarm.inventory import load_topology
 from carpfarm.model import Topology
 from carpfarm.plan import Impact, impact, plan, sample_urls
@@ -101,6 +105,51 @@ def _load(path: str, args: argparse.Namespace) -> Topology:
         return load_topology(path, vcpus=args.vcpus)
 
 
+def _read(path: str, vcpus: int | None) -> Topology:
+    check_inventory_path(path)
+    return load_topology(path, vcpus=vcpus)
+
+
+def _load_both(old: str, new: str, args: argparse.Namespace) -> tuple[Topology, Topology]:
+    """``(_load(old), _load(new))``, with the same results and errors in the same order; NEW is
+    read by a forked process meanwhile, on another core."""
+    check_inventory_path(old)
+    with Background(functools.partial(_read, new, args.vcpus)) as later:
+        before = _load(old, args)
+        with _busy(args, f"reading inventory {new} ..."):
+            return before, later.result()
+
+
+def _print_table(
+    console: Console, title: str, columns: Mapping[str, JustifyMethod], rows: Sequence[Sequence[str | Text]]
+) -> None:
+    """Print a table of ``columns`` (name: justify) and ``rows``, drawn fast when it fits the console.
+
+    Hundreds of rows take rich about a millisecond each. When no cell needs wrapping, the same
+    text comes out of one row whose cells hold every line, several times faster; a table too wide
+    for the console is drawn row by row, so that wrapped cells keep their rows together."""
+
+    def empty() -> Table:
+        table = Table(title=title)
+        for name, justify in columns.items():
+            table.add_column(name, justify=justify)
+        return table
+
+    # Each cell becomes the Text a table makes of it (markup, no highlighting), then one per column.
+    cells = [[c if isinstance(c, Text) else console.render_str(c, highlight=False) for c in row] for row in rows]
+    fast = empty()
+    if cells:
+        fast.add_row(*(Text("\n").join(row[n] for row in cells) for n in range(len(columns))))
+    natural = Measurement.get(console, console.options.update_width(1 << 20), fast).maximum
+    if natural <= console.options.max_width:
+        console.print(fast)
+        return
+    table = empty()
+    for row in cells:
+        table.add_row(*row)
+    console.print(table)
+
+
 def cmd_validate(args: argparse.Namespace) -> int:
     topology = _load(args.inventory, args)
     summary = {
@@ -125,7 +174,11 @@ def cmd_validate(args: argparse.Namespace) -> int:
 def cmd_plan(args: argparse.Namespace) -> int:
     topology = _load(args.inventory, args)
     urls = sample_urls(args.sample) if args.sample is not None else None
-    data = plan(topology, urls)
+    if urls and _interactive(args):
+        with _progress("sampling CARP shares", len(urls)) as advance:
+            data = plan(topology, urls, progress=advance)
+    else:
+        data = plan(topology, urls)
     if args.json:
         _emit_json(data)
         return 0
@@ -164,24 +217,26 @@ def cmd_plan(args: argparse.Namespace) -> int:
                 console.print(f"    {line}", markup=False, highlight=False)
             console.print("  Router side (Cisco IOS), ready to paste:")
             console.print(f["wccp"]["router"], markup=False, highlight=False)
-    table = Table(title="Backends (cache_peer order)")
-    for column in ("host", "instance", "CARP peer", "address:port", "weight", "state", "share", "sampled"):
-        table.add_column(column, justify="right" if column in ("weight", "share", "sampled") else "left")
+    columns = ("host", "instance", "CARP peer", "address:port", "weight", "state", "share", "sampled")
+    rows = []
     for b in data["backends"]:
         for i in b["instances"]:
             share = i["share"]
             sampled = "-" if share["sampled"] is None else f"{share['sampled']:.2%}"
-            table.add_row(
-                b["host"],
-                i["name"],
-                i["peer_name"],
-                f"{i['address']}:{i['port']}",
-                str(i["weight"]),
-                i["state"],
-                f"{share['expected']:.2%}",
-                sampled,
+            rows.append(
+                (
+                    b["host"],
+                    i["name"],
+                    i["peer_name"],
+                    f"{i['address']}:{i['port']}",
+                    str(i["weight"]),
+                    i["state"],
+                    f"{share['expected']:.2%}",
+                    sampled,
+                )
             )
-    console.print(table)
+    justify: dict[str, JustifyMethod] = {c: "right" if c in ("weight", "share", "sampled") else "left" for c in columns}
+    _print_table(console, "Backends (cache_peer order)", justify, rows)
     for tip in data.get("advice", []):
         console.print(Text.assemble(("warning", "yellow"), f": {tip}"))
     return 0
@@ -192,8 +247,7 @@ def cmd_route(args: argparse.Namespace) -> int:
     topology = _load(args.inventory, args)
     down = check_peers(args.down, [i.peer_name for i in topology.backend_instances], args.inventory)
     rows: list[dict[str, Any]] = []
-    for url in urls:
-        chosen = topology.route(url, down=down)
+    for url, chosen in zip(urls, topology.routes(urls, down=down), strict=True):
         rows.append(
             {
                 "url": url,
@@ -218,36 +272,44 @@ def cmd_route(args: argparse.Namespace) -> int:
     return 0
 
 
+@contextlib.contextmanager
+def _progress(label: str, total: int) -> Iterator[Callable[[int, int], None]]:
+    """A progress bar on stderr, advanced by calling what it yields with (done, total)."""
+    columns = (TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    # Redrawn on each report, without a refresh thread: the CARP batch forks its workers meanwhile.
+    with Progress(*columns, console=_stderr(), transient=True, auto_refresh=False) as bar:
+        task = bar.add_task(label, total=total)
+
+        def advance(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total, refresh=True)
+
+        yield advance
+
+
 def _impact(old: Topology, new: Topology, urls: list[str], show_progress: bool) -> Impact:
     """``plan.impact``, drawing a progress bar on stderr when asked and ``impact`` can report progress."""
     if not (show_progress and _IMPACT_TAKES_PROGRESS):
         return impact(old, new, urls)
-    columns = (TextColumn("routing URLs"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-    with Progress(*columns, console=_stderr(), transient=True) as bar:
-        task = bar.add_task("impact", total=len(urls))
-
-        def advance(done: int, total: int) -> None:
-            bar.update(task, completed=done, total=total)
-
+    with _progress("routing URLs", len(urls)) as advance:
         with_progress: Callable[..., Impact] = impact
         return with_progress(old, new, urls, progress=advance)
 
 
 def cmd_impact(args: argparse.Namespace) -> int:
     urls = read_urls(args.urls_file) if args.urls_file else sample_urls(args.sample)
-    old, new = _load(args.old, args), _load(args.new, args)
+    old, new = _load_both(args.old, args.new, args)
     result = _impact(old, new, urls, _interactive(args))
     if args.json:
         _emit_json(result.as_dict())
     else:
         console = _console()
-        table = Table(title=f"Impact over {result.urls} URLs")
-        for column in ("CARP peer", "before", "after", "lost", "gained"):
-            table.add_column(column, justify="left" if column == "CARP peer" else "right")
+        counts = ("before", "after", "lost", "gained")
+        rows = []
         for name, row in result.per_peer.items():
             mark = " *" if name in result.changed_peers else ""
-            table.add_row(name + mark, *(f"{row[k] / result.urls:.2%}" for k in ("before", "after", "lost", "gained")))
-        console.print(table)
+            rows.append((Text(name + mark), *(Text(f"{row[k] / result.urls:.2%}") for k in counts)))
+        columns: dict[str, JustifyMethod] = {"CARP peer": "left", **dict.fromkeys(counts, "right")}
+        _print_table(console, f"Impact over {result.urls} URLs", columns, rows)
         console.print(
             f"moved: {result.moved_fraction:.2%} of URLs; caused by changed peers (*): "
             f"{result.necessary_fraction:.2%}; avoidable: {result.collateral_fraction:.2%}"
@@ -359,6 +421,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    cores.allow_forking()  # the CLI owns its process: its long computations may use every core
     try:
         args = build_parser().parse_args(argv)
     except SystemExit as exc:  # --help, --version, or argparse's error (already printed on one line)

@@ -158,15 +158,19 @@ def _frontend(topology: Topology, host: str) -> FrontendHost:
 # ---------------------------------------------------------------- CARP shares
 
 
-def carp_shares(topology: Topology, urls: Sequence[str] | None = None) -> dict[str, dict[str, float | None]]:
-    """Each peer's share of URLs: the configured share and, when affordable, a sampled one."""
+def carp_shares(
+    topology: Topology, urls: Sequence[str] | None = None, progress: Callable[[int, int], None] | None = None
+) -> dict[str, dict[str, float | None]]:
+    """Each peer's share of URLs: the configured share and, when affordable, a sampled one.
+
+    ``progress`` is called with (done, total) every few hundred URLs sampled."""
     active = [i for i in topology.backend_instances if i.active]
     total = sum(i.weight for i in active)
     if urls is None:
         count = min(10_000, SAMPLE_BUDGET // max(1, len(topology.backend_instances)))
         urls = sample_urls(count) if count >= 200 else []
     counts: Counter[str] = Counter(
-        peer.name for peer in _routes(topology, urls, topology.drained_peers) if peer is not None
+        peer.name for peer in _routes(topology, urls, topology.drained_peers, progress) if peer is not None
     )
     return {
         i.peer_name: {
@@ -180,9 +184,16 @@ def carp_shares(topology: Topology, urls: Sequence[str] | None = None) -> dict[s
 # ---------------------------------------------------------------- plan
 
 
-def plan(topology: Topology, sample: Sequence[str] | None = None) -> dict[str, Any]:
-    """Everything carpfarm would build, as plain data (what ``carpfarm plan --json`` prints)."""
-    shares = carp_shares(topology, sample)
+def plan(
+    topology: Topology,
+    sample: Sequence[str] | None = None,
+    *,
+    progress: Callable[[int, int], None] | None = None,
+) -> dict[str, Any]:
+    """Everything carpfarm would build, as plain data (what ``carpfarm plan --json`` prints).
+
+    ``progress`` is called with (done, total) while the CARP shares are sampled."""
+    shares = carp_shares(topology, sample, progress)
     frontends = []
     for f in topology.frontends:
         rules = balancer_rules(topology, f.name)
@@ -207,16 +218,10 @@ def plan(topology: Topology, sample: Sequence[str] | None = None) -> dict[str, A
                 },
             }
         )
-    backends = [
-        {
-            "host": b.name,
-            "address": b.address,
-            "instances": [
-                {**entry, "share": shares[entry["peer_name"]]} for entry in backend_port_map(topology, b.name)
-            ],
-        }
-        for b in topology.backends
-    ]
+    by_host: dict[str, list[dict[str, Any]]] = {}
+    for entry in backend_port_map(topology):  # once: per host, it would walk every instance again
+        by_host.setdefault(entry["host"], []).append({**entry, "share": shares[entry["peer_name"]]})
+    backends = [{"host": b.name, "address": b.address, "instances": by_host.get(b.name, [])} for b in topology.backends]
     return {
         "frontends": frontends,
         "backends": backends,
@@ -292,9 +297,14 @@ def _peer_signature(topology: Topology) -> dict[str, tuple[str, int, int, str]]:
     return {i.peer_name: (i.address, i.port, i.weight, i.state) for i in topology.backend_instances}
 
 
-def _routes(topology: Topology, urls: Sequence[str], down: Iterable[str]) -> list[CarpPeer | None]:
+def _routes(
+    topology: Topology,
+    urls: Sequence[str],
+    down: Iterable[str],
+    progress: Callable[[int, int], None] | None = None,
+) -> list[CarpPeer | None]:
     """``topology.route`` for many URLs at once (peers, not instances)."""
-    return select_batch([(topology.carp_array, down)], urls)[0]
+    return select_batch([(topology.carp_array, down)], urls, progress)[0]
 
 
 def impact(
