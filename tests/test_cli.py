@@ -372,6 +372,32 @@ def test_impact_drives_a_progress_callback_when_stderr_is_a_terminal(
     assert calls[-1] == (200, 200)
 
 
+def test_route_of_many_urls_shows_its_progress_when_stderr_is_a_terminal(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from carpfarm import cli
+    from carpfarm.model import Topology
+
+    calls: list[tuple[int, int]] = []
+    real_routes = Topology.routes
+
+    def recording_routes(self: Topology, urls: list[str], down: object = (), progress=None):  # type: ignore[no-untyped-def]
+        assert progress is not None, "route of many URLs on a terminal passes a progress callback"
+
+        def record(done: int, total: int) -> None:
+            calls.append((done, total))
+            progress(done, total)
+
+        return real_routes(self, urls, down, record)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Topology, "routes", recording_routes)
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    urls = [f"http://www.example.com/{i}" for i in range(cli.ROUTE_PROGRESS_FROM)]
+    code, out, _ = run(capsys, "route", str(EXAMPLE), *urls)
+    assert code == 0 and "http://www.example.com/0" in out
+    assert calls and calls[-1] == (len(urls), len(urls))
+
+
 @pytest.mark.parametrize("width", [160, 48, 20])  # fits; wraps the first column; wraps every column
 @pytest.mark.parametrize("color", [False, True])
 def test_big_tables_print_as_rich_prints_them_row_by_row(width: int, color: bool) -> None:

@@ -12,7 +12,7 @@ so that what ``carpfarm plan`` shows is what the hosts get.
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from functools import cached_property
 from typing import Any
 
@@ -194,9 +194,12 @@ class Topology(_Frozen):
         peer = self.carp_array.select(url, [*self.drained_peers, *down])
         return None if peer is None else self.instance_by_peer(peer.name)
 
-    def routes(self, urls: Sequence[str], down: Sequence[str] = ()) -> list[BackendInstance | None]:
-        """``[self.route(url, down) for url in urls]``, computed as one batch (fast for many URLs)."""
-        peers = select_batch([(self.carp_array, {*self.drained_peers, *down})], urls)[0]
+    def routes(
+        self, urls: Sequence[str], down: Sequence[str] = (), progress: Callable[[int, int], None] | None = None
+    ) -> list[BackendInstance | None]:
+        """``[self.route(url, down) for url in urls]``, computed as one batch (fast for many URLs);
+        ``progress`` is called with (URLs done, URLs in all) as the batch goes."""
+        peers = select_batch([(self.carp_array, {*self.drained_peers, *down})], urls, progress)[0]
         return [None if peer is None else self.instance_by_peer(peer.name) for peer in peers]
 
     # ---- construction
