@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -13,19 +12,12 @@ import pytest
 from ansible.errors import AnsibleFilterError
 
 from carpfarm.inventory import load_topology
+from support.ansible import filters as carpfarm_filters
 from support.paths import ROOT
 from support.probe import failed_line, probe_line
 
 EXAMPLE = ROOT / "inventory" / "example"
 BIN = Path(sys.executable).parent
-
-
-def _module():  # type: ignore[no-untyped-def]
-    spec = importlib.util.spec_from_file_location("carpfarm_filters", ROOT / "plugins" / "filter" / "carpfarm.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.FilterModule().filters()
 
 
 PLAY = """
@@ -161,7 +153,7 @@ def test_bad_inventory_fails_the_play_with_the_models_message(tmp_path: Path, ex
 
 
 def test_filter_errors_are_ansible_filter_errors() -> None:
-    filters = _module()
+    filters = carpfarm_filters()
     with pytest.raises(AnsibleFilterError, match=r"probe_served: not a carpfarm-probe\.py row"):
         filters["carpfarm_probe_served"](["Traceback (most recent call last):"])
     with pytest.raises(AnsibleFilterError, match=r"change_outcome: .*is not in predicted"):
@@ -194,7 +186,7 @@ def test_filter_errors_are_ansible_filter_errors() -> None:
 
 def test_every_filter_is_documented_for_ansible_doc() -> None:
     env = {**os.environ, "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg")}
-    for name in _module():
+    for name in carpfarm_filters():
         result = subprocess.run(
             [str(BIN / "ansible-doc"), "-t", "filter", name],
             capture_output=True,

@@ -8,21 +8,12 @@ A farm may mix releases, so the verdicts follow the fields' order on the wire, w
 from __future__ import annotations
 
 import email
-import importlib.util
-from pathlib import Path
-from types import ModuleType
 
 import pytest
 
-PROBE = Path(__file__).resolve().parent.parent / "playbooks" / "files" / "carpfarm-probe.py"
+from support.paths import ROOT, load_script
 
-
-def load_probe() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("carpfarm_probe", PROBE)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+PROBE = ROOT / "playbooks" / "files" / "carpfarm-probe.py"
 
 
 @pytest.mark.parametrize(
@@ -62,4 +53,4 @@ def load_probe() -> ModuleType:
 )
 def test_verdicts_follow_the_hops_whatever_header_each_wrote(fields: list[str], want: list[str]) -> None:
     headers = email.message_from_string("".join(f"{field}\r\n" for field in fields) + "Via: 1.1 x\r\n\r\n")
-    assert load_probe().cache_verdicts(headers) == want
+    assert load_script(PROBE).cache_verdicts(headers) == want

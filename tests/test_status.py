@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import io
 import json
 import subprocess
@@ -15,18 +14,11 @@ import yaml
 from rich.console import Console
 
 from carpfarm import cli, status
-
-ROOT = Path(__file__).resolve().parents[1]
+from support.paths import ROOT, load_script
 
 
 def _reader() -> ModuleType:
-    spec = importlib.util.spec_from_file_location(
-        "carpfarm_status", ROOT / "playbooks" / "files" / "carpfarm-status.py"
-    )
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(ROOT / "playbooks" / "files" / "carpfarm-status.py")
 
 
 # Shapes as Squid 5.7's cache manager prints them (mgr:counters, mgr:server_list).

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +9,7 @@ from ansible.parsing.dataloader import DataLoader
 from ansible.plugins.loader import init_plugin_loader
 from ansible.template import Templar, trust_as_template
 
-from support.paths import ROOT
+from support.paths import ROOT, load_script
 
 # What every role template may print that no test sets: the header and the roles' private constants.
 TEMPLATE_BASE = {
@@ -32,11 +31,7 @@ def render(template: Path, **variables: Any) -> str:
 
 def filters() -> dict[str, Any]:
     """plugins/filter/carpfarm.py's filters, loaded from the file as Ansible loads them."""
-    spec = importlib.util.spec_from_file_location("carpfarm_filters", ROOT / "plugins" / "filter" / "carpfarm.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return dict(module.FilterModule().filters())
+    return dict(load_script(ROOT / "plugins" / "filter" / "carpfarm.py").FilterModule().filters())
 
 
 def role_defaults(role: str) -> dict[str, Any]:
