@@ -99,15 +99,15 @@ def _emit_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, indent=2, sort_keys=False, default=str) + "\n")
 
 
-def _load(path: str, args: argparse.Namespace) -> Topology:
-    check_inventory_path(path)
-    with _busy(args, f"reading inventory {path} ..."):
-        return load_topology(path, vcpus=args.vcpus)
-
-
 def _read(path: str, vcpus: int | None) -> Topology:
     check_inventory_path(path)
     return load_topology(path, vcpus=vcpus)
+
+
+def _load(path: str, args: argparse.Namespace) -> Topology:
+    """``_read``, with a spinner for a person watching."""
+    with _busy(args, f"reading inventory {path} ..."):
+        return _read(path, args.vcpus)
 
 
 def _load_both(old: str, new: str, args: argparse.Namespace) -> tuple[Topology, Topology]:
