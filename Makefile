@@ -17,7 +17,7 @@ DEB_RELEASE := $(shell . /etc/os-release 2>/dev/null && echo $${VERSION_CODENAME
 # podman 5 there depends on "crun | runc" and crun fails on hybrid-cgroup kernels (lab/containers.conf).
 # openssh-client and systemd: the status test's unreachable hosts, the unit check (systemd-analyze).
 DEB_PACKAGES_bookworm := squid podman runc netavark aardvark-dns debootstrap iptables nftables python3-venv openssh-client systemd
-DEB_PACKAGES_trixie := squid podman runc netavark aardvark-dns debootstrap iptables nftables python3-venv openssh-client systemd
+DEB_PACKAGES_trixie := $(DEB_PACKAGES_bookworm)
 DEB_PACKAGES ?= $(or $(DEB_PACKAGES_$(DEB_RELEASE)),$(DEB_PACKAGES_bookworm))
 # The `ansible` release on PyPI whose bundled collections we use (no Galaxy needed).
 ANSIBLE_BUNDLE ?= 12.3.0
