@@ -87,8 +87,8 @@ lab: lab-up ## setup, image, lab-up, then site.yml and verify.yml on the lab, an
 	@echo "Remove the lab: make lab-down"
 
 lint: setup ## ruff, mypy, yamllint, ansible-lint (production profile)
-	$(BIN)/ruff check src tests plugins lab playbooks/files roles/lab_origin/files roles/lab_wccp_router/files molecule/resources/files bench
-	$(BIN)/ruff format --check src tests plugins lab playbooks/files roles/lab_origin/files roles/lab_wccp_router/files molecule/resources/files bench
+	$(BIN)/ruff check src tests plugins lab playbooks/files roles/*/files molecule/resources/files bench
+	$(BIN)/ruff format --check src tests plugins lab playbooks/files roles/*/files molecule/resources/files bench
 	$(BIN)/mypy
 	$(BIN)/yamllint -s .
 	$(BIN)/ansible-lint --profile production

@@ -353,7 +353,9 @@ def _render(template: str, balancer: dict[str, Any]) -> str:
     from support.ansible import render  # the tests' renderer: Ansible's templar, as the role runs it
 
     path = ROOT / "roles/frontend_balancer/templates/etc/carpfarm" / template
-    return render(path, ansible_managed="carpfarm bench", inventory_hostname="bench", __frontend_balancer=balancer)
+    return render(
+        path, ansible_managed="carpfarm bench", inventory_hostname="bench", __frontend_balancer_ruleset=balancer
+    )
 
 
 def _topology(n: int) -> Topology:

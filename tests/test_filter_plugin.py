@@ -7,11 +7,12 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from ansible.errors import AnsibleFilterError
 
-from carpfarm.inventory import load_topology
+from carpfarm.inventory import load_hostvars, load_topology
 from support.ansible import filters as carpfarm_filters
 from support.paths import ROOT
 from support.probe import failed_line, probe_line
@@ -25,6 +26,11 @@ PLAY = """
   hosts: localhost
   gather_facts: false
   tasks:
+    - name: Build the model once, as the roles do
+      ansible.builtin.set_fact:
+        farm: "{{ hostvars | carpfarm_topology(groups) }}"
+      run_once: true
+
     - name: Write what the filters return
       ansible.builtin.copy:
         dest: "{{ out }}"
@@ -47,7 +53,28 @@ PLAY = """
             {{ probe.results[0].stdout_lines | carpfarm_intercept_mismatches(probe.predicted, 'carp1') }}
           served: "{{ probe.results[0].stdout_lines | carpfarm_probe_served }}"
           change: "{{ probe.urls | carpfarm_change_outcome(probe.served, probe.by_url, probe.by_url) }}"
+          haproxy_maint: "{{ haproxy_state | carpfarm_haproxy_maint }}"
+          passed_on:
+            peers: "{{ farm | carpfarm_cache_peers }}"
+            frontend_ports: "{{ farm | carpfarm_frontend_ports('carp1') }}"
+            frontend: "{{ farm | carpfarm_frontend('carp1') }}"
+            backend_ports: "{{ farm | carpfarm_backend_ports('cache3') }}"
+            balancer: "{{ farm | carpfarm_balancer('carp1') }}"
+            route: "{{ 'http://www.example.com/logo.png' | carpfarm_route(farm) }}"
+            topology: "{{ hostvars | carpfarm_topology(groups) }}"
 """
+
+# HAProxy 2.6's answer to "show servers state carp_frontends": frontend2 forced into maintenance
+# (admin state 1), frontend3 in maintenance by its health check only (admin state 0, op state 0),
+# frontend4 forced and drained (1 | 8 = 9).
+HAPROXY_STATE = [
+    "1",
+    "# be_id be_name srv_id srv_name srv_addr srv_op_state srv_admin_state srv_uweight srv_iweight",
+    "3 carp_frontends 1 frontend1 127.0.0.1 2 0 1 1 55 6 3 4 6 0 0 0 - 3129 - 0 0 - - 0",
+    "3 carp_frontends 2 frontend2 127.0.0.1 0 1 1 1 12 1 0 0 1 0 0 0 - 3130 - 0 0 - - 0",
+    "3 carp_frontends 3 frontend3 127.0.0.1 0 0 1 1 12 8 2 0 6 0 0 0 - 3131 - 0 0 - - 0",
+    "3 carp_frontends 4 frontend4 127.0.0.1 0 9 1 1 12 1 0 0 1 0 0 0 - 3132 - 0 0 - - 0",
+]
 
 # What a verify play registers after running carpfarm-probe.py --repeat 2 through two boxes.
 URLS = ["http://origin.test/a", "http://origin.test/b"]
@@ -74,7 +101,7 @@ PROBE = {
 def _playbook(tmp_path: Path, inventory: Path) -> subprocess.CompletedProcess[str]:
     play = tmp_path / "play.yml"
     play.write_text(PLAY)
-    (tmp_path / "probe.json").write_text(json.dumps({"probe": PROBE}))
+    (tmp_path / "probe.json").write_text(json.dumps({"probe": PROBE, "haproxy_state": HAPROXY_STATE}))
     env = {**os.environ, "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"), "PATH": f"{BIN}:{os.environ['PATH']}"}
     return subprocess.run(
         [
@@ -143,6 +170,13 @@ def test_filters_in_a_real_play(tmp_path: Path) -> None:
         "kept": 1,
         "kept_hit": 1,
     }
+    assert data["haproxy_maint"] == ["frontend2", "frontend4"]
+    # The model built once and passed on gives every filter the same answers as hostvars and groups.
+    passed = data["passed_on"]
+    assert passed["topology"]["carpfarm_topology_format"] == 1
+    for name in ("peers", "frontend_ports", "frontend", "backend_ports", "balancer", "route"):
+        assert passed[name] == data[name], name
+    assert data["frontend"]["balancer_hold"] == "kernel" and data["balancer"]["hold"] == "kernel"
 
 
 def test_bad_inventory_fails_the_play_with_the_models_message(tmp_path: Path, example_inventory: Path) -> None:
@@ -150,6 +184,11 @@ def test_bad_inventory_fails_the_play_with_the_models_message(tmp_path: Path, ex
     result = _playbook(tmp_path, example_inventory)
     assert result.returncode != 0
     assert "cache2: squid_backend_port_base = 99999" in result.stdout + result.stderr
+
+
+def _example_play() -> tuple[dict[str, Any], dict[str, list[str]]]:
+    groups, hostvars, _ = load_hostvars(EXAMPLE)
+    return hostvars, groups
 
 
 def test_filter_errors_are_ansible_filter_errors() -> None:
@@ -173,6 +212,15 @@ def test_filter_errors_are_ansible_filter_errors() -> None:
             {"carp_frontends": ["carp1"], "squid_backends": ["c"]},
             "c",
         )
+    farm = filters["carpfarm_topology"](*_example_play())
+    with pytest.raises(AnsibleFilterError, match="made by another carpfarm version"):
+        filters["carpfarm_frontend"]({**farm, "carpfarm_topology_format": 0}, "carp1")
+    with pytest.raises(AnsibleFilterError, match=r"carpfarm_balancer: give it the play's hostvars and groups"):
+        filters["carpfarm_balancer"]({"carp1": {}}, "carp1")
+    with pytest.raises(AnsibleFilterError, match="carpfarm_frontend: name one inventory host after the farm"):
+        filters["carpfarm_frontend"](farm)
+    with pytest.raises(AnsibleFilterError, match=r"unknown cache_peer options \['selection_'\]"):
+        filters["carpfarm_cache_peers"](farm, options={"selection_": "carp"})
     with pytest.raises(AnsibleFilterError, match="c is not in the carp_frontends group"):
         filters["carpfarm_frontend"](
             {

@@ -27,7 +27,7 @@ import yaml
 from carpfarm.inventory import load_hostvars, load_topology
 from carpfarm.plan import balancer_rules, balancer_targets
 from support import squidrig
-from support.ansible import filters, render, role_defaults
+from support.ansible import filters, peer_options, render, role_defaults
 from support.paths import EXAMPLE, ROOT
 from support.squidrig import SQUID, free_port
 
@@ -80,8 +80,8 @@ def test_balance_client_filter_passes_nft_check(tmp_path: Path) -> None:
 @pytest.mark.parametrize("mode", ["random", "roundrobin"])
 def test_kernel_rules_pass_the_real_checkers(tmp_path: Path, mode: str) -> None:
     data = balancer(mode=mode)
-    ipt = render(ROLE / "templates/etc/carpfarm/balancer.rules.j2", __frontend_balancer=data)
-    nft = render(ROLE / "templates/etc/carpfarm/balancer.nft.j2", __frontend_balancer=data)
+    ipt = render(ROLE / "templates/etc/carpfarm/balancer.rules.j2", __frontend_balancer_ruleset=data)
+    nft = render(ROLE / "templates/etc/carpfarm/balancer.nft.j2", __frontend_balancer_ruleset=data)
     if mode == "random":
         assert "-m statistic --mode random --probability 0.33333333349 -j REDIRECT --to-ports 3130" in ipt
         assert "numgen random mod 4 map { 0 : 3129, 1 : 3130, 2 : 3131, 3 : 3132 }" in nft
@@ -102,7 +102,7 @@ def test_held_out_instance_leaves_an_exactly_fair_cascade_over_the_rest(tmp_path
     assert [r["target"] for r in held["cascade"]] == [3129, 3131, 3132]
     assert [r["iptables_probability"] for r in held["cascade"]] == ["0.33333333349", "0.50000000000", "1.00000000000"]
     assert sorted({e["port"] for e in held["nft_map"]}) == [3129, 3131, 3132]
-    rules = render(ROLE / "templates/etc/carpfarm/balancer.nft.j2", __frontend_balancer={**balancer(), **held})
+    rules = render(ROLE / "templates/etc/carpfarm/balancer.nft.j2", __frontend_balancer_ruleset={**balancer(), **held})
     assert ": 3130" not in rules
     (tmp_path / "held.nft").write_text(rules)
     subprocess.run(["nft", "-c", "-f", str(tmp_path / "held.nft")], check=True, capture_output=True)
@@ -129,12 +129,13 @@ def frontend_confs(carp1: dict[str, Any] | None = None, peers: Any = None, **var
     """Each frontend instance's squid.conf on carp1, as the carp_frontend role renders it."""
     groups, hostvars = _example(**(carp1 or {}))
     f = filters()
+    settings = {**role_defaults("carp_frontend"), **variables}
     facts = {
         "__carp_frontend_self": f["carpfarm_frontend"](hostvars, groups, "carp1"),
-        "__carp_frontend_peers": peers or f["carpfarm_cache_peers"](hostvars, groups),
+        "__carp_frontend_peers": peers or f["carpfarm_cache_peers"](hostvars, groups, options=peer_options(settings)),
     }
     return {
-        item["name"]: render(FRONTEND_CONF, **{**role_defaults("carp_frontend"), **facts, **variables}, item=item)
+        item["name"]: render(FRONTEND_CONF, **{**settings, **facts}, item=item)
         for item in f["carpfarm_frontend_ports"](hostvars, groups, "carp1")
     }
 
@@ -257,7 +258,9 @@ def _running_frontend(parent_port: int, workdir: Path) -> Iterator[int]:
     """
     port = free_port()
     groups, hostvars = _example()
-    peer = {**filters()["carpfarm_cache_peers"](hostvars, groups)[0], "address": "127.0.0.1", "port": parent_port}
+    hostvars[groups["squid_backends"][0]].update(squid_backend_address="127.0.0.1", squid_backend_port_base=parent_port)
+    options = peer_options(role_defaults("carp_frontend"))
+    peer = filters()["carpfarm_cache_peers"](hostvars, groups, options=options)[0]
     carp1 = {"frontend_balancer_type": "balance", "carp_frontend_instances": 1, "carp_frontend_port_base": port}
     conf = frontend_confs(carp1, peers=[peer], carp_frontend_shutdown_lifetime=1)["frontend1"]
     conf = conf.replace("/run/squid-frontend1.pid", f"{workdir}/squid.pid")
@@ -319,6 +322,28 @@ def test_a_real_frontend_refuses_unsafe_ports_and_forwards_the_rest() -> None:
     # Squid 6 tags a denial whose client hung up first TCP_DENIED_ABORTED; a denial is a denial.
     denied = [line.split()[6] for line in log if re.search(r" TCP_DENIED(_ABORTED)?/403 ", line)]
     assert sorted(denied) == sorted(t for _, t in refused)
+
+
+@pytest.mark.squid
+@pytest.mark.parametrize("selection", ["carp", "round-robin"])
+def test_the_cache_peer_lines_carry_the_roles_settings_and_pass_squid_parse(tmp_path: Path, selection: str) -> None:
+    carp1 = {"carp_frontend_carp_key": ["host", "path"]}
+    conf = frontend_confs(
+        carp1,
+        carp_frontend_parent_selection=selection,
+        carp_frontend_connect_fail_limit=7,
+        carp_frontend_peer_connect_timeout=3,
+    )["frontend1"]
+    peers = [line for line in conf.splitlines() if line.startswith("cache_peer ")]
+    assert len(peers) == 8
+    key = " carp-key=host,path" if selection == "carp" else ""
+    assert peers[4] == (
+        f"cache_peer 192.0.2.23 parent 4001 0 {selection} no-query no-digest name=cache3-backend1 weight=1 "
+        f"connect-fail-limit=7 connect-timeout=3{key}"
+    )
+    (tmp_path / "f.conf").write_text(conf)
+    parsed = subprocess.run([SQUID, "-k", "parse", "-f", str(tmp_path / "f.conf")], capture_output=True, text=True)
+    assert parsed.returncode == 0, parsed.stderr
 
 
 @pytest.mark.parametrize(("written", "allowed"), [(True, True), ("false", False), ("no", False), ("True", True)])

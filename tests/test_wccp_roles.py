@@ -35,7 +35,9 @@ def _facts(method: str) -> dict[str, Any]:
     return {
         "__carp_frontend_self": f["carpfarm_frontend"](hostvars, groups, "carp1"),
         "__carp_frontend_instances": f["carpfarm_frontend_ports"](hostvars, groups, "carp1"),
-        "__carp_frontend_peers": f["carpfarm_cache_peers"](hostvars, groups),
+        "__carp_frontend_peers": f["carpfarm_cache_peers"](
+            hostvars, groups, options={"selection": "carp", "connect_fail_limit": 2, "connect_timeout": 2}
+        ),
         "__frontend_balancer": f["carpfarm_balancer"](hostvars, groups, "carp1"),
         "__wccp_box": f["carpfarm_frontend"](hostvars, groups, "carp1"),
     }
@@ -86,10 +88,14 @@ def test_every_instance_intercepts_and_only_the_first_joins_the_routers(tmp_path
 def test_the_redirect_rules_pass_the_real_checkers(tmp_path: Path, method: str, mode: str) -> None:
     balancer = {**_facts(method)["__frontend_balancer"], "mode": mode}
     ipt = render(
-        ROLES / "frontend_balancer/templates/etc/carpfarm/balancer.rules.j2", __frontend_balancer=balancer, **NAMES
+        ROLES / "frontend_balancer/templates/etc/carpfarm/balancer.rules.j2",
+        __frontend_balancer_ruleset=balancer,
+        **NAMES,
     )
     nft = render(
-        ROLES / "frontend_balancer/templates/etc/carpfarm/balancer.nft.j2", __frontend_balancer=balancer, **NAMES
+        ROLES / "frontend_balancer/templates/etc/carpfarm/balancer.nft.j2",
+        __frontend_balancer_ruleset=balancer,
+        **NAMES,
     )
     tunnels = " -i carpfarm-wccp0" if method == "gre" else ""
     select = (
@@ -116,7 +122,9 @@ def test_the_loader_script_adds_or_removes_the_wccp_jumps(tmp_path: Path, wccp: 
     if not wccp:
         balancer = {**balancer, "intercept": None}
     script = render(
-        ROLES / "frontend_balancer/templates/usr/local/sbin/carpfarm-balancer.j2", __frontend_balancer=balancer, **NAMES
+        ROLES / "frontend_balancer/templates/usr/local/sbin/carpfarm-balancer-iptables.j2",
+        __frontend_balancer=balancer,
+        **NAMES,
     )
     (tmp_path / "loader").write_text(script)
     subprocess.run(["sh", "-n", str(tmp_path / "loader")], check=True)

@@ -8,25 +8,31 @@ class ModuleDocFragment:
     DOCUMENTATION = r"""
 options:
   groups:
-    description: "The play's C(groups); C(squid_backends) and C(carp_frontends) are read."
+    description: >-
+      The play's C(groups); C(squid_backends) and C(carp_frontends) are read. Only with C(hostvars):
+      omit it when the farm is given as a topology from carpfarm_topology.
     type: dict
-    required: true
+    required: false
 """
 
-    # Where the filter's input is the play's hostvars: hostvars | carpfarm_x(groups, ...) (carpfarm.input).
+    # Where the filter's input is the farm: hostvars | carpfarm_x(groups, ...), or
+    # topology | carpfarm_x(...) with the result of carpfarm_topology (carpfarm.input).
     INPUT = r"""
 options:
   _input:
-    description: "The play's C(hostvars)."
+    description: >-
+      The play's C(hostvars) (then C(groups) follows), or the topology carpfarm_topology returned,
+      which spares rebuilding the model: a play builds it once and passes it on.
     type: dict
     required: true
 """
 
-    # Where the input is something else and hostvars an argument: x | carpfarm_x(hostvars, groups) (carpfarm.play).
+    # Where the input is something else and the farm an argument: x | carpfarm_x(hostvars, groups),
+    # or x | carpfarm_x(topology) (carpfarm.play).
     PLAY = r"""
 options:
   hostvars:
-    description: "The play's C(hostvars)."
+    description: "The play's C(hostvars) (then C(groups) follows), or the topology carpfarm_topology returned."
     type: dict
     required: true
 """

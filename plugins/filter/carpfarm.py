@@ -13,12 +13,13 @@ from ansible.errors import AnsibleFilterError
 
 try:
     from carpfarm import balancer as _balancer
+    from carpfarm import haproxy as _haproxy
     from carpfarm import judge as _judge
     from carpfarm import plan as _plan
     from carpfarm import remap as _remap
     from carpfarm import wccp as _wccp
     from carpfarm.inventory import topology_from_play
-    from carpfarm.model import Topology
+    from carpfarm.model import Topology, plain
     from carpfarm.problems import TopologyError
 except ImportError as _exc:  # pragma: no cover - only without `make setup`
     _IMPORT_ERROR: ImportError | None = _exc
@@ -27,6 +28,12 @@ else:
 
 
 _Map = Mapping[str, Any]
+
+
+# carpfarm_topology marks its result, so that the other filters can take it in place of
+# hostvars and groups: a play builds the model once and passes it on.
+_FORMAT_KEY = "carpfarm_topology_format"
+_FORMAT = 1
 
 
 def _topology(
@@ -39,6 +46,38 @@ def _topology(
         return topology_from_play(groups, hostvars, check_names=check_names, sources=sources)
     except TopologyError as exc:
         raise AnsibleFilterError(str(exc)) from exc
+
+
+def _is_dump(source: Any) -> bool:
+    return isinstance(source, dict) and _FORMAT_KEY in source
+
+
+def _farm(name: str, source: Any, args: Sequence[Any]) -> tuple[Topology, list[Any]]:
+    """The topology and the filter's remaining arguments.
+
+    ``source`` is what carpfarm_topology returned, or the play's hostvars followed by its groups."""
+    if _is_dump(source):
+        if source[_FORMAT_KEY] != _FORMAT:
+            raise AnsibleFilterError(
+                f"{name}: the topology given was made by another carpfarm version "
+                f"(format {source[_FORMAT_KEY]!r}, this one reads {_FORMAT}); "
+                "build it again with hostvars | carpfarm_topology(groups)"
+            )
+        data = {k: v for k, v in plain(dict(source)).items() if k != _FORMAT_KEY}
+        return Topology.model_validate(data), list(args)
+    if not args or not isinstance(args[0], Mapping):
+        raise AnsibleFilterError(
+            f"{name}: give it the play's hostvars and groups (hostvars | {name}(groups, ...)), "
+            "or a topology from carpfarm_topology (topology | {name}(...))".replace("{name}", name)
+        )
+    return _topology(source, args[0]), list(args[1:])
+
+
+def _host(name: str, rest: Sequence[Any]) -> str:
+    """The one host name left after the farm's arguments."""
+    if len(rest) != 1:
+        raise AnsibleFilterError(f"{name}: name one inventory host after the farm (got {len(rest)} arguments)")
+    return str(rest[0])
 
 
 def _guard(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -69,15 +108,18 @@ def carpfarm_topology(
 ) -> dict[str, Any]:
     """The validated topology as plain data; fails with every problem found.
 
-    ``check_names`` also refuses unknown and misplaced carpfarm variables, and (with the
-    inventory ``sources``) group_vars/host_vars entries that reach no host."""
-    return _topology(hostvars, groups, bool(check_names), list(sources or ())).model_dump(mode="json")
+    The other filters take the result in place of ``hostvars`` and ``groups``. ``check_names``
+    also refuses unknown and misplaced carpfarm variables, and (with the inventory ``sources``)
+    group_vars/host_vars entries that reach no host."""
+    topology = _topology(hostvars, groups, bool(check_names), list(sources or ()))
+    return {**topology.model_dump(mode="json"), _FORMAT_KEY: _FORMAT}
 
 
 @_guard
-def carpfarm_plan(hostvars: Mapping[str, Any], groups: Mapping[str, Sequence[str]]) -> dict[str, Any]:
+def carpfarm_plan(source: Any, *args: Any) -> dict[str, Any]:
     """What ``carpfarm plan --json`` prints: all layers, ports, balancer rules, CARP shares."""
-    return _plan.plan(_topology(hostvars, groups))
+    topology, _ = _farm("carpfarm_plan", source, args)
+    return _plan.plan(topology)
 
 
 @_guard
@@ -88,17 +130,19 @@ def carpfarm_cascade(targets: int | Sequence[int], weights: Sequence[float] | No
 
 
 @_guard
-def carpfarm_frontend_ports(
-    hostvars: Mapping[str, Any], groups: Mapping[str, Sequence[str]], host: str
-) -> list[dict[str, Any]]:
+def carpfarm_frontend_ports(source: Any, *args: Any) -> list[dict[str, Any]]:
     """Frontend instance name and port for each CARP Squid on ``host``."""
-    return _plan.frontend_port_map(_topology(hostvars, groups), host)
+    topology, rest = _farm("carpfarm_frontend_ports", source, args)
+    host = _host("carpfarm_frontend_ports", rest)
+    return _plan.frontend_port_map(topology, host)
 
 
 @_guard
-def carpfarm_frontend(hostvars: Mapping[str, Any], groups: Mapping[str, Sequence[str]], host: str) -> dict[str, Any]:
+def carpfarm_frontend(source: Any, *args: Any) -> dict[str, Any]:
     """One CARP box as the model sees it: address, ports, balancer and its instances."""
-    for box in _topology(hostvars, groups).frontends:
+    topology, rest = _farm("carpfarm_frontend", source, args)
+    host = _host("carpfarm_frontend", rest)
+    for box in topology.frontends:
         if box.name == host:
             wccp = (
                 {
@@ -110,41 +154,39 @@ def carpfarm_frontend(hostvars: Mapping[str, Any], groups: Mapping[str, Sequence
                 if box.wccp
                 else None
             )
-            return {**box.model_dump(mode="json"), "wccp_rendered": wccp}
+            hold = _balancer.hold_method(box.balancer_type)
+            return {**box.model_dump(mode="json"), "balancer_hold": hold, "wccp_rendered": wccp}
     raise AnsibleFilterError(f"carpfarm_frontend: {host} is not in the carp_frontends group")
 
 
 @_guard
-def carpfarm_backend_ports(
-    hostvars: Mapping[str, Any], groups: Mapping[str, Sequence[str]], host: str | None = None
-) -> list[dict[str, Any]]:
+def carpfarm_backend_ports(source: Any, *args: Any) -> list[dict[str, Any]]:
     """Backend instances (of ``host``, or all) with address, port, peer name and cache sizes."""
-    return _plan.backend_port_map(_topology(hostvars, groups), host)
+    topology, rest = _farm("carpfarm_backend_ports", source, args)
+    return _plan.backend_port_map(topology, str(rest[0]) if rest and rest[0] is not None else None)
 
 
 @_guard
-def carpfarm_cache_peers(hostvars: Mapping[str, Any], groups: Mapping[str, Sequence[str]]) -> list[dict[str, Any]]:
-    """The ordered ``cache_peer`` entries every frontend instance gets."""
-    return _plan.cache_peers(_topology(hostvars, groups))
+def carpfarm_cache_peers(source: Any, *args: Any, options: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+    """The ordered ``cache_peer`` entries every frontend instance gets; with ``options``, each one's line."""
+    topology, _ = _farm("carpfarm_cache_peers", source, args)
+    peer_options = None if options is None else _plan.PeerOptions.from_mapping(plain(dict(options)))
+    return _plan.cache_peers(topology, peer_options)
 
 
 @_guard
-def carpfarm_balancer(
-    hostvars: Mapping[str, Any],
-    groups: Mapping[str, Sequence[str]],
-    host: str,
-    exclude: Sequence[int] | None = None,
-) -> dict[str, Any]:
+def carpfarm_balancer(source: Any, *args: Any, exclude: Sequence[int] | None = None) -> dict[str, Any]:
     """Balancer settings for ``host``: cascade, nftables map and userspace targets (less ``exclude`` ports)."""
-    topology = _topology(hostvars, groups)
+    topology, rest = _farm("carpfarm_balancer", source, args)
+    host = _host("carpfarm_balancer", rest)
     skip = [int(port) for port in exclude or []]
     return {**_plan.balancer_rules(topology, host, skip), "targets": _plan.balancer_targets(topology, host)}
 
 
 @_guard
-def carpfarm_route(urls: str | Sequence[str], hostvars: Mapping[str, Any], groups: Mapping[str, Sequence[str]]) -> Any:
+def carpfarm_route(urls: str | Sequence[str], source: Any, *args: Any) -> Any:
     """The backend instance Squid's CARP picks for a URL (or a list of URLs)."""
-    topology = _topology(hostvars, groups)
+    topology, _ = _farm("carpfarm_route", source, args)
     one = isinstance(urls, str)
     results = []
     for url in [urls] if isinstance(urls, str) else urls:
@@ -154,13 +196,11 @@ def carpfarm_route(urls: str | Sequence[str], hostvars: Mapping[str, Any], group
 
 
 @_guard
-def carpfarm_remap(
-    deployed: Mapping[str, Sequence[str]], hostvars: Mapping[str, Any], groups: Mapping[str, Sequence[str]]
-) -> list[str]:
+def carpfarm_remap(deployed: Mapping[str, Sequence[str]], source: Any, *args: Any) -> list[str]:
     """Why the planned ``cache_peer`` list would move URLs between backends that stay, per CARP box.
 
     ``deployed`` maps each CARP box to the ``cache_peer`` lines it runs now (none before the first run)."""
-    topology = _topology(hostvars, groups)
+    topology, _ = _farm("carpfarm_remap", source, args)
     problems = []
     for box, lines in deployed.items():
         problems += _remap.remap_problems(str(box), _remap.deployed_peers(str(line) for line in lines), topology)
@@ -192,6 +232,12 @@ def carpfarm_change_outcome(urls: Sequence[str], served: _Map, predicted: _Map, 
     return _judge.change_outcome(urls, served, predicted, served_before)
 
 
+@_guard
+def carpfarm_haproxy_maint(lines: Sequence[Any]) -> list[str]:
+    """The servers HAProxy's ``show servers state`` lists as put in maintenance by an operator."""
+    return _haproxy.servers_in_maintenance(str(line) for line in lines)
+
+
 class FilterModule:
     """carpfarm filters."""
 
@@ -211,4 +257,5 @@ class FilterModule:
             "carpfarm_intercept_mismatches": carpfarm_intercept_mismatches,
             "carpfarm_probe_served": carpfarm_probe_served,
             "carpfarm_change_outcome": carpfarm_change_outcome,
+            "carpfarm_haproxy_maint": carpfarm_haproxy_maint,
         }

@@ -20,6 +20,16 @@ from fractions import Fraction
 
 IPTABLES_SCALE = 0x80000000  # xt_statistic: probability * 2**31, compared with random & 0x7FFFFFFF
 
+# How each balancer type takes one frontend instance out of rotation while it restarts: the kernel
+# balancers load the exactly fair rules over the others, HAProxy puts the server in maintenance;
+# balance cannot be told, so with it a changed instance is reloaded in place.
+HOLD_METHODS: dict[str, str | None] = {
+    "iptables": "kernel",
+    "nftables": "kernel",
+    "haproxy": "haproxy",
+    "balance": None,
+}
+
 
 @dataclass(frozen=True)
 class CascadeRule:
@@ -34,6 +44,11 @@ class CascadeRule:
     share: float  # wanted share of all connections
     realised_share: float  # share after iptables' rounding
     last: bool  # the last rule matches unconditionally
+
+
+def hold_method(balancer_type: str) -> str | None:
+    """``kernel``, ``haproxy``, or None when the balancer cannot hold an instance out."""
+    return HOLD_METHODS.get(balancer_type)
 
 
 def _check_weights(weights: Sequence[int | float]) -> None:

@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import ipaddress
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 from carpfarm import wccp
-from carpfarm.balancer import cascade, naive_shares, nft_map
+from carpfarm.balancer import cascade, hold_method, naive_shares, nft_map
 from carpfarm.carp import CarpArray, CarpPeer, select_batch
-from carpfarm.model import FrontendHost, Topology
+from carpfarm.model import BackendInstance, FrontendHost, Topology
 
 LOOPBACK = "127.0.0.1"
 # Sampling CARP in pure Python costs about 5 us per (URL, peer) pair; keep plan fast.
@@ -76,8 +76,49 @@ def backend_port_map(topology: Topology, host: str | None = None) -> list[dict[s
     ]
 
 
-def cache_peers(topology: Topology) -> list[dict[str, Any]]:
-    """The ``cache_peer`` lines every frontend gets, in the same order everywhere."""
+@dataclass(frozen=True)
+class PeerOptions:
+    """What carp_frontend sets on every ``cache_peer`` line besides the peer itself."""
+
+    selection: str = "carp"  # carp_frontend_parent_selection: carp or round-robin
+    connect_fail_limit: int = 2
+    connect_timeout: int = 2
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any]) -> PeerOptions:
+        unknown = sorted(set(values) - {f.name for f in fields(cls)})
+        if unknown:
+            raise ValueError(
+                f"unknown cache_peer options {unknown}: give selection, connect_fail_limit, connect_timeout"
+            )
+        return cls(**values)
+
+
+def cache_peer_line(peer: BackendInstance, carp_key: str, options: PeerOptions) -> str:
+    """One ``cache_peer`` directive: a parent, no ICP or digest, CARP's weight and key, fail limits."""
+    words = [
+        "cache_peer",
+        peer.address,
+        "parent",
+        str(peer.port),
+        "0",
+        options.selection,
+        "no-query",
+        "no-digest",
+        f"name={peer.peer_name}",
+        f"weight={peer.weight}",
+        f"connect-fail-limit={options.connect_fail_limit}",
+        f"connect-timeout={options.connect_timeout}",
+    ]
+    if carp_key and options.selection == "carp":
+        words.append(f"carp-key={carp_key}")
+    return " ".join(words)
+
+
+def cache_peers(topology: Topology, options: PeerOptions | None = None) -> list[dict[str, Any]]:
+    """The ``cache_peer`` entries every frontend gets, in the same order everywhere.
+
+    With ``options``, each entry also has its ``line``, the whole directive as squid.conf takes it."""
     key = ",".join(topology.carp_key)
     return [
         {
@@ -87,6 +128,7 @@ def cache_peers(topology: Topology) -> list[dict[str, Any]]:
             "weight": i.weight,
             "state": i.state,
             "carp_key": key,
+            **({} if options is None else {"line": cache_peer_line(i, key, options)}),
         }
         for i in topology.backend_instances
     ]
@@ -117,12 +159,13 @@ def balancer_rules(topology: Topology, host: str, exclude: Sequence[int] = ()) -
         "listen_port": frontend.listen_port,
         "client_networks_v4": [str(n) for n in networks if n.version == 4],
         "client_networks_v6": [str(n) for n in networks if n.version == 6],
-        **_spread([frontend.instances[n].port for n in kept]),
+        "hold": hold_method(frontend.balancer_type),  # how an instance is held out of rotation, or None
+        **_fair_rules([frontend.instances[n].port for n in kept]),
         "intercept": None if frontend.wccp is None else _intercept(frontend.wccp, kept),
     }
 
 
-def _spread(ports: Sequence[int]) -> dict[str, Any]:
+def _fair_rules(ports: Sequence[int]) -> dict[str, Any]:
     """The exactly fair iptables cascade and nftables map over ``ports``."""
     modulus, entries = nft_map(ports)
     return {
@@ -133,10 +176,10 @@ def _spread(ports: Sequence[int]) -> dict[str, Any]:
 
 
 def _intercept(settings: wccp.WccpSettings, kept: Sequence[int]) -> dict[str, Any]:
-    """WCCP-redirected connections: which to take, and the same fair spread over the intercept ports.
+    """WCCP-redirected connections: which to take, and the same fair rules over the intercept ports.
 
     Instance ``n``'s intercept port is ``intercept_ports[n]``, so holding an instance out of
-    rotation holds it out of both spreads.
+    rotation holds it out of both.
     """
     return {
         "method": settings.forwarding_method,
@@ -144,7 +187,7 @@ def _intercept(settings: wccp.WccpSettings, kept: Sequence[int]) -> dict[str, An
         "interfaces": list(settings.tunnels),  # empty for l2: the redirect is on the LAN side
         "routers": list(settings.routers),
         "ports": list(settings.intercept_ports),
-        **_spread([settings.intercept_ports[n] for n in kept]),
+        **_fair_rules([settings.intercept_ports[n] for n in kept]),
     }
 
 

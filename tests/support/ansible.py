@@ -38,3 +38,12 @@ def role_defaults(role: str) -> dict[str, Any]:
     """The role's defaults/main.yml, as Ansible loads it."""
     path = ROOT / "roles" / role / "defaults" / "main.yml"
     return dict(DataLoader().load_from_file(str(path), trusted_as_template=True))
+
+
+def peer_options(variables: dict[str, Any]) -> dict[str, Any]:
+    """The cache_peer options carp_frontend's preflight passes carpfarm_cache_peers, from its variables."""
+    return {
+        "selection": variables["carp_frontend_parent_selection"],
+        "connect_fail_limit": int(variables["carp_frontend_connect_fail_limit"]),
+        "connect_timeout": int(variables["carp_frontend_peer_connect_timeout"]),
+    }
