@@ -59,10 +59,6 @@ __all__ = [
     "Topology",
 ]
 
-# Balancers that keep the kernel's NAT record, which Squid's intercept ports read.
-INTERCEPT_BALANCERS: tuple[str, ...] = ("iptables", "nftables")
-HTTPS_PORT = 443
-
 
 def plain(value: Any) -> Any:
     """Strip Ansible's tagged/unsafe wrappers so strict validation sees plain types."""
@@ -223,6 +219,10 @@ def _written_address(vars_: Mapping[str, Any], explicit: str, host: str) -> str:
     return str(explicit or vars_.get("ansible_host") or host)
 
 
+def _router_address(vars_: Mapping[str, Any], router: str) -> str:
+    return _written_address(vars_, vars_.get("wccp_router_address") or "", router)
+
+
 class _Builder:
     """Parses each host's variables, builds the topology, and collects every problem on the way."""
 
@@ -356,72 +356,14 @@ class _Builder:
         )
 
     def _wccp(self, host: str, parsed: FrontendVars, count: int) -> WccpSettings | None:
-        """The box's WCCPv2 settings; every router must be an IP address, and there must be one."""
-        routers = list(parsed.wccp_routers)
-        for router in self.groups.get(WCCP_GROUP, []):
-            data = self.hostvars.get(router, {})
-            routers.append(str(data.get("wccp_router_address") or data.get("ansible_host") or router))
-        bad = False
-        for n, router in enumerate(routers):
-            try:
-                ipaddress.ip_address(router)
-            except ValueError:
-                bad = True
-                from_var = n < len(parsed.wccp_routers)
-                self.problem(
-                    host,
-                    f"carpfarm_wccp_routers[{n}]" if from_var else f"{WCCP_GROUP} host {router!r}",
-                    "is not an IP address: WCCPv2 talks to a router's address",
-                    "write the router's IP address"
-                    + ("" if from_var else " (set wccp_router_address or ansible_host on that host)"),
-                    router,
-                )
-        if parsed.balancer_type not in INTERCEPT_BALANCERS:
-            bad = True
-            self.problem(
-                host,
-                "frontend_balancer_type",
-                "carpfarm_wccp needs a kernel balancer: Squid reads an intercepted connection's original "
-                "destination from the kernel's NAT, which a userspace balancer in between hides",
-                f"set frontend_balancer_type to {' or '.join(INTERCEPT_BALANCERS)}, or carpfarm_wccp: false",
-                parsed.balancer_type,
-            )
-        for n, service in enumerate(parsed.wccp_services):
-            if service.protocol != "tcp" or HTTPS_PORT in service.dports:
-                bad = True
-                self.problem(
-                    host,
-                    f"carpfarm_wccp_services[{n}]",
-                    "redirects traffic that is not plain HTTP (UDP, or TCP port 443) to Squid's intercept port, "
-                    "which would break it: carpfarm intercepts HTTP only (no ssl-bump)",
-                    "list only TCP ports that carry plain HTTP, e.g. ports: [80, 8080]",
-                    service.model_dump(mode="json", exclude_none=True, exclude={"password"}),
-                )
-        if not routers:
-            self.problem(
-                host,
-                "carpfarm_wccp_routers",
-                "carpfarm_wccp is on but no router is listed",
-                f"list the routers' addresses in carpfarm_wccp_routers, or add them to the '{WCCP_GROUP}' group",
-                [],
-            )
-            return None
-        if bad:
-            return None
-        services = tuple(
-            s if s.password or not parsed.wccp_password else s.model_copy(update={"password": parsed.wccp_password})
-            for s in parsed.wccp_services
-        )
-        return WccpSettings(
-            routers=tuple(routers),
-            forwarding_method=parsed.wccp_forwarding_method,
-            return_method=parsed.wccp_return_method or parsed.wccp_forwarding_method,
-            assignment_method=parsed.wccp_assignment_method,
-            services=services,
-            weight=parsed.wccp_weight,
-            intercept_ports=tuple(parsed.wccp_intercept_port_base + n for n in range(count)),
-            router_interface=parsed.wccp_router_interface,
-        )
+        """The box's WCCPv2 settings; their problems join the inventory's."""
+        settings, problems = WccpSettings.from_vars(host, parsed, self._wccp_group_routers(), count)
+        self.add(problems)
+        return settings
+
+    def _wccp_group_routers(self) -> list[str]:
+        """The address of each host in the wccp_routers group: wccp_router_address, ansible_host or its name."""
+        return [_router_address(self.hostvars.get(router, {}), router) for router in self.groups.get(WCCP_GROUP, [])]
 
     # ---- the whole farm
 
