@@ -23,6 +23,7 @@ from carpfarm.variables import (
     FRONTEND_GROUP,
     GROUPS,
     INTERNAL_NAMES,
+    RETIRED_GROUP,
     in_namespace,
 )
 
@@ -43,6 +44,40 @@ VARS_SUFFIXES = ("", ".yml", ".yaml", ".json")
 def _did_you_mean(name: str, candidates: Iterable[str]) -> str:
     close = difflib.get_close_matches(name, list(candidates), n=1, cutoff=0.75)
     return f"did you mean '{close[0]}'? " if close else ""
+
+
+# ---------------------------------------------------------------- groups
+
+
+def layers_present(groups: Mapping[str, Sequence[str]]) -> Iterator[Problem]:
+    """A farm needs backends to cache and frontends to accept clients."""
+    if not groups.get(BACKEND_GROUP):
+        yield Problem(
+            BACKEND_GROUP,
+            "groups",
+            "no backend hosts: nothing would cache",
+            f"add at least one host to the '{BACKEND_GROUP}' group",
+        )
+    if not groups.get(FRONTEND_GROUP):
+        yield Problem(
+            FRONTEND_GROUP,
+            "groups",
+            "no frontend hosts: nothing would accept clients",
+            f"add at least one host to the '{FRONTEND_GROUP}' group",
+        )
+
+
+def retired_apart(groups: Mapping[str, Sequence[str]]) -> Iterator[Problem]:
+    """A retired backend host is no longer one of the backends."""
+    backends = groups.get(BACKEND_GROUP, [])
+    for host in groups.get(RETIRED_GROUP, []):
+        if host in backends:
+            yield Problem(
+                host,
+                "groups",
+                f"is in both '{BACKEND_GROUP}' and '{RETIRED_GROUP}'",
+                f"to retire it, remove it from '{BACKEND_GROUP}' (drain it there first: squid_backend_state: drained)",
+            )
 
 
 # ---------------------------------------------------------------- variable names
@@ -178,6 +213,21 @@ def address_problem(host: str, variable: str, written: str) -> Problem | None:
         f"set ansible_host or {variable} to the host's IP address",
         written,
     )
+
+
+def extra_allowed_networks(host: str, networks: Sequence[str]) -> Iterator[Problem]:
+    """squid_backend_extra_allowed_networks: each a CIDR."""
+    for n, cidr in enumerate(networks):
+        try:
+            ipaddress.ip_network(cidr, strict=False)
+        except ValueError:
+            yield Problem(
+                host,
+                f"squid_backend_extra_allowed_networks[{n}]",
+                "is not a valid CIDR",
+                "write an address/prefix such as 192.0.2.0/24",
+                cidr,
+            )
 
 
 # ---------------------------------------------------------------- client networks
