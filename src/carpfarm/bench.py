@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import statistics
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 
@@ -127,96 +127,135 @@ def _range(s: Mapping[str, float], fmt: str = "{:,.0f}") -> str:
     return f"{fmt.format(s['median'])} ({fmt.format(s['min'])}-{fmt.format(s['max'])})"
 
 
-def markdown(report: Mapping[str, Any]) -> str:
-    """The report's tables, as the README's Performance section shows them."""
-    out: list[str] = []
+def _header(columns: Sequence[str]) -> list[str]:
+    """A markdown table's head: the column names and the line under them."""
+    return ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+
+
+def _section(title: str, columns: Sequence[str]) -> list[str]:
+    """A blank line, the section's title, a blank line and its table's head."""
+    return ["", title, "", *_header(columns)]
+
+
+def _machine_line(report: Mapping[str, Any]) -> str:
+    """Where and when the report was made, and how its figures were taken."""
     machine = report.get("machine", {})
-    out.append(
+    return (
         f"Run {report.get('started', '?')} on {machine.get('cpu', '?')} ({machine.get('vcpus', '?')} vCPUs, "
         f"{machine.get('memory_gib', '?')} GiB), kernel {machine.get('kernel', '?')}, {machine.get('squid', '?')}; "
         f"every figure is the median of {report.get('throughput', {}).get('rounds', '?')} interleaved runs "
         "with (min-max)."
     )
-    tp = report.get("throughput")
-    if tp:
-        out += [
-            "",
-            f"**1. Throughput and latency** (wrk, {tp['connections']} connections, {tp['seconds']} s a run, "
-            "one cached object)",
-            "",
-            "| balancer | object | path | req/s | MB/s | p50 ms | p99 ms | errors |",
-            "|---|---|---|---|---|---|---|---|",
-        ]
-        for row in tp["summary"]:
-            out.append(
-                f"| {row['balancer']} | {row['size']} | {row['target']} | {_range(row['rps'])} | "
-                f"{_range(row['mb_per_s'], '{:,.1f}')} | {_range(row['p50_ms'], '{:.2f}')} | "
-                f"{_range(row['p99_ms'], '{:.2f}')} | {row['errors']} |"
-            )
-        out += ["", "| balancer | object | three layers ÷ one Squid (req/s, paired by run) |", "|---|---|---|"]
-        for row in tp["ratios"]:
-            out.append(f"| {row['balancer']} | {row['size']} | {_range(row['ratio'], '{:.2f}')} |")
-        if tp.get("cpu"):
-            out += ["", "CPU during a 64 KiB run (% of one core, averaged; the machine has 2):", ""]
-            out += ["| path | top consumers |", "|---|---|"]
-            for label, cpu in tp["cpu"].items():
-                top = ", ".join(f"{k} {v:.0f}" for k, v in list(cpu.items())[:6])
-                out.append(f"| {label} | {top} |")
-    fair = report.get("fairness")
-    if fair:
-        out += [
-            "",
-            f"**2. Balancer fairness** ({fair[0]['connections']:,} new connections each, real kernel rules in a "
-            "network namespace)",
-            "",
-            "| rules | n | shares (%) | max deviation from 1/n |",
-            "|---|---|---|---|",
-        ]
-        for row in fair:
-            listed = " / ".join(f"{100 * s:.2f}" for s in row["shares"].values())
-            out.append(f"| {row['rules']} | {row['n']} | {listed} | {row['max_deviation_pp']:.2f} pp |")
-    dup = report.get("duplication")
-    if dup:
-        out += [
-            "",
-            f"**3. Duplication and hit ratio** ({dup[0]['urls']:,} distinct {dup[0]['object_kib']} KiB URLs = "
-            f"{dup[0]['working_set_mb']:.0f} MB, {dup[0]['working_set_to_one_cache']:.1f}x one backend "
-            f"instance's {dup[0]['cache_mb']} MB cache, fetched twice through the frontends)",
-            "",
-            "| parent selection | copies per URL (mean) | URLs held 1x / 2x / more | hit ratio, 2nd pass |",
-            "|---|---|---|---|",
-        ]
-        for row in dup:
-            h = {int(k): v for k, v in row["copies"]["histogram"].items()}
-            more = sum(v for k, v in h.items() if k > 2)
-            out.append(
-                f"| {row['selection']} | {row['copies']['mean']:.2f} | {h.get(1, 0)} / {h.get(2, 0)} / {more} | "
-                f"{100 * row['hit_ratio_pass2']:.1f} % |"
-            )
-    remap = report.get("remap")
-    if remap:
-        out += [
-            "",
-            f"**4. Remap on change** ({remap[0]['urls']:,} URLs, 5 equal backend instances, real Squid "
-            "frontend vs `carpfarm impact`)",
-            "",
-            "| change | moved on Squid | `carpfarm impact` | same URLs |",
-            "|---|---|---|---|",
-        ]
-        for row in remap:
-            out.append(
-                f"| {row['change']} | {100 * row['squid_moved']:.2f} % | {100 * row['impact_moved']:.2f} % | "
-                f"{row['same_urls']} |"
-            )
-    cp = report.get("control_plane")
-    if cp:
-        out += ["", "**5. Control plane**", "", "| what | wall time |", "|---|---|"]
-        if cp.get("site_fresh_s") is not None:
-            out.append(f"| `site.yml` on a fresh lab | {cp['site_fresh_s']:.0f} s |")
-        if cp.get("site_rerun_s") is not None:
-            out.append(f"| `site.yml` again (changed={cp['site_rerun_changed']}) | {cp['site_rerun_s']:.0f} s |")
-        for row in cp.get("plan", []):
-            out.append(
-                f"| `carpfarm plan --json`, {row['farm']} | {_range(row['seconds'], '{:.2f}')} s ({row['result']}) |"
-            )
+
+
+def _throughput_row(row: Mapping[str, Any]) -> str:
+    return (
+        f"| {row['balancer']} | {row['size']} | {row['target']} | {_range(row['rps'])} | "
+        f"{_range(row['mb_per_s'], '{:,.1f}')} | {_range(row['p50_ms'], '{:.2f}')} | "
+        f"{_range(row['p99_ms'], '{:.2f}')} | {row['errors']} |"
+    )
+
+
+def _cpu_table(cpu: Mapping[str, Mapping[str, float]]) -> list[str]:
+    """Each path's top CPU consumers during a run (empty when none were measured)."""
+    if not cpu:
+        return []
+    out = _section("CPU during a 64 KiB run (% of one core, averaged; the machine has 2):", ("path", "top consumers"))
+    for label, by_component in cpu.items():
+        top = ", ".join(f"{k} {v:.0f}" for k, v in list(by_component.items())[:6])
+        out.append(f"| {label} | {top} |")
+    return out
+
+
+def _throughput(tp: Mapping[str, Any]) -> list[str]:
+    """Section 1: requests per second and latency per balancer, object and path."""
+    out = _section(
+        f"**1. Throughput and latency** (wrk, {tp['connections']} connections, {tp['seconds']} s a run, "
+        "one cached object)",
+        ("balancer", "object", "path", "req/s", "MB/s", "p50 ms", "p99 ms", "errors"),
+    )
+    out += [_throughput_row(row) for row in tp["summary"]]
+    out += ["", *_header(("balancer", "object", "three layers ÷ one Squid (req/s, paired by run)"))]
+    out += [f"| {row['balancer']} | {row['size']} | {_range(row['ratio'], '{:.2f}')} |" for row in tp["ratios"]]
+    return out + _cpu_table(tp.get("cpu") or {})
+
+
+def _fairness(fair: Sequence[Mapping[str, Any]]) -> list[str]:
+    """Section 2: each rule set's shares of new connections."""
+    out = _section(
+        f"**2. Balancer fairness** ({fair[0]['connections']:,} new connections each, real kernel rules in a "
+        "network namespace)",
+        ("rules", "n", "shares (%)", "max deviation from 1/n"),
+    )
+    for row in fair:
+        listed = " / ".join(f"{100 * s:.2f}" for s in row["shares"].values())
+        out.append(f"| {row['rules']} | {row['n']} | {listed} | {row['max_deviation_pp']:.2f} pp |")
+    return out
+
+
+def _duplication_row(row: Mapping[str, Any]) -> str:
+    h = {int(k): v for k, v in row["copies"]["histogram"].items()}
+    more = sum(v for k, v in h.items() if k > 2)
+    return (
+        f"| {row['selection']} | {row['copies']['mean']:.2f} | {h.get(1, 0)} / {h.get(2, 0)} / {more} | "
+        f"{100 * row['hit_ratio_pass2']:.1f} % |"
+    )
+
+
+def _duplication(dup: Sequence[Mapping[str, Any]]) -> list[str]:
+    """Section 3: copies per URL and the hit ratio of a second pass, per parent selection."""
+    out = _section(
+        f"**3. Duplication and hit ratio** ({dup[0]['urls']:,} distinct {dup[0]['object_kib']} KiB URLs = "
+        f"{dup[0]['working_set_mb']:.0f} MB, {dup[0]['working_set_to_one_cache']:.1f}x one backend "
+        f"instance's {dup[0]['cache_mb']} MB cache, fetched twice through the frontends)",
+        ("parent selection", "copies per URL (mean)", "URLs held 1x / 2x / more", "hit ratio, 2nd pass"),
+    )
+    return out + [_duplication_row(row) for row in dup]
+
+
+def _remap(remap: Sequence[Mapping[str, Any]]) -> list[str]:
+    """Section 4: URLs moved by a change, on real Squid and as ``carpfarm impact`` predicts."""
+    out = _section(
+        f"**4. Remap on change** ({remap[0]['urls']:,} URLs, 5 equal backend instances, real Squid "
+        "frontend vs `carpfarm impact`)",
+        ("change", "moved on Squid", "`carpfarm impact`", "same URLs"),
+    )
+    out += [
+        f"| {row['change']} | {100 * row['squid_moved']:.2f} % | {100 * row['impact_moved']:.2f} % | "
+        f"{row['same_urls']} |"
+        for row in remap
+    ]
+    return out
+
+
+def _control_plane(cp: Mapping[str, Any]) -> list[str]:
+    """Section 5: wall times of site.yml and of ``carpfarm plan --json``."""
+    out = _section("**5. Control plane**", ("what", "wall time"))
+    if cp.get("site_fresh_s") is not None:
+        out.append(f"| `site.yml` on a fresh lab | {cp['site_fresh_s']:.0f} s |")
+    if cp.get("site_rerun_s") is not None:
+        out.append(f"| `site.yml` again (changed={cp['site_rerun_changed']}) | {cp['site_rerun_s']:.0f} s |")
+    out += [
+        f"| `carpfarm plan --json`, {row['farm']} | {_range(row['seconds'], '{:.2f}')} s ({row['result']}) |"
+        for row in cp.get("plan", [])
+    ]
+    return out
+
+
+# The report's sections in the README's order: (report key, its table); a section absent or empty is left out.
+_SECTIONS: tuple[tuple[str, Callable[[Any], list[str]]], ...] = (
+    ("throughput", _throughput),
+    ("fairness", _fairness),
+    ("duplication", _duplication),
+    ("remap", _remap),
+    ("control_plane", _control_plane),
+)
+
+
+def markdown(report: Mapping[str, Any]) -> str:
+    """The report's tables, as the README's Performance section shows them."""
+    out = [_machine_line(report)]
+    for key, section in _SECTIONS:
+        if report.get(key):
+            out += section(report[key])
     return "\n".join(out) + "\n"

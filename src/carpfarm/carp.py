@@ -262,6 +262,20 @@ class UrlRejected(ValueError):
 
 def parse_url(url: str) -> SquidUrl:
     """Parse ``url`` the way Squid's ``AnyP::Uri::parse()`` (5.7, 6.13) does; raise ``UrlRejected`` where it fails."""
+    scheme, rest = _scheme_and_rest(url)
+    authority, path = _authority_and_path(rest)
+    userinfo, host_port = _userinfo_and_host(authority)
+    found_host, port_text = _host_and_port(host_port)
+    host = _checked_host(url, found_host)
+    port = SCHEME_PORTS.get(scheme, 0) if port_text is None else _atoi(port_text)
+    if not 1 <= port <= 65535:
+        raise UrlRejected(f"{url!r}: port {port} outside 1-65535")
+    return SquidUrl(scheme, _host_form(host), port, path, userinfo)
+
+
+def _scheme_and_rest(url: str) -> tuple[str, str]:
+    """(the scheme as ``UriScheme::image()`` gives it, what follows its '://'); a scheme Squid
+    does not take, or does not forward to a parent, is rejected."""
     colon = url.find(":")
     raw_scheme = url[:colon] if colon > 0 else ""
     if not raw_scheme or len(raw_scheme) > 16 or not raw_scheme[0].isascii() or not raw_scheme[0].isalpha():
@@ -277,37 +291,50 @@ def parse_url(url: str) -> SquidUrl:
     rest = url[colon + 1 :]
     if not rest.startswith("//"):
         raise UrlRejected(f"{url!r}: Squid wants '//' after the scheme")
-    rest = rest[2:]
-    # The host runs to the first '/', '?', '#' or white space; the path is the rest, made to start with '/'.
+    return scheme, rest[2:]
+
+
+def _authority_and_path(rest: str) -> tuple[str, str]:
+    """The authority runs to the first '/', '?', '#' or white space; the path is the rest, cut at
+    the first CR, LF or NUL, made to start with '/', white space stripped (``uri_whitespace strip``)."""
     end = next((n for n, c in enumerate(rest) if c in "/?#\0" or c in _SPACE), len(rest))
-    found_host, path = rest[:end], rest[end:]
+    authority, path = rest[:end], rest[end:]
     for stop in "\r\n\0":
         path = path.split(stop, 1)[0]
     if not path.startswith("/"):
         path = "/" + path
-    userinfo = ""
-    if "@" in found_host:
-        login, _, found_host = found_host.rpartition("@")
-        userinfo = _rfc1738_unescape(login)
-    port_text: str | None = None
-    if found_host.startswith("["):
-        close = found_host.find("]")
-        inner, tail = (found_host[1:close], found_host[close:]) if close >= 0 else (found_host[1:], "")
-        found_host = inner
-        if ":" in tail:
-            port_text = tail[tail.index(":") + 1 :]
-    elif found_host.count(":") == 1:  # several colons: an IPv6 address without brackets, no port
-        found_host, _, port_text = found_host.partition(":")
+    return authority, "".join(c for c in path if c not in _SPACE)
+
+
+def _userinfo_and_host(authority: str) -> tuple[str, str]:
+    """(percent-decoded userinfo, host and port): the userinfo ends at the last '@'."""
+    if "@" not in authority:
+        return "", authority
+    login, _, host_port = authority.rpartition("@")
+    return _rfc1738_unescape(login), host_port
+
+
+def _host_and_port(host_port: str) -> tuple[str, str | None]:
+    """(host, port as written or None): '[v6]:port', 'host:port'; several colons without
+    brackets are an IPv6 address with no port."""
+    if host_port.startswith("["):
+        close = host_port.find("]")
+        inner, tail = (host_port[1:close], host_port[close:]) if close >= 0 else (host_port[1:], "")
+        return inner, tail[tail.index(":") + 1 :] if ":" in tail else None
+    if host_port.count(":") == 1:
+        host, _, port_text = host_port.partition(":")
+        return host, port_text
+    return host_port, None
+
+
+def _checked_host(url: str, found_host: str) -> str:
+    """The host in lower case without trailing dots; none, a leading or a doubled dot is rejected."""
     if not found_host:
         raise UrlRejected(f"{url!r}: no host")
-    port = SCHEME_PORTS.get(scheme, 0) if port_text is None else _atoi(port_text)
     host = found_host.translate(_ASCII_LOWER).rstrip(".")
     if ".." in host or host.startswith("."):
         raise UrlRejected(f"{url!r}: Squid refuses a host with a leading or doubled dot")
-    if not 1 <= port <= 65535:
-        raise UrlRejected(f"{url!r}: port {port} outside 1-65535")
-    path = "".join(c for c in path if c not in _SPACE)
-    return SquidUrl(scheme, _host_form(host), port, path, userinfo)
+    return host
 
 
 def _atoi(text: str) -> int:
@@ -518,44 +545,73 @@ def select_batch(
     up to ``parallel_from`` byte steps or more, they are shared among the CPU cores.
     """
     results: list[list[CarpPeer | None]] = [[None] * len(urls) for _ in jobs]
-    plans: dict[tuple[tuple[str, ...] | None, bool], list[int]] = {}
-    for n, (array, _) in enumerate(jobs):
-        specs = {r.peer.carp_key or None for r in array.ranked}
-        if len(specs) > 1:
-            plans.setdefault((("mixed",), array.signed_char), []).append(n)
-        else:
-            plans.setdefault((specs.pop() if specs else None, array.signed_char), []).append(n)
+    plans = _plans(jobs)
     total, done = len(urls) * len(plans), 0
     vectors: list[_Vector] = []
     for (spec, signed), members in plans.items():
-        if spec == ("mixed",):
+        if spec == _MIXED:
             for n in members:
-                array, down = jobs[n]
-                excluded = set(down)
-                results[n] = [array.select(u, excluded) for u in urls]
+                results[n] = _select_each(jobs[n], urls)
             done += len(urls)
             if progress:
                 progress(done, total)
             continue
         vectors += _vectors(members, [_char_values(url_key(u, spec), signed) for u in urls])
-    walk = max((len(jobs[n][0].ranked) for v in vectors for n in v.members), default=0)
-    work = sum(len(v.lanes) * len(v.keys[0]) for v in vectors) * walk
-    workers = usable_cores() if work >= parallel_from else 1
+    workers = usable_cores() if _work(jobs, vectors) >= parallel_from else 1
     vectors.sort(key=lambda v: -len(v.lanes))  # the biggest first: the cores finish together
 
     def run(index: int) -> list[list[int]]:
         return _select_lanes([jobs[n] for n in vectors[index].members], vectors[index].keys)
 
     for index, winners in fork_map(run, len(vectors), workers):
-        vector = vectors[index]
-        for n, column in zip(vector.members, winners, strict=True):
-            ranked, chosen = jobs[n][0].ranked, results[n]
-            for i, k in zip(vector.lanes, column, strict=True):
-                chosen[i] = None if k < 0 else ranked[k].peer
-        done += len(vector.lanes)
+        _record(results, jobs, vectors[index], winners)
+        done += len(vectors[index].lanes)
         if progress:
             progress(done, total)
     return results
+
+
+_MIXED = ("mixed",)  # the carp-key "spec" of an array whose peers do not share one
+_Plan = tuple[tuple[str, ...] | None, bool]  # (carp-key spec, signed char): one walk of the keys serves a plan
+
+
+def _plans(jobs: Sequence[Job]) -> dict[_Plan, list[int]]:
+    """The jobs' indices grouped by what their URL keys are walked with."""
+    plans: dict[_Plan, list[int]] = {}
+    for n, (array, _) in enumerate(jobs):
+        plans.setdefault((_key_spec(array), array.signed_char), []).append(n)
+    return plans
+
+
+def _key_spec(array: CarpArray) -> tuple[str, ...] | None:
+    """The carp-key all of the array's peers share (None: the whole URL), or ``_MIXED``."""
+    specs = {r.peer.carp_key or None for r in array.ranked}
+    if len(specs) > 1:
+        return _MIXED
+    return specs.pop() if specs else None
+
+
+def _select_each(job: Job, urls: Sequence[str]) -> list[CarpPeer | None]:
+    """One URL at a time, with ``select`` (for an array mixing carp-keys)."""
+    array, down = job
+    excluded = set(down)
+    return [array.select(u, excluded) for u in urls]
+
+
+def _work(jobs: Sequence[Job], vectors: Sequence[_Vector]) -> int:
+    """Byte steps the vectors take in all: lanes x key length x the longest walk through peers."""
+    walk = max((len(jobs[n][0].ranked) for v in vectors for n in v.members), default=0)
+    return sum(len(v.lanes) * len(v.keys[0]) for v in vectors) * walk
+
+
+def _record(
+    results: list[list[CarpPeer | None]], jobs: Sequence[Job], vector: _Vector, winners: Sequence[Sequence[int]]
+) -> None:
+    """Write a vector's winners (a rank per lane, -1 for none) into its jobs' results, as peers."""
+    for n, column in zip(vector.members, winners, strict=True):
+        ranked, chosen = jobs[n][0].ranked, results[n]
+        for i, k in zip(vector.lanes, column, strict=True):
+            chosen[i] = None if k < 0 else ranked[k].peer
 
 
 @dataclass(frozen=True)

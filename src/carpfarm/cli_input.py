@@ -40,30 +40,54 @@ def url_problem(url: str) -> str | None:
         return "is empty or contains whitespace; percent-encode spaces as %20"
     scheme, sep, rest = url.partition("://")
     if not sep:
-        head, colon, tail = url.partition(":")
-        if head.lower() in SCHEMES:
-            return f"needs '://' after its scheme {head!r}"
-        if colon and _SCHEME.fullmatch(head) and not tail[:1].isdigit():  # mailto:x, not host:port
-            return f"has scheme {head!r}; CARP routes {', '.join(SCHEMES)} URLs only"
-        return f"has no scheme; write it as 'http://{url}'"
+        return _no_separator_problem(url)
     if scheme.lower() not in SCHEMES:
         return f"has scheme {scheme!r}; CARP routes {', '.join(SCHEMES)} URLs only"
-    authority = rest.split("/", 1)[0].split("?", 1)[0].split("#", 1)[0].rpartition("@")[2]
+    return _authority_problem(rest.split("/", 1)[0].split("?", 1)[0].split("#", 1)[0].rpartition("@")[2])
+
+
+def _no_separator_problem(url: str) -> str:
+    """What is wrong with a URL that has no '://': a scheme without it, another scheme, or none."""
+    head, colon, tail = url.partition(":")
+    if head.lower() in SCHEMES:
+        return f"needs '://' after its scheme {head!r}"
+    if colon and _SCHEME.fullmatch(head) and not tail[:1].isdigit():  # mailto:x, not host:port
+        return f"has scheme {head!r}; CARP routes {', '.join(SCHEMES)} URLs only"
+    return f"has no scheme; write it as 'http://{url}'"
+
+
+def _authority_problem(authority: str) -> str | None:
+    """Why ``host[:port]`` (or ``[v6][:port]``) is no host and port Squid takes (None: it is)."""
     if authority.startswith("["):
-        end = authority.find("]")
-        if end < 0:
-            return f"has an IPv6 host without its closing ']': {authority!r}"
-        host, tail = authority[: end + 1], authority[end + 1 :]
-        if tail and not tail.startswith(":"):
-            return f"has {tail!r} after the IPv6 host; only ':PORT' may follow it"
-        port = tail[1:]
-    else:
-        host, _, port = authority.partition(":")
+        problem = _ipv6_problem(authority)
+        if problem is not None:
+            return problem
+    host, port = _host_and_port(authority)
     if not host or host == "[]":
         return "has no host; write it as 'scheme://host/path'"
     if port and not (port.isascii() and port.isdigit() and 1 <= int(port) <= MAX_PORT):
         return f"has port {port!r}; a port is a number from 1 to {MAX_PORT}"
     return None
+
+
+def _ipv6_problem(authority: str) -> str | None:
+    """A bracketed IPv6 host must close, and only ':PORT' may follow it."""
+    end = authority.find("]")
+    if end < 0:
+        return f"has an IPv6 host without its closing ']': {authority!r}"
+    tail = authority[end + 1 :]
+    if tail and not tail.startswith(":"):
+        return f"has {tail!r} after the IPv6 host; only ':PORT' may follow it"
+    return None
+
+
+def _host_and_port(authority: str) -> tuple[str, str]:
+    """(host, port as written, '' for none) of an authority ``_ipv6_problem`` passed."""
+    if authority.startswith("["):
+        end = authority.find("]")
+        return authority[: end + 1], authority[end + 2 :]
+    host, _, port = authority.partition(":")
+    return host, port
 
 
 def check_urls(urls: Sequence[str]) -> list[str]:

@@ -11,7 +11,6 @@ so that what ``carpfarm plan`` shows is what the hosts get.
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from functools import cached_property
 from typing import Any
@@ -58,10 +57,6 @@ __all__ = [
     "FrontendVars",
     "Topology",
 ]
-
-# Balancers that keep the kernel's NAT record, which Squid's intercept ports read.
-INTERCEPT_BALANCERS: tuple[str, ...] = ("iptables", "nftables")
-HTTPS_PORT = 443
 
 
 def plain(value: Any) -> Any:
@@ -223,6 +218,56 @@ def _written_address(vars_: Mapping[str, Any], explicit: str, host: str) -> str:
     return str(explicit or vars_.get("ansible_host") or host)
 
 
+def known_vcpus(fact: Any) -> int | None:
+    """ansible_processor_vcpus when it is a count of 1 or more, else None (no facts)."""
+    return fact if isinstance(fact, int) and not isinstance(fact, bool) and fact > 0 else None
+
+
+def frontend_count(setting: int | str, vcpus: int | None) -> int:
+    """The CARP instances of a box: the count written, or for ``auto`` one per vCPU (1 without
+    facts), at most MAX_INSTANCES. The one place "instances: auto" is worked out."""
+    return setting if isinstance(setting, int) else min(vcpus or 1, MAX_INSTANCES)
+
+
+def _instance_specs(parsed: BackendVars) -> list[InstanceSpec]:
+    """squid_backend_instances as a list: a count is that many instances of the host's defaults."""
+    return (
+        [InstanceSpec() for _ in range(parsed.instances)]
+        if isinstance(parsed.instances, int)
+        else list(parsed.instances)
+    )
+
+
+def _backend_instance(host: str, address: str, parsed: BackendVars, n: int, spec: InstanceSpec) -> BackendInstance:
+    """Instance ``n`` of a backend host: what its spec sets, else the host's values and port bases."""
+    name = spec.name or f"backend{n + 1}"
+    drained = parsed.state == "drained" or spec.state == "drained"
+    return BackendInstance(
+        host=host,
+        name=name,
+        peer_name=f"{host}-{name}",
+        address=address,
+        port=spec.port if spec.port is not None else parsed.port_base + n,
+        weight=spec.weight or parsed.weight,
+        cache_size_mb=spec.cache_size_mb or parsed.cache_size_mb,
+        cache_mem_mb=spec.cache_mem_mb or parsed.cache_mem_mb,
+        cache_type=parsed.cache_type,
+        cache_dir=spec.cache_dir or f"{DEFAULT_CACHE_ROOT}/{name}",
+        state="drained" if drained else "active",
+        icp_port=parsed.icp_port_base + n if parsed.icp_port_base else 0,
+        snmp_port=parsed.snmp_port_base + n if parsed.snmp_port_base else 0,
+    )
+
+
+def backend_instances(host: str, address: str, parsed: BackendVars) -> tuple[BackendInstance, ...]:
+    """The Squid instances of backend ``host`` (at ``address``), in the order its variables give them."""
+    return tuple(_backend_instance(host, address, parsed, n, spec) for n, spec in enumerate(_instance_specs(parsed)))
+
+
+def _router_address(vars_: Mapping[str, Any], router: str) -> str:
+    return _written_address(vars_, vars_.get("wccp_router_address") or "", router)
+
+
 class _Builder:
     """Parses each host's variables, builds the topology, and collects every problem on the way."""
 
@@ -270,42 +315,9 @@ class _Builder:
         if not isinstance(parsed, BackendVars):
             return None
         address, written = self._address(host, "squid_backend_address", parsed.address)
-        for n, cidr in enumerate(parsed.extra_allowed_networks):
-            if not _is_network(cidr):
-                self.problem(
-                    host,
-                    f"squid_backend_extra_allowed_networks[{n}]",
-                    "is not a valid CIDR",
-                    "write an address/prefix such as 192.0.2.0/24",
-                    cidr,
-                )
-        specs = (
-            [InstanceSpec() for _ in range(parsed.instances)]
-            if isinstance(parsed.instances, int)
-            else list(parsed.instances)
-        )
-        instances = []
-        for n, spec in enumerate(specs):
-            name = spec.name or f"backend{n + 1}"
-            drained = parsed.state == "drained" or spec.state == "drained"
-            instances.append(
-                BackendInstance(
-                    host=host,
-                    name=name,
-                    peer_name=f"{host}-{name}",
-                    address=address,
-                    port=spec.port if spec.port is not None else parsed.port_base + n,
-                    weight=spec.weight or parsed.weight,
-                    cache_size_mb=spec.cache_size_mb or parsed.cache_size_mb,
-                    cache_mem_mb=spec.cache_mem_mb or parsed.cache_mem_mb,
-                    cache_type=parsed.cache_type,
-                    cache_dir=spec.cache_dir or f"{DEFAULT_CACHE_ROOT}/{name}",
-                    state="drained" if drained else "active",
-                    icp_port=parsed.icp_port_base + n if parsed.icp_port_base else 0,
-                    snmp_port=parsed.snmp_port_base + n if parsed.snmp_port_base else 0,
-                )
-            )
-        return BackendHost(name=host, address=address, address_written=written, instances=tuple(instances))
+        self.add(rules.extra_allowed_networks(host, parsed.extra_allowed_networks))
+        instances = backend_instances(host, address, parsed)
+        return BackendHost(name=host, address=address, address_written=written, instances=instances)
 
     # ---- frontends
 
@@ -330,9 +342,8 @@ class _Builder:
             return None
         if not isinstance(parsed, FrontendVars) or not isinstance(farm, FarmVars):
             return None
-        vcpus = data.get("ansible_processor_vcpus")
-        vcpus = vcpus if isinstance(vcpus, int) and not isinstance(vcpus, bool) and vcpus > 0 else None
-        count = parsed.instances if isinstance(parsed.instances, int) else min(vcpus or 1, MAX_INSTANCES)
+        vcpus = known_vcpus(data.get("ansible_processor_vcpus"))
+        count = frontend_count(parsed.instances, vcpus)
         instances = tuple(
             FrontendInstance(host=host, name=f"frontend{n + 1}", port=parsed.port_base + n) for n in range(count)
         )
@@ -356,112 +367,25 @@ class _Builder:
         )
 
     def _wccp(self, host: str, parsed: FrontendVars, count: int) -> WccpSettings | None:
-        """The box's WCCPv2 settings; every router must be an IP address, and there must be one."""
-        routers = list(parsed.wccp_routers)
-        for router in self.groups.get(WCCP_GROUP, []):
-            data = self.hostvars.get(router, {})
-            routers.append(str(data.get("wccp_router_address") or data.get("ansible_host") or router))
-        bad = False
-        for n, router in enumerate(routers):
-            try:
-                ipaddress.ip_address(router)
-            except ValueError:
-                bad = True
-                from_var = n < len(parsed.wccp_routers)
-                self.problem(
-                    host,
-                    f"carpfarm_wccp_routers[{n}]" if from_var else f"{WCCP_GROUP} host {router!r}",
-                    "is not an IP address: WCCPv2 talks to a router's address",
-                    "write the router's IP address"
-                    + ("" if from_var else " (set wccp_router_address or ansible_host on that host)"),
-                    router,
-                )
-        if parsed.balancer_type not in INTERCEPT_BALANCERS:
-            bad = True
-            self.problem(
-                host,
-                "frontend_balancer_type",
-                "carpfarm_wccp needs a kernel balancer: Squid reads an intercepted connection's original "
-                "destination from the kernel's NAT, which a userspace balancer in between hides",
-                f"set frontend_balancer_type to {' or '.join(INTERCEPT_BALANCERS)}, or carpfarm_wccp: false",
-                parsed.balancer_type,
-            )
-        for n, service in enumerate(parsed.wccp_services):
-            if service.protocol != "tcp" or HTTPS_PORT in service.dports:
-                bad = True
-                self.problem(
-                    host,
-                    f"carpfarm_wccp_services[{n}]",
-                    "redirects traffic that is not plain HTTP (UDP, or TCP port 443) to Squid's intercept port, "
-                    "which would break it: carpfarm intercepts HTTP only (no ssl-bump)",
-                    "list only TCP ports that carry plain HTTP, e.g. ports: [80, 8080]",
-                    service.model_dump(mode="json", exclude_none=True, exclude={"password"}),
-                )
-        if not routers:
-            self.problem(
-                host,
-                "carpfarm_wccp_routers",
-                "carpfarm_wccp is on but no router is listed",
-                f"list the routers' addresses in carpfarm_wccp_routers, or add them to the '{WCCP_GROUP}' group",
-                [],
-            )
-            return None
-        if bad:
-            return None
-        services = tuple(
-            s if s.password or not parsed.wccp_password else s.model_copy(update={"password": parsed.wccp_password})
-            for s in parsed.wccp_services
-        )
-        return WccpSettings(
-            routers=tuple(routers),
-            forwarding_method=parsed.wccp_forwarding_method,
-            return_method=parsed.wccp_return_method or parsed.wccp_forwarding_method,
-            assignment_method=parsed.wccp_assignment_method,
-            services=services,
-            weight=parsed.wccp_weight,
-            intercept_ports=tuple(parsed.wccp_intercept_port_base + n for n in range(count)),
-            router_interface=parsed.wccp_router_interface,
-        )
+        """The box's WCCPv2 settings; their problems join the inventory's."""
+        settings, problems = WccpSettings.from_vars(host, parsed, self._wccp_group_routers(), count)
+        self.add(problems)
+        return settings
+
+    def _wccp_group_routers(self) -> list[str]:
+        """The address of each host in the wccp_routers group: wccp_router_address, ansible_host or its name."""
+        return [_router_address(self.hostvars.get(router, {}), router) for router in self.groups.get(WCCP_GROUP, [])]
 
     # ---- the whole farm
 
     def build(self) -> Topology:
-        backend_names = self.groups.get(BACKEND_GROUP, [])
-        frontend_names = self.groups.get(FRONTEND_GROUP, [])
-        if not backend_names:
-            self.problem(
-                BACKEND_GROUP,
-                "groups",
-                "no backend hosts: nothing would cache",
-                f"add at least one host to the '{BACKEND_GROUP}' group",
-            )
-        if not frontend_names:
-            self.problem(
-                FRONTEND_GROUP,
-                "groups",
-                "no frontend hosts: nothing would accept clients",
-                f"add at least one host to the '{FRONTEND_GROUP}' group",
-            )
-        for host in self.groups.get(RETIRED_GROUP, []):
-            if host in backend_names:
-                self.problem(
-                    host,
-                    "groups",
-                    f"is in both '{BACKEND_GROUP}' and '{RETIRED_GROUP}'",
-                    f"to retire it, remove it from '{BACKEND_GROUP}' "
-                    "(drain it there first: squid_backend_state: drained)",
-                )
+        self.add(rules.layers_present(self.groups))
+        self.add(rules.retired_apart(self.groups))
         if self.check_names:
             self.add(rules.variable_names(self.groups, self.hostvars))
-        for host in self.groups.get(BACKEND_GROUP, []):
-            if host not in frontend_names:  # a CARP box's farm variables are read with its own
-                self._parse(FarmVars, host)
-        for host in self.groups.get(RETIRED_GROUP, []):
-            self._parse(BackendVars, host)
-        for host in self.groups.get(WCCP_GROUP, []):
-            self._parse(RouterVars, host)
-        backends = [b for b in (self._backend_host(h) for h in backend_names) if b]
-        frontends = [f for f in (self._frontend_host(h) for h in frontend_names) if f]
+        self._parse_other_hosts()
+        backends = [b for b in (self._backend_host(h) for h in self.groups.get(BACKEND_GROUP, [])) if b]
+        frontends = [f for f in (self._frontend_host(h) for h in self.groups.get(FRONTEND_GROUP, [])) if f]
         self.add(rules.ports_in_range(backends, frontends))
         self.add(rules.ports_distinct(backends, frontends))
         self.add(rules.instance_names(backends, frontends))
@@ -472,15 +396,19 @@ class _Builder:
         carp_key = frontends[0].carp_key if frontends else ()
         return Topology(backends=tuple(backends), frontends=tuple(frontends), carp_key=carp_key)
 
+    def _parse_other_hosts(self) -> None:
+        """Check the variables of hosts that build nothing here: a backend's farm variables (a CARP
+        box's are read with its own), retired backends, and WCCP routers."""
+        frontend_names = self.groups.get(FRONTEND_GROUP, [])
+        for host in self.groups.get(BACKEND_GROUP, []):
+            if host not in frontend_names:
+                self._parse(FarmVars, host)
+        for host in self.groups.get(RETIRED_GROUP, []):
+            self._parse(BackendVars, host)
+        for host in self.groups.get(WCCP_GROUP, []):
+            self._parse(RouterVars, host)
+
 
 def _unique(problems: Sequence[Problem]) -> list[Problem]:
     """The same problem reached twice (a host in two groups) is told once."""
     return list({str(p): p for p in problems}.values())
-
-
-def _is_network(cidr: str) -> bool:
-    try:
-        ipaddress.ip_network(cidr, strict=False)
-    except ValueError:
-        return False
-    return True

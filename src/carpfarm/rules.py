@@ -23,6 +23,7 @@ from carpfarm.variables import (
     FRONTEND_GROUP,
     GROUPS,
     INTERNAL_NAMES,
+    RETIRED_GROUP,
     in_namespace,
 )
 
@@ -43,6 +44,40 @@ VARS_SUFFIXES = ("", ".yml", ".yaml", ".json")
 def _did_you_mean(name: str, candidates: Iterable[str]) -> str:
     close = difflib.get_close_matches(name, list(candidates), n=1, cutoff=0.75)
     return f"did you mean '{close[0]}'? " if close else ""
+
+
+# ---------------------------------------------------------------- groups
+
+
+def layers_present(groups: Mapping[str, Sequence[str]]) -> Iterator[Problem]:
+    """A farm needs backends to cache and frontends to accept clients."""
+    if not groups.get(BACKEND_GROUP):
+        yield Problem(
+            BACKEND_GROUP,
+            "groups",
+            "no backend hosts: nothing would cache",
+            f"add at least one host to the '{BACKEND_GROUP}' group",
+        )
+    if not groups.get(FRONTEND_GROUP):
+        yield Problem(
+            FRONTEND_GROUP,
+            "groups",
+            "no frontend hosts: nothing would accept clients",
+            f"add at least one host to the '{FRONTEND_GROUP}' group",
+        )
+
+
+def retired_apart(groups: Mapping[str, Sequence[str]]) -> Iterator[Problem]:
+    """A retired backend host is no longer one of the backends."""
+    backends = groups.get(BACKEND_GROUP, [])
+    for host in groups.get(RETIRED_GROUP, []):
+        if host in backends:
+            yield Problem(
+                host,
+                "groups",
+                f"is in both '{BACKEND_GROUP}' and '{RETIRED_GROUP}'",
+                f"to retire it, remove it from '{BACKEND_GROUP}' (drain it there first: squid_backend_state: drained)",
+            )
 
 
 # ---------------------------------------------------------------- variable names
@@ -180,6 +215,21 @@ def address_problem(host: str, variable: str, written: str) -> Problem | None:
     )
 
 
+def extra_allowed_networks(host: str, networks: Sequence[str]) -> Iterator[Problem]:
+    """squid_backend_extra_allowed_networks: each a CIDR."""
+    for n, cidr in enumerate(networks):
+        try:
+            ipaddress.ip_network(cidr, strict=False)
+        except ValueError:
+            yield Problem(
+                host,
+                f"squid_backend_extra_allowed_networks[{n}]",
+                "is not a valid CIDR",
+                "write an address/prefix such as 192.0.2.0/24",
+                cidr,
+            )
+
+
 # ---------------------------------------------------------------- client networks
 
 
@@ -298,37 +348,59 @@ def instance_names(backends: Sequence[BackendHost], frontends: Sequence[Frontend
     """Instance names unique per host (squid -n), CARP peer names and endpoints unique in the farm."""
     by_host: dict[str, set[str]] = defaultdict(set)
     for b in backends:
-        for n, i in enumerate(b.instances):
-            if i.name in by_host[b.name]:
-                yield Problem(
-                    b.name,
-                    f"squid_backend_instances[{n}].name",
-                    f"instance name '{i.name}' is used twice on this host (squid -n must be unique)",
-                    "give every instance on a host its own name",
-                    i.name,
-                )
-            by_host[b.name].add(i.name)
-        dirs: dict[str, str] = {}
-        for n, i in enumerate(b.instances):
-            owner = dirs.setdefault(i.cache_dir, i.name)
-            if owner != i.name:
-                yield Problem(
-                    b.name,
-                    f"squid_backend_instances[{n}].cache_dir",
-                    f"cache_dir {i.cache_dir} is also instance '{owner}''s (one cache_dir belongs to one Squid)",
-                    "give every instance on a host its own cache_dir directory",
-                    i.cache_dir,
-                )
+        yield from _names_taken_twice(b, by_host[b.name])
+        by_host[b.name] |= {i.name for i in b.instances}
+        yield from _cache_dirs_shared(b)
     for f in frontends:
-        for fi in f.instances:
-            if fi.name in by_host[f.name]:
-                yield Problem(
-                    f.name,
-                    "squid_backend_instances",
-                    f"backend instance name '{fi.name}' is also a frontend instance name on this host",
-                    "rename the backend instance",
-                    fi.name,
-                )
+        yield from _names_shared_with_frontends(f, by_host.get(f.name, set()))
+    yield from _peers_and_endpoints(backends)
+
+
+def _names_taken_twice(backend: BackendHost, earlier: set[str]) -> Iterator[Problem]:
+    """Each instance name of a host once (``earlier``: names its host already had)."""
+    seen = set(earlier)
+    for n, i in enumerate(backend.instances):
+        if i.name in seen:
+            yield Problem(
+                backend.name,
+                f"squid_backend_instances[{n}].name",
+                f"instance name '{i.name}' is used twice on this host (squid -n must be unique)",
+                "give every instance on a host its own name",
+                i.name,
+            )
+        seen.add(i.name)
+
+
+def _cache_dirs_shared(backend: BackendHost) -> Iterator[Problem]:
+    """One cache_dir belongs to one Squid of a host."""
+    dirs: dict[str, str] = {}
+    for n, i in enumerate(backend.instances):
+        owner = dirs.setdefault(i.cache_dir, i.name)
+        if owner != i.name:
+            yield Problem(
+                backend.name,
+                f"squid_backend_instances[{n}].cache_dir",
+                f"cache_dir {i.cache_dir} is also instance '{owner}''s (one cache_dir belongs to one Squid)",
+                "give every instance on a host its own cache_dir directory",
+                i.cache_dir,
+            )
+
+
+def _names_shared_with_frontends(frontend: FrontendHost, backend_names: set[str]) -> Iterator[Problem]:
+    """A host that is both a CARP box and a backend: its backend instances need names of their own."""
+    for fi in frontend.instances:
+        if fi.name in backend_names:
+            yield Problem(
+                frontend.name,
+                "squid_backend_instances",
+                f"backend instance name '{fi.name}' is also a frontend instance name on this host",
+                "rename the backend instance",
+                fi.name,
+            )
+
+
+def _peers_and_endpoints(backends: Sequence[BackendHost]) -> Iterator[Problem]:
+    """CARP peer names (host-instance) and address:port unique across the backend hosts."""
     peers: dict[str, str] = {}
     endpoints: dict[tuple[str, int], BackendInstance] = {}
     for b in backends:

@@ -17,7 +17,7 @@ import os
 import subprocess
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -86,71 +86,110 @@ def _one_line(text: str) -> str:
     return " ".join(text.split())
 
 
+def _table(title: str, columns: Sequence[str], right: Collection[str] = ()) -> Table:
+    """An empty table of ``columns``, those in ``right`` right-justified (numbers)."""
+    table = Table(title=title)
+    for column in columns:
+        table.add_column(column, justify="right" if column in right else "left")
+    return table
+
+
+Row = tuple[str | Text, ...]
+
+
+def _backend_rows(host: str, status: dict[str, Any]) -> Iterator[Row]:
+    """A backend host's rows: UNREACHABLE, or one per Squid (its error, or its counters)."""
+    if "unreachable" in status:
+        yield (host, _red("UNREACHABLE"), "", "", "", "")
+    for s in status.get("squids", []):
+        if "error" in s:
+            yield (f"{host}/{s['name']}", _red(s["error"]), "", "", "", "")
+            continue
+        objects = "-" if s.get("objects") is None else str(s["objects"])
+        yield (
+            f"{host}/{s['name']}",
+            str(s["requests"]),
+            str(s["hits"]),
+            _percent(s["hit_ratio"]),
+            objects,
+            str(s["connections"]),
+        )
+
+
+def _frontend_rows(host: str, status: dict[str, Any]) -> Iterator[Row]:
+    """A CARP box's rows: UNREACHABLE, or one per Squid (its error, or its counters and peers)."""
+    if "unreachable" in status:
+        yield (host, _red("UNREACHABLE"), "", "", "")
+    for s in status.get("squids", []):
+        if "error" in s:
+            yield (f"{host}/{s['name']}", _red(s["error"]), "", "", "")
+            continue
+        peers = s.get("peers", [])
+        down = [p["name"] for p in peers if p["status"] != "Up"]
+        yield (
+            f"{host}/{s['name']}",
+            str(s["requests"]),
+            str(s["connections"]),
+            str(len(peers) - len(down)),
+            ", ".join(down) or "none",
+        )
+
+
+def _rule_count(rule: dict[str, Any]) -> str:
+    """What a balancer rule has counted: packets (kernel rules) or sessions (HAProxy)."""
+    if rule.get("packets") is not None:
+        return f"{rule['packets']} packets"
+    return f"{rule.get('sessions', 0)} sessions ({rule.get('status', '?')})"
+
+
+def _balancer_rows(host: str, status: dict[str, Any]) -> Iterator[Row]:
+    """A CARP box's balancer: UNREACHABLE, its error, and one row per rule."""
+    if "unreachable" in status:
+        yield (host, "?", _red("UNREACHABLE"), "")
+    balancer = status.get("balancer", {})
+    if "error" in balancer:
+        yield (host, balancer.get("type", "?"), _red(balancer["error"]), "")
+    for rule in balancer.get("rules", []):
+        yield (host, balancer["type"], str(rule["target"]), _rule_count(rule))
+
+
+def _layer_table(table: Table, layer: dict[str, Any], rows: Callable[[str, dict[str, Any]], Iterator[Row]]) -> Table:
+    """``table`` with the rows of every host of a layer (host -> status), in the data's order."""
+    for host, status in layer.items():
+        for row in rows(host, status):
+            table.add_row(*row)
+    return table
+
+
 def tables(data: dict[str, Any]) -> list[Table]:
     """One table per layer: backends, frontends (with the peers each sees), balancers;
     then the hosts that could not be read, with Ansible's reason."""
-    backends = Table(title="Caching backends")
-    for column in ("instance", "requests", "hits", "hit ratio", "objects", "connections"):
-        backends.add_column(column, justify="left" if column == "instance" else "right")
-    for host, status in data.get("backends", {}).items():
-        if "unreachable" in status:
-            backends.add_row(host, _red("UNREACHABLE"), "", "", "", "")
-        for s in status.get("squids", []):
-            if "error" in s:
-                backends.add_row(f"{host}/{s['name']}", _red(s["error"]), "", "", "", "")
-                continue
-            objects = "-" if s.get("objects") is None else str(s["objects"])
-            backends.add_row(
-                f"{host}/{s['name']}",
-                str(s["requests"]),
-                str(s["hits"]),
-                _percent(s["hit_ratio"]),
-                objects,
-                str(s["connections"]),
-            )
-
-    frontends = Table(title="CARP frontends")
-    for column in ("instance", "requests", "connections", "peers up", "peers down"):
-        frontends.add_column(column, justify="right" if column in ("requests", "connections", "peers up") else "left")
-    balancers = Table(title="Frontend balancers")
-    for column in ("box", "type", "target", "count"):
-        balancers.add_column(column, justify="right" if column == "count" else "left")
-    for host, status in data.get("frontends", {}).items():
-        if "unreachable" in status:
-            frontends.add_row(host, _red("UNREACHABLE"), "", "", "")
-            balancers.add_row(host, "?", _red("UNREACHABLE"), "")
-        for s in status.get("squids", []):
-            if "error" in s:
-                frontends.add_row(f"{host}/{s['name']}", _red(s["error"]), "", "", "")
-                continue
-            peers = s.get("peers", [])
-            down = [p["name"] for p in peers if p["status"] != "Up"]
-            frontends.add_row(
-                f"{host}/{s['name']}",
-                str(s["requests"]),
-                str(s["connections"]),
-                str(len(peers) - len(down)),
-                ", ".join(down) or "none",
-            )
-        balancer = status.get("balancer", {})
-        if "error" in balancer:
-            balancers.add_row(host, balancer.get("type", "?"), _red(balancer["error"]), "")
-        for rule in balancer.get("rules", []):
-            count = (
-                f"{rule['packets']} packets"
-                if rule.get("packets") is not None
-                else f"{rule.get('sessions', 0)} sessions ({rule.get('status', '?')})"
-            )
-            balancers.add_row(host, balancer["type"], str(rule["target"]), count)
+    backends = _table(
+        "Caching backends",
+        ("instance", "requests", "hits", "hit ratio", "objects", "connections"),
+        right=("requests", "hits", "hit ratio", "objects", "connections"),
+    )
+    frontends = _table(
+        "CARP frontends",
+        ("instance", "requests", "connections", "peers up", "peers down"),
+        right=("requests", "connections", "peers up"),
+    )
+    balancers = _table("Frontend balancers", ("box", "type", "target", "count"), right=("count",))
+    found = [
+        _layer_table(backends, data.get("backends", {}), _backend_rows),
+        _layer_table(frontends, data.get("frontends", {}), _frontend_rows),
+        _layer_table(balancers, data.get("frontends", {}), _balancer_rows),
+    ]
     lost = unreachable(data)
-    if not lost:
-        return [backends, frontends, balancers]
-    hosts = Table(title="Unreachable hosts (their counters are missing above)")
-    for column in ("host", "state", "reason"):
-        hosts.add_column(column)
+    return [*found, _unreachable_table(lost)] if lost else found
+
+
+def _unreachable_table(lost: dict[str, str]) -> Table:
+    """The hosts the playbook could not read, with Ansible's reason on one line."""
+    hosts = _table("Unreachable hosts (their counters are missing above)", ("host", "state", "reason"))
     for host, reason in lost.items():
         hosts.add_row(host, _red("UNREACHABLE"), _one_line(reason))
-    return [backends, frontends, balancers, hosts]
+    return hosts
 
 
 def render_text(data: dict[str, Any], width: int = 140) -> str:

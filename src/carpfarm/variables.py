@@ -27,11 +27,11 @@ from carpfarm.fields import (
     declared,
     digits_as_int,
 )
+from carpfarm.wccp import WCCP_GROUP as WCCP_GROUP  # the group names below; defined where WCCP is
 from carpfarm.wccp import Assignment, Method, WccpService
 
 BACKEND_GROUP = "squid_backends"
 FRONTEND_GROUP = "carp_frontends"
-WCCP_GROUP = "wccp_routers"
 RETIRED_GROUP = "squid_backends_retired"  # hosts whose backend instances site.yml stops (and purges)
 GROUPS = (BACKEND_GROUP, FRONTEND_GROUP, WCCP_GROUP, RETIRED_GROUP)
 # Names in these namespaces are carpfarm's: one that is not declared here is a typo.

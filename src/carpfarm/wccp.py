@@ -1,17 +1,23 @@
 """WCCPv2 in front of a CARP box: the settings, Squid's ``wccp2_*`` stanza and the router's.
 
-The settings are read from a CARP box's variables (``carpfarm_wccp*``) by the model,
-which reports bad ones with the rest of the inventory's problems. The stanzas are
+The settings are read from a CARP box's variables (``carpfarm_wccp*``) by
+``WccpSettings.from_vars``, which returns the bad ones as problems for the model to
+report with the rest of the inventory's. The stanzas are
 plain text for the admin and for ``squid.conf``; they do no arithmetic of their own.
 """
 
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Sequence
-from typing import Annotated, Literal, get_args
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING, Annotated, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from carpfarm.problems import Problem
+
+if TYPE_CHECKING:
+    from carpfarm.variables import FrontendVars
 
 Method = Literal["gre", "l2"]
 Assignment = Literal["hash", "mask"]
@@ -31,6 +37,10 @@ ASSIGNMENTS: tuple[str, ...] = get_args(Assignment)
 FLAGS: tuple[str, ...] = get_args(Flag)
 WEB_CACHE = 0  # the one standard service: HTTP (TCP port 80)
 HTTP_PORT = 80
+HTTPS_PORT = 443
+WCCP_GROUP = "wccp_routers"  # the inventory group of routers that every WCCP box registers with
+# Balancers that keep the kernel's NAT record, which Squid's intercept ports read.
+INTERCEPT_BALANCERS: tuple[str, ...] = ("iptables", "nftables")
 TUNNEL_PREFIX = "carpfarm-wccp"  # GRE tunnel to router n: carpfarm-wccp<n> (at most 15 characters)
 PASSWORD_MAX = 8  # WCCPv2 MD5 security: Squid and IOS take at most 8 characters
 Password = Annotated[str, Field(min_length=1, max_length=PASSWORD_MAX)]
@@ -87,6 +97,36 @@ class WccpSettings(BaseModel):
     intercept_ports: tuple[int, ...] = ()  # one per frontend instance
     router_interface: str = "GigabitEthernet0/0"
 
+    @classmethod
+    def from_vars(
+        cls, host: str, box: FrontendVars, group_routers: Sequence[str], count: int
+    ) -> tuple[WccpSettings | None, list[Problem]]:
+        """(the settings, []) of CARP box ``host`` with ``count`` frontend instances, or (None, problems).
+
+        ``group_routers`` are the addresses of the hosts in the ``wccp_routers`` group, which
+        serve every box besides the ones its ``carpfarm_wccp_routers`` lists. Every router must
+        be an IP address, and there must be one."""
+        routers = [*box.wccp_routers, *group_routers]
+        problems = [
+            *_router_problems(host, routers, len(box.wccp_routers)),
+            *_balancer_problems(host, box.balancer_type),
+            *_service_problems(host, box.wccp_services),
+        ]
+        if not routers:
+            return None, [*problems, _no_router(host)]
+        if problems:
+            return None, problems
+        return cls(
+            routers=tuple(routers),
+            forwarding_method=box.wccp_forwarding_method,
+            return_method=box.wccp_return_method or box.wccp_forwarding_method,
+            assignment_method=box.wccp_assignment_method,
+            services=_with_password(box.wccp_services, box.wccp_password),
+            weight=box.wccp_weight,
+            intercept_ports=tuple(box.wccp_intercept_port_base + n for n in range(count)),
+            router_interface=box.wccp_router_interface,
+        ), []
+
     @property
     def dports(self) -> tuple[int, ...]:
         """Every destination port some service redirects, once each, in order."""
@@ -98,6 +138,66 @@ class WccpSettings(BaseModel):
         if self.forwarding_method != "gre":
             return ()
         return tuple(f"{TUNNEL_PREFIX}{n}" for n in range(len(self.routers)))
+
+
+def _router_problems(host: str, routers: Sequence[str], listed: int) -> Iterator[Problem]:
+    """Each router an IP address; the first ``listed`` come from carpfarm_wccp_routers, the rest
+    from the wccp_routers group."""
+    for n, router in enumerate(routers):
+        try:
+            ipaddress.ip_address(router)
+        except ValueError:
+            from_var = n < listed
+            yield Problem(
+                host,
+                f"carpfarm_wccp_routers[{n}]" if from_var else f"{WCCP_GROUP} host {router!r}",
+                "is not an IP address: WCCPv2 talks to a router's address",
+                "write the router's IP address"
+                + ("" if from_var else " (set wccp_router_address or ansible_host on that host)"),
+                router,
+            )
+
+
+def _balancer_problems(host: str, balancer_type: str) -> Iterator[Problem]:
+    """Intercepted connections need a kernel balancer in front of Squid."""
+    if balancer_type not in INTERCEPT_BALANCERS:
+        yield Problem(
+            host,
+            "frontend_balancer_type",
+            "carpfarm_wccp needs a kernel balancer: Squid reads an intercepted connection's original "
+            "destination from the kernel's NAT, which a userspace balancer in between hides",
+            f"set frontend_balancer_type to {' or '.join(INTERCEPT_BALANCERS)}, or carpfarm_wccp: false",
+            balancer_type,
+        )
+
+
+def _service_problems(host: str, services: Sequence[WccpService]) -> Iterator[Problem]:
+    """Every service redirects plain HTTP only: TCP, and not port 443."""
+    for n, service in enumerate(services):
+        if service.protocol != "tcp" or HTTPS_PORT in service.dports:
+            yield Problem(
+                host,
+                f"carpfarm_wccp_services[{n}]",
+                "redirects traffic that is not plain HTTP (UDP, or TCP port 443) to Squid's intercept port, "
+                "which would break it: carpfarm intercepts HTTP only (no ssl-bump)",
+                "list only TCP ports that carry plain HTTP, e.g. ports: [80, 8080]",
+                service.model_dump(mode="json", exclude_none=True, exclude={"password"}),
+            )
+
+
+def _no_router(host: str) -> Problem:
+    return Problem(
+        host,
+        "carpfarm_wccp_routers",
+        "carpfarm_wccp is on but no router is listed",
+        f"list the routers' addresses in carpfarm_wccp_routers, or add them to the '{WCCP_GROUP}' group",
+        [],
+    )
+
+
+def _with_password(services: Sequence[WccpService], password: str) -> tuple[WccpService, ...]:
+    """The services, each without a password of its own given the box's ``password`` (if any)."""
+    return tuple(s if s.password or not password else s.model_copy(update={"password": password}) for s in services)
 
 
 def squid_stanza(settings: WccpSettings, address: str | None = None) -> list[str]:

@@ -9,6 +9,7 @@ lab's fake router; it never answers for a real router.
 from __future__ import annotations
 
 import struct
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 WCCP_PORT = 2048
@@ -70,36 +71,69 @@ def decode(packet: bytes) -> WccpMessage:
     message = WccpMessage(MESSAGE_TYPES.get(kind, f"type {kind}"), version, length)
     if 8 + length != len(packet):
         raise ValueError(f"header says {length} bytes of components, the packet has {len(packet) - 8}")
+    for name, body in _components(packet):
+        message.components.append(name)
+        _read_component(message, name, body)
+    return message
+
+
+def _components(packet: bytes) -> Iterator[tuple[str, bytes]]:
+    """(name, body) of each component after the 8-byte header; one that overruns is a ValueError."""
     offset = 8
     while offset + 4 <= len(packet):
         ctype, clen = struct.unpack("!HH", packet[offset : offset + 4])
         body = packet[offset + 4 : offset + 4 + clen]
         if len(body) != clen:
             raise ValueError(f"component {ctype} runs past the end of the packet")
-        name = COMPONENTS.get(ctype, f"component {ctype}")
-        message.components.append(name)
-        if name == "security_info":
-            (option,) = struct.unpack("!I", body[:4])
-            message.security = SECURITY.get(option, str(option))
-            message.md5 = body[4:20]
-        elif name == "service_info":
-            stype, sid, priority, protocol, flags = struct.unpack("!BBBBI", body[:8])
-            ports = tuple(p for p in struct.unpack("!8H", body[8:24]) if p)
-            message.service = Service("standard" if stype == 0 else "dynamic", sid, priority, protocol, flags, ports)
-        elif name == "wc_id_info":
-            # Web-cache identity element: address, hash revision, flags, then the assignment's part
-            # (hash: 32 bytes of buckets; mask: the mask/value set), then weight and status last.
-            message.cache_address = _ip(body[:4])
-            if len(body) >= 12:
-                (message.weight,) = struct.unpack("!H", body[-4:-2])
-        elif name == "capability_info":
-            pos = 0
-            while pos + 8 <= len(body):
-                cap, cap_len, value = struct.unpack("!HHI", body[pos : pos + 8])
-                message.capabilities[CAPABILITIES.get(cap, str(cap))] = value
-                pos += 4 + cap_len
+        yield COMPONENTS.get(ctype, f"component {ctype}"), body
         offset += 4 + clen
-    return message
+
+
+def _read_component(message: WccpMessage, name: str, body: bytes) -> None:
+    """Fill in what component ``name`` tells; components carpfarm does not check are only listed."""
+    if name == "security_info":
+        message.security, message.md5 = _security(body)
+    elif name == "service_info":
+        message.service = _service(body)
+    elif name == "wc_id_info":
+        message.cache_address = _ip(body[:4])
+        message.weight = _weight(body, message.weight)
+    elif name == "capability_info":
+        message.capabilities.update(_capabilities(body))
+
+
+def _security(body: bytes) -> tuple[str, bytes]:
+    """(the security option's name, the MD5 digest sent, empty for none)."""
+    (option,) = struct.unpack("!I", body[:4])
+    return SECURITY.get(option, str(option)), body[4:20]
+
+
+def _service(body: bytes) -> Service:
+    stype, sid, priority, protocol, flags = struct.unpack("!BBBBI", body[:8])
+    ports = tuple(p for p in struct.unpack("!8H", body[8:24]) if p)
+    return Service("standard" if stype == 0 else "dynamic", sid, priority, protocol, flags, ports)
+
+
+def _weight(body: bytes, known: int | None) -> int | None:
+    """The web-cache identity element's weight, ``known`` when the element is too short to hold one.
+
+    The element is address, hash revision, flags, then the assignment's part (hash: 32 bytes of
+    buckets; mask: the mask/value set), then weight and status last."""
+    if len(body) < 12:
+        return known
+    (weight,) = struct.unpack("!H", body[-4:-2])
+    return int(weight)
+
+
+def _capabilities(body: bytes) -> dict[str, int]:
+    """Each capability element's name and value."""
+    found: dict[str, int] = {}
+    pos = 0
+    while pos + 8 <= len(body):
+        cap, cap_len, value = struct.unpack("!HHI", body[pos : pos + 8])
+        found[CAPABILITIES.get(cap, str(cap))] = value
+        pos += 4 + cap_len
+    return found
 
 
 def md5_matches(packet: bytes, password: str) -> bool:
