@@ -266,8 +266,34 @@ def _running_frontend(parent_port: int, workdir: Path) -> Iterator[int]:
     conf = conf.replace("/run/squid-frontend1.pid", f"{workdir}/squid.pid")
     conf = conf.replace("/var/log/squid/frontend1/", f"{workdir}/")
     assert f"http_port 127.0.0.1:{port}" in conf.splitlines()
-    path = workdir / "frontend1.conf"
-    path.write_text(conf + f"coredump_dir {workdir}\n")
+    with _running_squid(conf + f"coredump_dir {workdir}\n", port, workdir) as running:
+        yield running
+
+
+@contextmanager
+def _running_backend(workdir: Path) -> Iterator[int]:
+    """cache1's backend1 as the role renders it, on 127.0.0.1 for a CARP box there, memory only."""
+    port = free_port()
+    conf = render(
+        BACKEND_CONF,
+        **{**role_defaults("squid_backend"), "squid_backend_extra_config": ""},
+        __squid_backend_frontends=["127.0.0.1"],
+        item=filters()["carpfarm_backend_ports"](*reversed(_example()), "cache1")[0],
+    )
+    conf = re.sub(r"(?m)^http_port .*$", f"http_port 127.0.0.1:{port}", conf)
+    conf = re.sub(r"(?m)^(cache_dir|coredump_dir) .*$", "", conf)
+    conf += f"coredump_dir {workdir}\nshutdown_lifetime 1 seconds\n"
+    conf = re.sub(r"/run/squid-\w+\.pid", f"{workdir}/squid.pid", conf)
+    conf = re.sub(r"/var/log/squid/\w+/", f"{workdir}/", conf)
+    with _running_squid(conf, port, workdir) as running:
+        yield running
+
+
+@contextmanager
+def _running_squid(conf: str, port: int, workdir: Path) -> Iterator[int]:
+    """Squid running conf (checked with squid -k parse first) until the block ends; yields its port."""
+    path = workdir / "squid.conf"
+    path.write_text(conf)
     subprocess.run([SQUID, "-k", "parse", "-f", str(path)], check=True, capture_output=True)
     proc = subprocess.Popen([SQUID, "-N", "-n", f"carppolicy{os.getpid()}{port}", "-f", str(path)])
     try:
@@ -322,6 +348,45 @@ def test_a_real_frontend_refuses_unsafe_ports_and_forwards_the_rest() -> None:
     # Squid 6 tags a denial whose client hung up first TCP_DENIED_ABORTED; a denial is a denial.
     denied = [line.split()[6] for line in log if re.search(r" TCP_DENIED(_ABORTED)?/403 ", line)]
     assert sorted(denied) == sorted(t for _, t in refused)
+
+
+class _FailingOrigin(BaseHTTPRequestHandler):
+    """An origin that fails: /reset closes the connection without a word, /gateway answers 502."""
+
+    protocol_version = "HTTP/1.1"
+
+    def do_GET(self) -> None:
+        if self.path.endswith("/reset"):
+            self.close_connection = True
+            return
+        status = 502 if self.path.endswith("/gateway") else 200
+        self.send_response(status)
+        self.send_header("Content-Length", "0")
+        self.send_header("Cache-Control", "no-store")
+        self.end_headers()
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@pytest.mark.squid
+def test_a_real_backend_answers_an_origins_failure_with_503_which_frontends_do_not_reforward() -> None:
+    """Squid re-forwards a parent's 502 and 504 to the next parent whatever retry_on_error says; a
+    backend that answers 503 instead has the failing origin asked once, not once per backend."""
+    origin = ThreadingHTTPServer(("127.0.0.1", 0), _FailingOrigin)
+    origin.daemon_threads = True
+    threading.Thread(target=origin.serve_forever, daemon=True).start()
+    at = f"http://127.0.0.1:{origin.server_address[1]}"
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            workdir = Path(tmp)
+            workdir.chmod(0o777)  # squid drops to the 'proxy' user for its logs
+            with _running_backend(workdir) as port:
+                answers = {path: _status(port, "GET", f"{at}/{path}") for path in ("reset", "gateway", "fine")}
+    finally:
+        origin.shutdown()
+        origin.server_close()
+    assert answers == {"reset": 503, "gateway": 503, "fine": 200}
 
 
 @pytest.mark.squid
