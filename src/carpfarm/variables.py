@@ -497,8 +497,8 @@ class SquidVars(_Vars):
         "squid_common_reload_names",
         [],
         'Instances (squid -n names) the "Reload changed Squid instances" handler checks and reloads. '
-        "Set by the calling role just before it notifies the handler.",
-        "remove it from the inventory: the calling role sets it",
+        "Set by tasks_from configure just before it notifies the handler.",
+        "remove it from the inventory: squid_common's configure sets it",
         scope=(INTERNAL,),
         roles=("squid_common",),
     )
@@ -606,6 +606,9 @@ INTERNAL_NAMES: dict[str, str] = {
     "squid_common_purge": "squid_common",
     "squid_common_role_marker": "squid_common",
     "squid_common_started": "squid_common",
+    "squid_common_changed": "squid_common",
+    "squid_common_template": "squid_common",
+    "squid_common_reload": "squid_common",
     "frontend_balancer_hold_port": "frontend_balancer",
 }
 
