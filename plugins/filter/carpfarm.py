@@ -68,7 +68,7 @@ def _farm(name: str, source: Any, args: Sequence[Any]) -> tuple[Topology, list[A
     if not args or not isinstance(args[0], Mapping):
         raise AnsibleFilterError(
             f"{name}: give it the play's hostvars and groups (hostvars | {name}(groups, ...)), "
-            "or a topology from carpfarm_topology (topology | {name}(...))".replace("{name}", name)
+            f"or a topology from carpfarm_topology (topology | {name}(...))"
         )
     return _topology(source, args[0]), list(args[1:])
 
