@@ -272,14 +272,11 @@ def _running_frontend(parent_port: int, workdir: Path) -> Iterator[int]:
 
 @contextmanager
 def _running_backend(workdir: Path) -> Iterator[int]:
-    """cache1's backend1 as the role renders it, on 127.0.0.1 for a CARP box there, memory only."""
+    """cache1's backend1 as the role renders it, on 127.0.0.1, which it serves as if a CARP box, memory only."""
     port = free_port()
-    conf = render(
-        BACKEND_CONF,
-        **{**role_defaults("squid_backend"), "squid_backend_extra_config": ""},
-        __squid_backend_frontends=["127.0.0.1"],
-        item=filters()["carpfarm_backend_ports"](*reversed(_example()), "cache1")[0],
-    )
+    conf = backend_confs(squid_backend_extra_config="", squid_backend_extra_allowed_networks=["127.0.0.1/32"])[
+        "backend1"
+    ]
     conf = re.sub(r"(?m)^http_port .*$", f"http_port 127.0.0.1:{port}", conf)
     conf = re.sub(r"(?m)^(cache_dir|coredump_dir) .*$", "", conf)
     conf += f"coredump_dir {workdir}\nshutdown_lifetime 1 seconds\n"
