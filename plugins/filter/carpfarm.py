@@ -15,6 +15,7 @@ try:
     from carpfarm import balancer as _balancer
     from carpfarm import haproxy as _haproxy
     from carpfarm import judge as _judge
+    from carpfarm import kernelrules as _kernelrules
     from carpfarm import plan as _plan
     from carpfarm import remap as _remap
     from carpfarm import wccp as _wccp
@@ -184,6 +185,21 @@ def carpfarm_balancer(source: Any, *args: Any, exclude: Sequence[int] | None = N
 
 
 @_guard
+def carpfarm_kernel_rules(
+    ruleset: _Map,
+    kind: str,
+    host: str,
+    managed: str,
+    chain: str = "CARPFARM_BALANCE",
+    wccp_chain: str = "CARPFARM_WCCP",
+    table: str = "carpfarm",
+) -> str:
+    """The kernel balancer's rules file (``iptables`` or ``nftables``) for a ruleset from carpfarm_balancer."""
+    names = _kernelrules.Names(chain=str(chain), wccp_chain=str(wccp_chain), table=str(table))
+    return _kernelrules.render(str(kind), plain(dict(ruleset)), names, str(host), str(managed))
+
+
+@_guard
 def carpfarm_route(urls: str | Sequence[str], source: Any, *args: Any) -> Any:
     """The backend instance Squid's CARP picks for a URL (or a list of URLs)."""
     topology, _ = _farm("carpfarm_route", source, args)
@@ -251,6 +267,7 @@ class FilterModule:
             "carpfarm_backend_ports": carpfarm_backend_ports,
             "carpfarm_cache_peers": carpfarm_cache_peers,
             "carpfarm_balancer": carpfarm_balancer,
+            "carpfarm_kernel_rules": carpfarm_kernel_rules,
             "carpfarm_route": carpfarm_route,
             "carpfarm_remap": carpfarm_remap,
             "carpfarm_probe_mismatches": carpfarm_probe_mismatches,

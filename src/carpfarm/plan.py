@@ -13,8 +13,9 @@ from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 from carpfarm import wccp
-from carpfarm.balancer import cascade, hold_method, naive_shares, nft_map
+from carpfarm.balancer import hold_method, naive_shares
 from carpfarm.carp import CarpArray, CarpPeer, select_batch
+from carpfarm.kernelrules import fair_rules
 from carpfarm.model import BackendInstance, FrontendHost, Topology
 
 LOOPBACK = "127.0.0.1"
@@ -160,18 +161,8 @@ def balancer_rules(topology: Topology, host: str, exclude: Sequence[int] = ()) -
         "client_networks_v4": [str(n) for n in networks if n.version == 4],
         "client_networks_v6": [str(n) for n in networks if n.version == 6],
         "hold": hold_method(frontend.balancer_type),  # how an instance is held out of rotation, or None
-        **_fair_rules([frontend.instances[n].port for n in kept]),
+        **fair_rules([frontend.instances[n].port for n in kept]),
         "intercept": None if frontend.wccp is None else _intercept(frontend.wccp, kept),
-    }
-
-
-def _fair_rules(ports: Sequence[int]) -> dict[str, Any]:
-    """The exactly fair iptables cascade and nftables map over ``ports``."""
-    modulus, entries = nft_map(ports)
-    return {
-        "cascade": [asdict(rule) for rule in cascade(ports)],
-        "nft_modulus": modulus,
-        "nft_map": [{"key": k, "port": p} for k, p in entries],
     }
 
 
@@ -187,7 +178,7 @@ def _intercept(settings: wccp.WccpSettings, kept: Sequence[int]) -> dict[str, An
         "interfaces": list(settings.tunnels),  # empty for l2: the redirect is on the LAN side
         "routers": list(settings.routers),
         "ports": list(settings.intercept_ports),
-        **_fair_rules([settings.intercept_ports[n] for n in kept]),
+        **fair_rules([settings.intercept_ports[n] for n in kept]),
     }
 
 
