@@ -89,6 +89,9 @@ class Names:
     table: str = "carpfarm"
 
 
+DEFAULT_NAMES = Names()
+
+
 def render(kind: str, ruleset: Mapping[str, Any], names: Names, host: str, managed: str) -> str:
     """The rules file of ``kind`` (iptables or nftables); ``managed`` is ``ansible_managed | comment``."""
     if kind == "iptables":

@@ -1,0 +1,539 @@
+"""carpfarm.watch: keep the kernel balancer's rules on the instances that answer.
+
+Runs on the CARP box with plain ``python3 -m carpfarm.watch CONFIG`` (standard library only;
+of carpfarm it uses kernelrules and balancer). Several times a second it connects to every
+frontend instance on 127.0.0.1. An instance that fails ``fall`` probes in a row is taken out
+of the rules at once; one that answers ``rise`` probes in a row is put back, but the rules are
+never widened sooner than ``min_interval`` after their last change, so a flapping instance
+cannot churn them faster than that. The rules are those ``plan.balancer_rules(exclude=...)``
+gives for the instances left out, printed by the same code as the role's templates, checked
+(``iptables-restore --test`` / ``nft -c``) and loaded atomically.
+
+The configuration (JSON, see ``config_data``) carries the ruleset without its fair parts, the
+chain and table names, the header comment, the probe settings and three paths: the held file
+(ports an operator or Ansible holds out, one a line, ``#`` comments), the state file (JSON the
+watch rewrites: health, live ports, sha256 of the rules over every instance and of the rules
+loaded) and the rules file it writes before checking and loading it.
+
+Signals: SIGHUP re-reads the configuration and the held file and loads the rules again;
+SIGTERM or SIGINT exit 0 and leave the last rules loaded. Exit status: 0 on a clean exit (or
+``--once`` that loaded its rules), 1 when ``--once`` could not check or load them, 2 for a
+usage or configuration error at start. In the loop, a failed load is logged and retried after
+``min_interval``; a bad configuration on SIGHUP is logged and the old one kept.
+"""
+
+from __future__ import annotations
+
+import argparse
+import errno
+import hashlib
+import json
+import os
+import selectors
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from types import FrameType
+from typing import Any, TextIO
+
+from carpfarm import kernelrules
+from carpfarm.kernelrules import Names
+
+FORMAT = 1
+PROBE_HOST = "127.0.0.1"
+DEFAULT_FILES = {
+    "held_file": "/etc/carpfarm/held",
+    "state_file": "/run/carpfarm-watch.json",
+    "rules_file": "/run/carpfarm-watch.rules",
+}
+# How the rules file is checked, then loaded atomically, by kind (frontend_balancer's vars/main.yml).
+COMMANDS = {
+    "iptables": (["iptables-restore", "--test", "--noflush"], ["iptables-restore", "--noflush"]),
+    "nftables": (["nft", "-c", "-f"], ["nft", "-f"]),
+}
+
+Probe = Callable[[Sequence[int], float], Mapping[int, bool]]
+Runner = Callable[..., subprocess.CompletedProcess[str]]
+
+
+class ConfigError(ValueError):
+    """The configuration cannot be used; the message names the value and the fix."""
+
+
+# ---------------------------------------------------------------- configuration
+
+
+@dataclass(frozen=True)
+class Probing:
+    """How often and how hard to probe, and how many probes change an instance's health."""
+
+    interval: float = 0.2  # seconds between probe rounds
+    timeout: float = 0.2  # a connect that takes longer is a bad probe
+    fall: int = 1  # bad probes in a row that take an instance out
+    rise: int = 5  # good probes in a row that put it back
+    min_interval: float = 2.0  # the rules are widened no sooner than this after their last change
+
+
+@dataclass(frozen=True)
+class Config:
+    """What the watch needs to print the rules for any set of live instances."""
+
+    host: str
+    managed: str
+    names: Names
+    ruleset: Mapping[str, Any]  # kernelrules.base_ruleset: no fair parts, the instances' ports
+    probing: Probing = Probing()
+    held_file: str = DEFAULT_FILES["held_file"]
+    state_file: str = DEFAULT_FILES["state_file"]
+    rules_file: str = DEFAULT_FILES["rules_file"]
+
+    @property
+    def kind(self) -> str:
+        return str(self.ruleset["type"])
+
+    @property
+    def ports(self) -> tuple[int, ...]:
+        return tuple(int(p) for p in self.ruleset["ports"])
+
+
+def config_data(
+    ruleset: Mapping[str, Any],
+    host: str,
+    managed: str,
+    names: Names = kernelrules.DEFAULT_NAMES,
+    probing: Probing = Probing(),
+    **files: str,
+) -> dict[str, Any]:
+    """The configuration JSON for a full ruleset from ``plan.balancer_rules`` (every instance)."""
+    unknown = set(files) - set(DEFAULT_FILES)
+    if unknown:
+        raise ConfigError(f"unknown file settings {sorted(unknown)}: use {', '.join(DEFAULT_FILES)}")
+    return {
+        "format": FORMAT,
+        "host": host,
+        "managed": managed,
+        "names": vars(names),
+        "ruleset": kernelrules.base_ruleset(ruleset),
+        "probe": vars(probing),
+        **DEFAULT_FILES,
+        **files,
+    }
+
+
+def load_config(path: str | os.PathLike[str]) -> Config:
+    """Read and check a configuration file."""
+    try:
+        data = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"{path}: cannot read the configuration: {exc}") from exc
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        raise ConfigError(f"{path}: not a carpfarm watch configuration of format {FORMAT}")
+    try:
+        config = Config(
+            host=str(data["host"]),
+            managed=str(data["managed"]),
+            names=Names(**data.get("names", {})),
+            ruleset=data["ruleset"],
+            probing=Probing(**data.get("probe", {})),
+            **{k: str(data.get(k, v)) for k, v in DEFAULT_FILES.items()},
+        )
+    except (KeyError, TypeError) as exc:
+        raise ConfigError(f"{path}: missing or unknown setting: {exc}") from exc
+    _check(config, path)
+    return config
+
+
+def _check(config: Config, path: str | os.PathLike[str]) -> None:
+    if config.kind not in COMMANDS:
+        raise ConfigError(f"{path}: ruleset type {config.kind!r} is not a kernel balancer: use iptables or nftables")
+    ports = config.ports
+    if not ports or len(set(ports)) != len(ports):
+        raise ConfigError(f"{path}: ruleset ports {list(ports)} must be one or more distinct ports")
+    p = config.probing
+    if min(p.interval, p.timeout) <= 0 or p.min_interval < 0 or min(p.fall, p.rise) < 1:
+        raise ConfigError(
+            f"{path}: probe settings {vars(p)}: interval and timeout > 0, min_interval >= 0, fall and rise >= 1"
+        )
+    rules_text(config, ports)  # a ruleset the rules cannot be printed from fails here, not later
+
+
+def read_held(path: str | os.PathLike[str]) -> tuple[frozenset[int], list[str]]:
+    """The held ports, and a complaint per line that is no port. A missing file holds nothing."""
+    try:
+        text = Path(path).read_text()
+    except FileNotFoundError:
+        return frozenset(), []
+    except OSError as exc:
+        return frozenset(), [f"{path}: {exc}"]
+    held, problems = set(), []
+    for number, line in enumerate(text.splitlines(), 1):
+        word = line.split("#", 1)[0].strip()
+        if word.isdigit():
+            held.add(int(word))
+        elif word:
+            problems.append(f"{path}:{number}: {word!r} is not a port; write one port a line")
+    return frozenset(held), problems
+
+
+# ---------------------------------------------------------------- rules
+
+
+def rules_text(config: Config, live: Collection[int]) -> str:
+    """The rules file that spreads exactly fairly over the ``live`` ports."""
+    ruleset = kernelrules.ruleset_for(config.ruleset, live)
+    return kernelrules.render(config.kind, ruleset, config.names, config.host, config.managed)
+
+
+def sha256(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+# ---------------------------------------------------------------- the state machine
+
+
+@dataclass(frozen=True)
+class Health:
+    """One instance's health as the probes see it."""
+
+    healthy: bool
+    since: float  # when it last changed
+    streak: int = 0  # probes in a row that disagree with ``healthy``
+
+
+@dataclass(frozen=True)
+class Event:
+    """A transition, as the watch logs it."""
+
+    time: float
+    kind: str  # down, up, live, fallback, held, problem, start
+    detail: str
+
+    def line(self) -> str:
+        stamp = datetime.fromtimestamp(self.time, UTC).isoformat(timespec="milliseconds")
+        return f"{stamp} {self.kind}: {self.detail}"
+
+
+@dataclass(frozen=True)
+class State:
+    """Every instance's health, the held ports and the ports the rules spread over."""
+
+    ports: tuple[int, ...]
+    health: Mapping[int, Health]
+    held: frozenset[int]
+    live: tuple[int, ...]
+    last_change: float | None = None  # when ``live`` last changed
+    fallback: str | None = None  # why ``live`` is not the healthy, unheld instances
+    events: tuple[Event, ...] = field(default=(), compare=False)
+
+
+def initial(ports: Sequence[int], now: float) -> State:
+    """Every instance healthy and live until a probe says otherwise."""
+    return State(tuple(ports), {p: Health(True, now) for p in ports}, frozenset(), tuple(ports))
+
+
+def step(state: State, probes: Mapping[int, bool], held: Collection[int], probing: Probing, now: float) -> State:
+    """The next state after a round of probes (port -> answered) with these ports held.
+
+    The new state's ``events`` are the transitions this step made."""
+    held = frozenset(held) & set(state.ports)
+    events = _hold_events(state.held, held, now)
+    health = {}
+    for port in state.ports:
+        health[port] = judge(state.health[port], probes.get(port, False), probing, now)
+        events += _health_events(port, state.health[port], health[port], probing, now)
+    wanted, fallback = wanted_live(state.ports, health, held)
+    live = next_live(state.live, wanted, health, state.last_change, probing, now)
+    if live != state.live:
+        events.append(Event(now, "live", _describe(state.live, live)))
+    if fallback != state.fallback and fallback:
+        events.append(Event(now, "fallback", fallback))
+    last_change = now if live != state.live else state.last_change
+    return State(state.ports, health, held, live, last_change, fallback, tuple(events))
+
+
+def judge(health: Health, answered: bool, probing: Probing, now: float) -> Health:
+    """One probe's effect: ``fall`` bad ones in a row take a healthy instance down, ``rise`` good ones bring it up."""
+    if answered == health.healthy:
+        return replace(health, streak=0) if health.streak else health
+    streak = health.streak + 1
+    if streak >= (probing.rise if answered else probing.fall):
+        return Health(answered, now)
+    return replace(health, streak=streak)
+
+
+def wanted_live(
+    ports: Sequence[int], health: Mapping[int, Health], held: Collection[int]
+) -> tuple[tuple[int, ...], str | None]:
+    """The healthy instances not held; never none (rules that point nowhere refuse every client)."""
+    healthy = [p for p in ports if health[p].healthy]
+    choices = (
+        ([p for p in healthy if p not in held], None),
+        (healthy, "every instance that answers is held: the hold is ignored until another answers"),
+        ([p for p in ports if p not in held], "no instance answers: every one not held stays in"),
+        (list(ports), "no instance answers and every one is held: all stay in"),
+    )
+    return next((tuple(live), why) for live, why in choices if live)
+
+
+def next_live(
+    live: Sequence[int],
+    wanted: Sequence[int],
+    health: Mapping[int, Health],
+    last_change: float | None,
+    probing: Probing,
+    now: float,
+) -> tuple[int, ...]:
+    """``wanted``, except that instances put back wait until ``min_interval`` after the last change.
+
+    Taking an instance out never waits, nor does a change while no live instance answers."""
+    if not set(wanted) - set(live):
+        return tuple(wanted)
+    stuck = not any(health[p].healthy for p in live)
+    if stuck or last_change is None or not 0 <= now - last_change < probing.min_interval:
+        return tuple(wanted)
+    kept = tuple(p for p in live if p in wanted)
+    return kept or tuple(live)
+
+
+def _health_events(port: int, before: Health, after: Health, probing: Probing, now: float) -> list[Event]:
+    if before.healthy == after.healthy:
+        return []
+    if after.healthy:
+        return [Event(now, "up", f"{PROBE_HOST}:{port} answers again ({probing.rise} good probes in a row)")]
+    return [Event(now, "down", f"{PROBE_HOST}:{port} stopped answering ({probing.fall} bad probes in a row)")]
+
+
+def _hold_events(before: frozenset[int], after: frozenset[int], now: float) -> list[Event]:
+    if before == after:
+        return []
+    return [Event(now, "held", f"held {_ports(after)} (was {_ports(before)})")]
+
+
+def _describe(before: Sequence[int], after: Sequence[int]) -> str:
+    out = [p for p in before if p not in after]
+    back = [p for p in after if p not in before]
+    changes = ([f"out {_ports(out)}"] if out else []) + ([f"in {_ports(back)}"] if back else [])
+    return f"{_ports(after)} ({', '.join(changes)})"
+
+
+def _ports(ports: Iterable[int]) -> str:
+    return " ".join(str(p) for p in sorted(ports)) or "none"
+
+
+# ---------------------------------------------------------------- probing
+
+
+def probe_tcp(ports: Sequence[int], timeout: float) -> dict[int, bool]:
+    """Connect to every port on 127.0.0.1 at once; True where the connection was accepted in time."""
+    answered = dict.fromkeys(ports, False)
+    with selectors.DefaultSelector() as waiting:
+        for port in ports:
+            _connect(port, waiting, answered)
+        deadline = time.monotonic() + timeout
+        while waiting.get_map() and (left := deadline - time.monotonic()) > 0:
+            for key, _ in waiting.select(left):
+                sock = key.fileobj
+                assert isinstance(sock, socket.socket)
+                answered[key.data] = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) == 0
+                waiting.unregister(sock)
+                sock.close()
+        for key in list(waiting.get_map().values()):
+            key.fileobj.close()  # type: ignore[union-attr]
+    return answered
+
+
+def _connect(port: int, waiting: selectors.BaseSelector, answered: dict[int, bool]) -> None:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setblocking(False)
+    code = sock.connect_ex((PROBE_HOST, port))
+    if code in (errno.EINPROGRESS, errno.EAGAIN):
+        waiting.register(sock, selectors.EVENT_WRITE, port)
+        return
+    answered[port] = code == 0
+    sock.close()
+
+
+# ---------------------------------------------------------------- applying
+
+
+class ApplyError(RuntimeError):
+    """The rules did not pass their check, or did not load."""
+
+
+def apply(config: Config, live: Collection[int], run: Runner = subprocess.run) -> str:
+    """Write the rules for ``live``, check them, load them atomically; the text loaded."""
+    text = rules_text(config, live)
+    _write(config.rules_file, text, 0o600)
+    for command in COMMANDS[config.kind]:
+        argv = [*command, config.rules_file]
+        try:
+            done = run(argv, capture_output=True, text=True, check=False)
+        except OSError as exc:
+            raise ApplyError(f"{' '.join(argv)}: {exc}") from exc
+        if done.returncode != 0:
+            raise ApplyError(f"{' '.join(argv)} failed ({done.returncode}): {done.stderr.strip()}")
+    return text
+
+
+def state_data(config: Config, state: State, applied: str | None, error: str | None, now: float) -> dict[str, Any]:
+    """What the state file holds: for ``carpfarm status`` and the loader's ``check``."""
+    return {
+        "format": FORMAT,
+        "pid": os.getpid(),
+        "kind": config.kind,
+        "updated": now,
+        "live": list(state.live),
+        "held": sorted(state.held),
+        "fallback": state.fallback,
+        "last_change": state.last_change,
+        "instances": [
+            {"port": p, "healthy": h.healthy, "since": h.since, "live": p in state.live, "held": p in state.held}
+            for p, h in state.health.items()
+        ],
+        "rules_sha256": sha256(rules_text(config, config.ports)),
+        "applied_sha256": None if applied is None else sha256(applied),
+        "error": error,
+    }
+
+
+def _write(path: str, text: str, mode: int) -> None:
+    """Replace ``path`` atomically: readers see the old file or the new one."""
+    temporary = f"{path}.tmp"
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(text)
+    os.replace(temporary, path)
+
+
+# ---------------------------------------------------------------- the loop
+
+
+class Watch:
+    """The running watch: configuration, state, what is loaded, and the log."""
+
+    def __init__(
+        self,
+        config_path: str,
+        probe: Probe = probe_tcp,
+        clock: Callable[[], float] = time.time,
+        run: Runner = subprocess.run,
+        out: TextIO = sys.stdout,
+    ) -> None:
+        self.config_path = config_path
+        self.probe, self.clock, self.run, self.out = probe, clock, run, out
+        self.config = load_config(config_path)
+        self.state = initial(self.config.ports, clock())
+        self.held: frozenset[int] = frozenset()
+        self.applied: tuple[int, ...] | None = None  # the live ports whose rules are loaded
+        self.applied_text: str | None = None
+        self.error: str | None = None
+        self.retry_at = 0.0
+        self.read_held()
+
+    def log(self, events: Iterable[Event]) -> None:
+        for event in events:
+            print(event.line(), file=self.out, flush=True)
+
+    def read_held(self) -> None:
+        held, problems = read_held(self.config.held_file)
+        self.held = held
+        self.log(Event(self.clock(), "problem", p) for p in problems)
+
+    def reload(self) -> None:
+        """SIGHUP: the configuration and the held file again, then the rules loaded again."""
+        now = self.clock()
+        try:
+            config = load_config(self.config_path)
+        except ConfigError as exc:
+            self.log([Event(now, "problem", f"{exc}; keeping the configuration loaded before")])
+        else:
+            if config.ports != self.config.ports:
+                self.state = initial(config.ports, now)
+            self.config = config
+            self.log([Event(now, "start", f"configuration {self.config_path} read again")])
+        self.read_held()
+        self.applied, self.retry_at = None, 0.0
+
+    def tick(self) -> bool:
+        """One round: probe, decide, load the rules if they changed; False when the rules could not be loaded."""
+        answers = self.probe(self.config.ports, self.config.probing.timeout)
+        now = self.clock()
+        self.state = step(self.state, answers, self.held, self.config.probing, now)
+        self.log(self.state.events)
+        loaded = self._load(now)
+        if self.state.events or loaded is not None:
+            _write(self.config.state_file, json.dumps(self._state_data(now), indent=1) + "\n", 0o644)
+        return loaded is not False
+
+    def _load(self, now: float) -> bool | None:
+        """Load the rules when the live ports changed: True, False on failure, None when nothing was due."""
+        if self.state.live == self.applied or now < self.retry_at:
+            return None
+        try:
+            self.applied_text = apply(self.config, self.state.live, self.run)
+        except ApplyError as exc:
+            self.error, self.retry_at = str(exc), now + self.config.probing.min_interval
+            self.log([Event(now, "problem", f"{exc}; the rules loaded before stay")])
+            return False
+        self.applied, self.error = self.state.live, None
+        return True
+
+    def _state_data(self, now: float) -> dict[str, Any]:
+        return state_data(self.config, self.state, self.applied_text, self.error, now)
+
+
+class _Signals:
+    """What the signal handlers asked for, checked between rounds."""
+
+    def __init__(self) -> None:
+        self.stop = False
+        self.reload = False
+        signal.signal(signal.SIGTERM, self._stop)
+        signal.signal(signal.SIGINT, self._stop)
+        signal.signal(signal.SIGHUP, self._reload)
+
+    def _stop(self, signum: int, frame: FrameType | None) -> None:
+        self.stop = True
+
+    def _reload(self, signum: int, frame: FrameType | None) -> None:
+        self.reload = True
+
+
+def run_loop(watch: Watch, sleep: Callable[[float], None] = time.sleep) -> int:
+    """Probe every ``interval`` until SIGTERM; the rules stay loaded when it ends."""
+    signals = _Signals()
+    watch.log([Event(watch.clock(), "start", f"watching {_ports(watch.config.ports)} ({watch.config.kind})")])
+    while not signals.stop:
+        started = time.monotonic()
+        if signals.reload:
+            signals.reload = False
+            watch.reload()
+        watch.tick()
+        sleep(max(0.0, watch.config.probing.interval - (time.monotonic() - started)))
+    watch.log([Event(watch.clock(), "stop", f"stopping; the rules over {_ports(watch.state.live)} stay loaded")])
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python3 -m carpfarm.watch", description=__doc__.split("\n\n")[0])
+    parser.add_argument("config", help="the watch's JSON configuration")
+    parser.add_argument("--once", action="store_true", help="probe once, load the rules, write the state, exit")
+    args = parser.parse_args(argv)
+    try:
+        watch = Watch(args.config)
+    except ConfigError as exc:
+        print(f"carpfarm.watch: {exc}", file=sys.stderr)
+        return 2
+    if args.once:
+        return 0 if watch.tick() else 1
+    return run_loop(watch)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
