@@ -625,3 +625,31 @@ def test_once_probes_loads_and_exits_with_the_outcome(tmp_path: Path, box_packag
                 assert state["applied_sha256"] is None and state["error"].startswith("nft -c -f ")
         finally:
             box.close()
+
+
+# ---------------------------------------------------------------- the role's configuration
+
+ROLE_DEFAULTS = {
+    "frontend_balancer_watch_interval_ms": 200,
+    "frontend_balancer_watch_fall": 1,
+    "frontend_balancer_watch_rise": 5,
+    "frontend_balancer_watch_min_interval_ms": 2000,
+    "__frontend_balancer_watch_files": {k: f"/run/x-{k}" for k in watch.DEFAULT_FILES},
+}
+
+
+@pytest.mark.parametrize(
+    ("kind", "wccp"), [("iptables", None), ("nftables", None), ("iptables", "gre"), ("nftables", "l2")]
+)
+def test_the_roles_configuration_makes_the_watch_print_the_roles_rules_file(
+    tmp_path: Path, kind: str, wccp: str | None
+) -> None:
+    """The role waits until the watch's rules_sha256 is the rules file's: both must print the same text."""
+    ruleset = balancer(*farm(3, kind, wccp=wccp))
+    text = render(TEMPLATES / "watch.json.j2", __frontend_balancer=ruleset, **ROLE_DEFAULTS)
+    (tmp_path / "watch.json").write_text(text)
+    config = watch.load_config(tmp_path / "watch.json")
+    assert config.probing == Probing(interval=0.2, timeout=0.2, fall=1, rise=5, min_interval=2.0)
+    assert config.held_file == "/run/x-held_file" and config.ports == tuple(t["port"] for t in ruleset["targets"])
+    rules_file = render(TEMPLATES / TEMPLATE[kind], __frontend_balancer_ruleset=ruleset)
+    assert watch.sha256(watch.rules_text(config, config.ports)) == watch.sha256(rules_file)

@@ -18,6 +18,7 @@ try:
     from carpfarm import kernelrules as _kernelrules
     from carpfarm import plan as _plan
     from carpfarm import remap as _remap
+    from carpfarm import watch as _watch
     from carpfarm import wccp as _wccp
     from carpfarm.inventory import topology_from_play
     from carpfarm.model import Topology, plain
@@ -200,6 +201,32 @@ def carpfarm_kernel_rules(
 
 
 @_guard
+def carpfarm_watch_config(
+    ruleset: _Map,
+    host: str,
+    managed: str,
+    probe: _Map | None = None,
+    chain: str = "CARPFARM_BALANCE",
+    wccp_chain: str = "CARPFARM_WCCP",
+    table: str = "carpfarm",
+    **files: str,
+) -> dict[str, Any]:
+    """carpfarm-watch's configuration for the full ruleset of carpfarm_balancer (every instance)."""
+    names = _kernelrules.Names(chain=str(chain), wccp_chain=str(wccp_chain), table=str(table))
+    probing = _watch.Probing(**plain(dict(probe or {})))
+    paths = {str(k): str(v) for k, v in files.items()}
+    return _watch.config_data(plain(dict(ruleset)), str(host), str(managed), names, probing, **paths)
+
+
+@_guard
+def carpfarm_watch_modules(directory: str) -> list[dict[str, str]]:
+    """The carpfarm modules carpfarm-watch runs on the box (standard library only), to copy under ``directory``."""
+    return [
+        {"path": f"{directory}/carpfarm/{name}.py", "content": source} for name, source in _watch.box_modules().items()
+    ]
+
+
+@_guard
 def carpfarm_route(urls: str | Sequence[str], source: Any, *args: Any) -> Any:
     """The backend instance Squid's CARP picks for a URL (or a list of URLs)."""
     topology, _ = _farm("carpfarm_route", source, args)
@@ -275,4 +302,6 @@ class FilterModule:
             "carpfarm_probe_served": carpfarm_probe_served,
             "carpfarm_change_outcome": carpfarm_change_outcome,
             "carpfarm_haproxy_maint": carpfarm_haproxy_maint,
+            "carpfarm_watch_config": carpfarm_watch_config,
+            "carpfarm_watch_modules": carpfarm_watch_modules,
         }

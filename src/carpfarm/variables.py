@@ -394,6 +394,38 @@ class FrontendVars(_Vars):
         "namespaces need false.",
         "set true or false",
     )
+    watch: AnsibleBool = _balancer(
+        "frontend_balancer_watch",
+        False,
+        "iptables and nftables, run carpfarm-watch: probe every frontend instance and keep the kernel rules on "
+        "those that answer (HAProxy checks health itself; balance cannot be told).",
+        "set true or false",
+    )
+    watch_interval_ms: Annotated[int, WholeNumber, Field(ge=50, le=10_000)] = _balancer(
+        "frontend_balancer_watch_interval_ms",
+        200,
+        "carpfarm-watch, milliseconds between probes of each instance (also each probe's timeout).",
+        "set a whole number of milliseconds from 50 to 10000",
+    )
+    watch_fall: Annotated[int, WholeNumber, Field(ge=1, le=100)] = _balancer(
+        "frontend_balancer_watch_fall",
+        1,
+        "carpfarm-watch, failed probes in a row that take an instance out (a refused connect is final).",
+        "set a whole number from 1 to 100",
+    )
+    watch_rise: Annotated[int, WholeNumber, Field(ge=1, le=100)] = _balancer(
+        "frontend_balancer_watch_rise",
+        5,
+        "carpfarm-watch, good probes in a row that put an instance back.",
+        "set a whole number from 1 to 100",
+    )
+    watch_min_interval_ms: Annotated[int, WholeNumber, Field(ge=0, le=600_000)] = _balancer(
+        "frontend_balancer_watch_min_interval_ms",
+        2000,
+        "carpfarm-watch, least milliseconds between two put-backs, so a flapping instance cannot churn the "
+        "rules faster (taking an instance out is never delayed).",
+        "set a whole number of milliseconds from 0 to 600000",
+    )
     # ---- optional WCCPv2 (carpfarm.wccp): routers redirect clients' web traffic to this box
     wccp: AnsibleBool = _wccp("carpfarm_wccp", False, "Turn WCCPv2 on for this CARP box.", "set true or false")
     wccp_routers: list[str] = _wccp(

@@ -58,6 +58,8 @@ COMMANDS = {
     "nftables": (["nft", "-c", "-f"], ["nft", "-f"]),
 }
 
+# The modules the box needs to run the watch: all standard library only.
+BOX_MODULES = ("__init__", "balancer", "kernelrules", "watch")
 Probe = Callable[[Sequence[int], float], Mapping[int, bool]]
 Runner = Callable[..., subprocess.CompletedProcess[str]]
 
@@ -518,6 +520,12 @@ def run_loop(watch: Watch, sleep: Callable[[float], None] = time.sleep) -> int:
         sleep(max(0.0, watch.config.probing.interval - (time.monotonic() - started)))
     watch.log([Event(watch.clock(), "stop", f"stopping; the rules over {_ports(watch.state.live)} stay loaded")])
     return 0
+
+
+def box_modules() -> dict[str, str]:
+    """Each module of BOX_MODULES and its source, as this package has it."""
+    here = Path(__file__).resolve().parent
+    return {name: (here / f"{name}.py").read_text() for name in BOX_MODULES}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
