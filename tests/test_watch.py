@@ -402,17 +402,33 @@ def test_sighup_reads_the_held_file_and_configuration_again_and_reloads(tmp_path
     assert w.config.ports == PORTS and "keeping the configuration loaded before" in w.out.getvalue()  # type: ignore[attr-defined]
 
 
-def test_the_probe_tells_a_listener_from_a_closed_port() -> None:
+def test_the_probe_tells_a_listener_from_a_closed_port_and_a_full_accept_queue() -> None:
     import socket
 
-    with socket.create_server(("127.0.0.1", 0)) as server:
-        open_port = server.getsockname()[1]
+    # A dual-stack wildcard listener (as Squid's http_port PORT is where IPv6 is up) shows in the
+    # IPv6 dump, a plain IPv4 one in the IPv4 dump: both families are asked.
+    family = socket.AF_INET6 if socket.has_dualstack_ipv6() else socket.AF_INET
+    wildcard = "::" if family == socket.AF_INET6 else "0.0.0.0"
+    with (
+        socket.create_server(("127.0.0.1", 0), backlog=2) as server,
+        socket.create_server((wildcard, 0), family=family, dualstack_ipv6=family == socket.AF_INET6) as other,
+    ):
+        open_port, other_port = server.getsockname()[1], other.getsockname()[1]
         with socket.socket() as spare:
             spare.bind(("127.0.0.1", 0))
             closed = spare.getsockname()[1]
-        started = time.monotonic()
-        assert watch.probe_tcp([open_port, closed], 0.5) == {open_port: True, closed: False}
-        assert time.monotonic() - started < 0.5
+        assert watch.probe_listening([open_port, other_port, closed], 0.5) == {
+            open_port: True,
+            other_port: True,
+            closed: False,
+        }
+        # Nobody accepts: once the accept queue is full, the listener counts as not answering.
+        clients = [socket.create_connection(("127.0.0.1", open_port)) for _ in range(3)]
+        try:
+            assert watch.probe_listening([open_port], 0.5) == {open_port: False}
+        finally:
+            for client in clients:
+                client.close()
 
 
 # ---------------------------------------------------------------- on the box: plain python3

@@ -404,13 +404,13 @@ class FrontendVars(_Vars):
     watch_interval_ms: Annotated[int, WholeNumber, Field(ge=50, le=10_000)] = _balancer(
         "frontend_balancer_watch_interval_ms",
         200,
-        "carpfarm-watch, milliseconds between probes of each instance (also each probe's timeout).",
+        "carpfarm-watch, milliseconds between two probes of the instances.",
         "set a whole number of milliseconds from 50 to 10000",
     )
     watch_fall: Annotated[int, WholeNumber, Field(ge=1, le=100)] = _balancer(
         "frontend_balancer_watch_fall",
         1,
-        "carpfarm-watch, failed probes in a row that take an instance out (a refused connect is final).",
+        "carpfarm-watch, failed probes in a row that take an instance out (a port no longer listened on is final).",
         "set a whole number from 1 to 100",
     )
     watch_rise: Annotated[int, WholeNumber, Field(ge=1, le=100)] = _balancer(

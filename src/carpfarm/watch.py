@@ -1,13 +1,15 @@
 """carpfarm.watch: keep the kernel balancer's rules on the instances that answer.
 
-Runs on the CARP box with plain ``python3 -m carpfarm.watch CONFIG`` (standard library only;
-of carpfarm it uses kernelrules and balancer). Several times a second it connects to every
-frontend instance on 127.0.0.1. An instance that fails ``fall`` probes in a row is taken out
-of the rules at once; one that answers ``rise`` probes in a row is put back, but the rules are
-never widened sooner than ``min_interval`` after their last change, so a flapping instance
-cannot churn them faster than that. The rules are those ``plan.balancer_rules(exclude=...)``
-gives for the instances left out, printed by the same code as the role's templates, checked
-(``iptables-restore --test`` / ``nft -c``) and loaded atomically.
+Runs on the CARP box with plain ``python3 -m carpfarm.watch CONFIG`` (standard library only; of
+carpfarm it uses kernelrules and balancer). Several times a second it asks the kernel
+(sock_diag) which TCP ports are listened on and whether their accept queues are full: it never
+connects to an instance, so a Squid's access log does not fill with probes. An instance that
+fails ``fall`` probes in a row is taken out of the rules at once; one that answers ``rise``
+probes in a row is put back, but the rules are never widened sooner than ``min_interval`` after
+their last change, so a flapping instance cannot churn them faster than that. The rules are
+those ``plan.balancer_rules(exclude=...)`` gives for the instances left out, printed by the same
+code as the role's templates, checked (``iptables-restore --test`` / ``nft -c``) and loaded
+atomically.
 
 The configuration (JSON, see ``config_data``) carries the ruleset without its fair parts, the
 chain and table names, the header comment, the probe settings and three paths: the held file
@@ -15,23 +17,22 @@ chain and table names, the header comment, the probe settings and three paths: t
 watch rewrites: health, live ports, sha256 of the rules over every instance and of the rules
 loaded) and the rules file it writes before checking and loading it.
 
-Signals: SIGHUP re-reads the configuration and the held file and loads the rules again;
-SIGTERM or SIGINT exit 0 and leave the last rules loaded. Exit status: 0 on a clean exit (or
-``--once`` that loaded its rules), 1 when ``--once`` could not check or load them, 2 for a
-usage or configuration error at start. In the loop, a failed load is logged and retried after
+Signals: SIGHUP re-reads the configuration and the held file and loads the rules again; SIGTERM
+or SIGINT exit 0 and leave the last rules loaded. Exit status: 0 on a clean exit (or ``--once``
+that loaded its rules), 1 when ``--once`` could not check or load them, 2 for a usage or
+configuration error at start. In the loop, a failed load is logged and retried after
 ``min_interval``; a bad configuration on SIGHUP is logged and the old one kept.
 """
 
 from __future__ import annotations
 
 import argparse
-import errno
 import hashlib
 import json
 import os
-import selectors
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import time
@@ -331,34 +332,66 @@ def _ports(ports: Iterable[int]) -> str:
 # ---------------------------------------------------------------- probing
 
 
-def probe_tcp(ports: Sequence[int], timeout: float) -> dict[int, bool]:
-    """Connect to every port on 127.0.0.1 at once; True where the connection was accepted in time."""
-    answered = dict.fromkeys(ports, False)
-    with selectors.DefaultSelector() as waiting:
-        for port in ports:
-            _connect(port, waiting, answered)
-        deadline = time.monotonic() + timeout
-        while waiting.get_map() and (left := deadline - time.monotonic()) > 0:
-            for key, _ in waiting.select(left):
-                sock = key.fileobj
-                assert isinstance(sock, socket.socket)
-                answered[key.data] = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) == 0
-                waiting.unregister(sock)
-                sock.close()
-        for key in list(waiting.get_map().values()):
-            key.fileobj.close()  # type: ignore[union-attr]
-    return answered
+# Linux sock_diag (linux/sock_diag.h, linux/inet_diag.h): dump the TCP sockets in LISTEN state.
+NETLINK_SOCK_DIAG = 4
+SOCK_DIAG_BY_FAMILY = 20
+NLM_F_REQUEST, NLM_F_DUMP = 0x1, 0x300
+NLMSG_ERROR, NLMSG_DONE = 2, 3
+TCP_LISTEN = 10
+_NLMSGHDR = struct.Struct("=IHHII")  # length, type, flags, sequence, port id
+_DIAG_REQ = struct.Struct("=BBBxI48x")  # family, protocol, ext, pad, states, inet_diag_sockid (zero)
+_DIAG_MSG = struct.Struct("=BBBBHH")  # family, state, timer, retrans, sport, dport (network order)
+_QUEUES = struct.Struct("=II")  # idiag_rqueue, idiag_wqueue: for a listener, accept queue and its limit
+_QUEUES_AT = 4 + 48 + 4  # after family..retrans, the socket id and expires
 
 
-def _connect(port: int, waiting: selectors.BaseSelector, answered: dict[int, bool]) -> None:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setblocking(False)
-    code = sock.connect_ex((PROBE_HOST, port))
-    if code in (errno.EINPROGRESS, errno.EAGAIN):
-        waiting.register(sock, selectors.EVENT_WRITE, port)
-        return
-    answered[port] = code == 0
-    sock.close()
+def listeners(timeout: float) -> dict[int, tuple[int, int]]:
+    """Every local TCP port in LISTEN state (IPv4 and IPv6): its accept queue length and limit."""
+    found: dict[int, tuple[int, int]] = {}
+    with socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM, NETLINK_SOCK_DIAG) as link:
+        link.settimeout(timeout)
+        for family in (socket.AF_INET, socket.AF_INET6):
+            body = _DIAG_REQ.pack(family, socket.IPPROTO_TCP, 0, 1 << TCP_LISTEN)
+            link.send(
+                _NLMSGHDR.pack(_NLMSGHDR.size + len(body), SOCK_DIAG_BY_FAMILY, NLM_F_REQUEST | NLM_F_DUMP, 1, 0) + body
+            )
+            _read_dump(link, found)
+    return found
+
+
+def _read_dump(link: socket.socket, found: dict[int, tuple[int, int]]) -> None:
+    while True:
+        data = link.recv(65536)
+        offset = 0
+        while offset + _NLMSGHDR.size <= len(data):
+            length, kind = _NLMSGHDR.unpack_from(data, offset)[:2]
+            if kind == NLMSG_DONE:
+                return
+            if kind == NLMSG_ERROR:
+                raise OSError("sock_diag refused the dump of listening sockets")
+            message = offset + _NLMSGHDR.size
+            sport = socket.ntohs(_DIAG_MSG.unpack_from(data, message)[4])
+            queued, limit = _QUEUES.unpack_from(data, message + _QUEUES_AT)
+            old = found.get(sport, (0, 0))
+            found[sport] = (max(old[0], queued), max(old[1], limit))
+            offset += (length + 3) & ~3
+
+
+def probe_listening(ports: Sequence[int], timeout: float) -> dict[int, bool]:
+    """True for each port some process listens on and accepts from (its accept queue is not full).
+
+    Nothing connects to the instance, so its access log stays clean; a killed Squid's listener
+    is gone at once, and a Squid that stopped accepting fills its queue."""
+    try:
+        open_ports = listeners(timeout)
+    except OSError:
+        return dict.fromkeys(ports, False)
+    return {port: port in open_ports and not _full(open_ports[port]) for port in ports}
+
+
+def _full(queue: tuple[int, int]) -> bool:
+    queued, limit = queue
+    return limit > 0 and queued >= limit
 
 
 # ---------------------------------------------------------------- applying
@@ -422,7 +455,7 @@ class Watch:
     def __init__(
         self,
         config_path: str,
-        probe: Probe = probe_tcp,
+        probe: Probe = probe_listening,
         clock: Callable[[], float] = time.time,
         run: Runner = subprocess.run,
         out: TextIO = sys.stdout,
