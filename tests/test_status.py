@@ -225,3 +225,32 @@ def test_status_playbook_marks_unreachable_hosts_end_to_end(tmp_path: Path, caps
     assert set(status.unreachable(data)) == {"cache2", "carp1"}
     assert "Connection refused" in data["frontends"]["carp1"]["unreachable"]
     assert "UNREACHABLE: cache2, carp1" in err
+
+
+def test_the_reader_and_the_tables_show_what_carpfarm_watch_sees(tmp_path: Path) -> None:
+    state = {
+        "instances": [
+            {"port": 3129, "healthy": True, "since": 1.0, "live": True, "held": False},
+            {"port": 3130, "healthy": False, "since": 2.0, "live": False, "held": False},
+            {"port": 3131, "healthy": True, "since": 1.0, "live": False, "held": True},
+        ],
+        "fallback": None,
+        "updated": 3.0,
+        "error": None,
+        "rules_sha256": "x",
+    }
+    (tmp_path / "watch.json").write_text(json.dumps(state))
+    reader = _reader()
+    seen = reader.watch_status(str(tmp_path / "watch.json"))
+    assert seen["instances"] == state["instances"] and "rules_sha256" not in seen
+    assert "has not run" in reader.watch_status(str(tmp_path / "missing.json"))["error"]
+    data = {"frontends": {"carp1": {"squids": [], "balancer": {"type": "nftables", "rules": [], "watch": seen}}}}
+    text = status.render_text(data)
+    assert "Frontend health (carpfarm-watch)" in text
+    rows = [[cell.strip() for cell in line.split("|")[1:-1]] for line in text.splitlines() if " 31" in line]
+    assert rows == [
+        ["carp1", "3129", "up", "yes"],
+        ["carp1", "3130", "DOWN", "no"],
+        ["carp1", "3131", "up", "held out"],
+    ]
+    assert "Frontend health" not in status.render_text({"frontends": {"carp1": {"squids": [], "balancer": {}}}})

@@ -4,7 +4,7 @@
 carpfarm-status.py SPEC_JSON
 
 SPEC: {"squids": [{"name", "role", "address", "port", "proxy_header"}],
-       "balancer": {"type", "haproxy_stats_port", "nft_table", "iptables_chain"}}
+       "balancer": {"type", "haproxy_stats_port", "nft_table", "iptables_chain", "watch_state"}}
 
 Each Squid's cache manager is asked from 127.0.0.1 (the only source its
 ``http_access allow localhost manager`` admits), so nothing is opened to the
@@ -21,6 +21,7 @@ import re
 import socket
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 TIMEOUT = 5.0
@@ -148,7 +149,21 @@ def balancer_status(spec: dict[str, Any]) -> dict[str, Any]:
                     )
     except (OSError, subprocess.SubprocessError, KeyError, ValueError) as exc:
         out["error"] = f"{type(exc).__name__}: {exc}"
+    if spec.get("watch_state"):
+        out["watch"] = watch_status(spec["watch_state"])
     return out
+
+
+def watch_status(path: str) -> dict[str, Any]:
+    """What carpfarm-watch last wrote: each instance's health and whether the rules send to it."""
+    try:
+        state = json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        return {"error": f"no {path}: carpfarm-watch has not run"}
+    except (OSError, ValueError) as exc:
+        return {"error": f"{path}: {type(exc).__name__}: {exc}"}
+    keep = ("instances", "fallback", "updated", "error")
+    return {k: state.get(k) for k in keep}
 
 
 def main() -> int:

@@ -153,6 +153,21 @@ def _balancer_rows(host: str, status: dict[str, Any]) -> Iterator[Row]:
         yield (host, balancer["type"], str(rule["target"]), _rule_count(rule))
 
 
+def _health_rows(host: str, status: dict[str, Any]) -> Iterator[Row]:
+    """A CARP box's frontend instances as carpfarm-watch sees them (kernel balancers with the watch)."""
+    watch = status.get("balancer", {}).get("watch")
+    if not watch:
+        return
+    if watch.get("error"):
+        yield (host, "", _red(str(watch["error"])), "")
+    for i in watch.get("instances") or []:
+        health = "up" if i["healthy"] else _red("DOWN")
+        rules = "held out" if i.get("held") else ("yes" if i.get("live") else _red("no"))
+        yield (host, str(i["port"]), health, rules)
+    if watch.get("fallback"):
+        yield (host, "", _red("fallback"), str(watch["fallback"]))
+
+
 def _layer_table(table: Table, layer: dict[str, Any], rows: Callable[[str, dict[str, Any]], Iterator[Row]]) -> Table:
     """``table`` with the rows of every host of a layer (host -> status), in the data's order."""
     for host, status in layer.items():
@@ -175,11 +190,14 @@ def tables(data: dict[str, Any]) -> list[Table]:
         right=("requests", "connections", "peers up"),
     )
     balancers = _table("Frontend balancers", ("box", "type", "target", "count"), right=("count",))
+    health = _table("Frontend health (carpfarm-watch)", ("box", "instance port", "health", "in the rules"))
     found = [
         _layer_table(backends, data.get("backends", {}), _backend_rows),
         _layer_table(frontends, data.get("frontends", {}), _frontend_rows),
         _layer_table(balancers, data.get("frontends", {}), _balancer_rows),
     ]
+    if any(s.get("balancer", {}).get("watch") for s in data.get("frontends", {}).values()):
+        found.append(_layer_table(health, data.get("frontends", {}), _health_rows))
     lost = unreachable(data)
     return [*found, _unreachable_table(lost)] if lost else found
 
