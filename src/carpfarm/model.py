@@ -41,6 +41,7 @@ from carpfarm.variables import (
     State,
     _Vars,
 )
+from carpfarm.vip import VipSettings
 from carpfarm.wccp import WccpSettings
 
 __all__ = [
@@ -144,6 +145,7 @@ class FrontendHost(_Frozen):
     haproxy_stats_port: int = 8404
     carp_key: tuple[str, ...]
     wccp: WccpSettings | None = None
+    vip: VipSettings | None = None
 
 
 class Topology(_Frozen):
@@ -349,6 +351,7 @@ class _Builder:
         )
         address, written = self._address(host, "carp_frontend_address", parsed.address)
         wccp = self._wccp(host, parsed, count) if parsed.wccp else None
+        vip = self._vip(host, parsed) if parsed.vip else None
         return FrontendHost(
             name=host,
             address=address,
@@ -364,11 +367,18 @@ class _Builder:
             haproxy_stats_port=parsed.haproxy_stats_port,
             carp_key=tuple(parsed.carp_key),
             wccp=wccp,
+            vip=vip,
         )
 
     def _wccp(self, host: str, parsed: FrontendVars, count: int) -> WccpSettings | None:
         """The box's WCCPv2 settings; their problems join the inventory's."""
         settings, problems = WccpSettings.from_vars(host, parsed, self._wccp_group_routers(), count)
+        self.add(problems)
+        return settings
+
+    def _vip(self, host: str, parsed: FrontendVars) -> VipSettings | None:
+        """The box's share in a floating address; its problems join the inventory's."""
+        settings, problems = VipSettings.from_vars(host, parsed)
         self.add(problems)
         return settings
 
@@ -391,6 +401,8 @@ class _Builder:
         self.add(rules.instance_names(backends, frontends))
         self.add(rules.farm_can_serve(backends))
         self.add(rules.frontends_agree(frontends))
+        boxes = len(self.groups.get(FRONTEND_GROUP, []))
+        self.add(rules.floating_addresses(backends, frontends, self._wccp_group_routers(), boxes))
         if self.problems:
             raise TopologyError(_unique(self.problems))
         carp_key = frontends[0].carp_key if frontends else ()

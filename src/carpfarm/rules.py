@@ -15,6 +15,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from carpfarm import vip
 from carpfarm.fields import ANYWHERE, INTERNAL
 from carpfarm.problems import Problem
 from carpfarm.variables import (
@@ -24,6 +25,7 @@ from carpfarm.variables import (
     GROUPS,
     INTERNAL_NAMES,
     RETIRED_GROUP,
+    WCCP_GROUP,
     in_namespace,
 )
 
@@ -475,3 +477,15 @@ def frontends_agree(frontends: Sequence[FrontendHost]) -> Iterator[Problem]:
             f"frontends disagree on the CARP key ({sorted(keys)}): the same URL would be cached on two backends",
             "set carp_frontend_carp_key once, in group_vars/carp_frontends",
         )
+
+
+def floating_addresses(
+    backends: Sequence[BackendHost], frontends: Sequence[FrontendHost], routers: Sequence[str], boxes_in_group: int
+) -> Iterator[Problem]:
+    """carpfarm_vip across the farm (carpfarm.vip.group_problems): every box's own address and
+    every other host's is taken. ``boxes_in_group``: the CARP boxes the inventory lists (some may
+    not have been built, for problems of their own)."""
+    boxes = {f.name: (f.address, f.listen_port, f.vip) for f in frontends if f.vip is not None}
+    taken = {b.name: b.address for b in backends} | {f.name: f.address for f in frontends}
+    taken.update({f"{WCCP_GROUP} {router}": router for router in routers})
+    return vip.group_problems(boxes, taken, complete=len(frontends) == boxes_in_group)

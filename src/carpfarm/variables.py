@@ -35,7 +35,15 @@ FRONTEND_GROUP = "carp_frontends"
 RETIRED_GROUP = "squid_backends_retired"  # hosts whose backend instances site.yml stops (and purges)
 GROUPS = (BACKEND_GROUP, FRONTEND_GROUP, WCCP_GROUP, RETIRED_GROUP)
 # Names in these namespaces are carpfarm's: one that is not declared here is a typo.
-NAMESPACES = ("squid_backend_", "carp_frontend_", "frontend_balancer_", "carpfarm_", "wccp_", "squid_common_")
+NAMESPACES = (
+    "squid_backend_",
+    "carp_frontend_",
+    "frontend_balancer_",
+    "frontend_vip_",
+    "carpfarm_",
+    "wccp_",
+    "squid_common_",
+)
 
 MAX_INSTANCES = 64
 MAX_WEIGHT = 1000
@@ -139,6 +147,14 @@ def _frontend(name: str, default: Any, meaning: str, fix: str, **constraints: An
 
 def _balancer(name: str, default: Any, meaning: str, fix: str, **constraints: Any) -> Any:
     return declare(name, default, meaning, fix, scope=FRONTEND_SCOPE, roles=("frontend_balancer",), **constraints)
+
+
+def _vip(name: str, default: Any, meaning: str, fix: str, **constraints: Any) -> Any:
+    return declare(name, default, meaning, fix, scope=FRONTEND_SCOPE, **constraints)
+
+
+def _vip_role(name: str, default: Any, meaning: str, fix: str, **constraints: Any) -> Any:
+    return declare(name, default, meaning, fix, scope=FRONTEND_SCOPE, roles=("frontend_vip",), **constraints)
 
 
 def _wccp(name: str, default: Any, meaning: str, fix: str, **constraints: Any) -> Any:
@@ -425,6 +441,77 @@ class FrontendVars(_Vars):
         "carpfarm-watch, least milliseconds between two put-backs, so a flapping instance cannot churn the "
         "rules faster (taking an instance out is never delayed).",
         "set a whole number of milliseconds from 0 to 600000",
+    )
+    # ---- optional floating client address (carpfarm.vip; role frontend_vip, keepalived's VRRP)
+    vip: str = _vip(
+        "carpfarm_vip",
+        "",
+        "A floating client address with its prefix length (192.0.2.9/24), held by one of the CARP boxes that "
+        "set the same one; '' = none.",
+        "write an IPv4 address in the boxes' subnet with its prefix length, e.g. 192.0.2.9/24, or ''",
+    )
+    vip_single_box: AnsibleBool = _vip(
+        "carpfarm_vip_single_box",
+        False,
+        "Allow carpfarm_vip on a single CARP box (refused otherwise: no box could take it over).",
+        "set true or false",
+    )
+    vrrp_id: Annotated[int, WholeNumber, Field(ge=1, le=255)] = _vip(
+        "carpfarm_vrrp_id",
+        51,
+        "VRRP virtual router id of the boxes sharing carpfarm_vip; unique per floating address on a subnet.",
+        "set a whole number from 1 to 255",
+    )
+    vrrp_priority: Annotated[int, WholeNumber, Field(ge=1, le=254)] = _vip(
+        "carpfarm_vrrp_priority",
+        100,
+        "This box's VRRP priority: the live box with the highest holds the address (equal: the highest address wins).",
+        "set a whole number from 1 to 254",
+    )
+    vrrp_preempt: AnsibleBool = _vip(
+        "carpfarm_vrrp_preempt",
+        True,
+        "A box of higher priority takes the address back when it returns; false leaves it where it is.",
+        "set true or false",
+    )
+    vrrp_advert_interval: Annotated[int, WholeNumber, Field(ge=1, le=255)] = _vip(
+        "carpfarm_vrrp_advert_interval",
+        1,
+        "Seconds between VRRP adverts; a backup takes over after about 3 missed ones.",
+        "set a whole number of seconds from 1 to 255",
+    )
+    vrrp_password: str = _vip(
+        "carpfarm_vrrp_password",
+        "",
+        "VRRP authentication shared by the boxes (at most 8 characters); required with carpfarm_vip. "
+        "Keep it in Ansible Vault.",
+        "set 1-8 characters, the same on every box sharing the address",
+        max_length=8,
+    )
+    vrrp_interface: str = _vip(
+        "carpfarm_vrrp_interface",
+        "",
+        "Interface keepalived puts the floating address on; '' = the one holding the box's own address.",
+        "name a network interface of the box, e.g. eth0, or ''",
+        pattern=r"^[A-Za-z0-9_.:@-]{0,15}$",
+    )
+    vip_check_interval: Annotated[int, WholeNumber, Field(ge=1, le=60)] = _vip_role(
+        "frontend_vip_check_interval",
+        1,
+        "Seconds between two runs of keepalived's track script (balancer and frontend instances running).",
+        "set a whole number of seconds from 1 to 60",
+    )
+    vip_check_fall: Annotated[int, WholeNumber, Field(ge=1, le=100)] = _vip_role(
+        "frontend_vip_check_fall",
+        2,
+        "Failed checks in a row that make the box give up the floating address.",
+        "set a whole number from 1 to 100",
+    )
+    vip_check_rise: Annotated[int, WholeNumber, Field(ge=1, le=100)] = _vip_role(
+        "frontend_vip_check_rise",
+        2,
+        "Good checks in a row before the box may hold the floating address again (it starts failed).",
+        "set a whole number from 1 to 100",
     )
     # ---- optional WCCPv2 (carpfarm.wccp): routers redirect clients' web traffic to this box
     wccp: AnsibleBool = _wccp("carpfarm_wccp", False, "Turn WCCPv2 on for this CARP box.", "set true or false")
