@@ -669,3 +669,18 @@ def test_the_roles_configuration_makes_the_watch_print_the_roles_rules_file(
     assert config.held_file == "/run/x-held_file" and config.ports == tuple(t["port"] for t in ruleset["targets"])
     rules_file = render(TEMPLATES / TEMPLATE[kind], __frontend_balancer_ruleset=ruleset)
     assert watch.sha256(watch.rules_text(config, config.ports)) == watch.sha256(rules_file)
+
+
+def test_out_and_back_reads_the_watchs_own_log_lines() -> None:
+    events = [
+        watch.Event(100.0, "live", "3129 3130 (in 3130)"),
+        watch.Event(200.05, "down", "127.0.0.1:3129 stopped answering (1 bad probes in a row)"),
+        watch.Event(200.05, "live", "3130 (out 3129)"),
+        watch.Event(207.4, "live", "3129 3130 (in 3129)"),
+        watch.Event(300.0, "live", "3130 (out 3129)"),
+    ]
+    lines = [e.line() for e in events]
+    assert watch.rule_changes(lines, 3129) == [(200.05, "out"), (207.4, "in"), (300.0, "out")]
+    assert watch.out_and_back(lines, 3129, 200.0) == {"out_s": 0.05, "in_s": 7.4}
+    assert watch.out_and_back(lines, 3130, 200.0) == {"out_s": None, "in_s": None}
+    assert watch.out_and_back(["junk", ""], 3129, 0.0) == {"out_s": None, "in_s": None}

@@ -18,6 +18,7 @@ try:
     from carpfarm import kernelrules as _kernelrules
     from carpfarm import plan as _plan
     from carpfarm import remap as _remap
+    from carpfarm import vip as _vip
     from carpfarm import watch as _watch
     from carpfarm import wccp as _wccp
     from carpfarm.inventory import topology_from_play
@@ -276,6 +277,34 @@ def carpfarm_change_outcome(urls: Sequence[str], served: _Map, predicted: _Map, 
 
 
 @_guard
+def carpfarm_watch_out_and_back(lines: Sequence[Any], port: int, since: float) -> dict[str, float | None]:
+    """Seconds from ``since`` until carpfarm-watch's rules took ``port`` out, and put it back."""
+    return _watch.out_and_back([str(line) for line in lines], int(port), float(since))
+
+
+@_guard
+def carpfarm_vrrp(source: Any, *args: Any, facts: Mapping[str, Any] | None = None) -> dict[str, Any] | None:
+    """keepalived's settings on one CARP box (None when it shares no floating address)."""
+    topology, rest = _farm("carpfarm_vrrp", source, args)
+    host = _host("carpfarm_vrrp", rest)
+    if host not in {f.name for f in topology.frontends}:
+        raise AnsibleFilterError(f"carpfarm_vrrp: {host} is not in the carp_frontends group")
+    return _vip.keepalived_view(topology.frontends, host, plain(dict(facts or {})))
+
+
+@_guard
+def carpfarm_vrrp_settled(state_text: str, advert_interval: int) -> bool:
+    """Whether a box's VRRP state (the notify script's file) is settled in its group."""
+    return _vip.settled(str(state_text), int(advert_interval))
+
+
+@_guard
+def carpfarm_vrrp_holders(boxes: Sequence[Mapping[str, Any]]) -> dict[str, list[str]]:
+    """Floating address -> the CARP boxes that are MASTER for it."""
+    return _vip.holders([plain(dict(b)) for b in boxes])
+
+
+@_guard
 def carpfarm_haproxy_maint(lines: Sequence[Any]) -> list[str]:
     """The servers HAProxy's ``show servers state`` lists as put in maintenance by an operator."""
     return _haproxy.servers_in_maintenance(str(line) for line in lines)
@@ -302,6 +331,10 @@ class FilterModule:
             "carpfarm_probe_served": carpfarm_probe_served,
             "carpfarm_change_outcome": carpfarm_change_outcome,
             "carpfarm_haproxy_maint": carpfarm_haproxy_maint,
+            "carpfarm_vrrp": carpfarm_vrrp,
+            "carpfarm_vrrp_settled": carpfarm_vrrp_settled,
+            "carpfarm_vrrp_holders": carpfarm_vrrp_holders,
             "carpfarm_watch_config": carpfarm_watch_config,
             "carpfarm_watch_modules": carpfarm_watch_modules,
+            "carpfarm_watch_out_and_back": carpfarm_watch_out_and_back,
         }

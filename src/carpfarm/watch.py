@@ -329,6 +329,36 @@ def _ports(ports: Iterable[int]) -> str:
     return " ".join(str(p) for p in sorted(ports)) or "none"
 
 
+def rule_changes(lines: Iterable[str], port: int) -> list[tuple[float, str]]:
+    """When the rules took ``port`` out and put it back, read from the watch's log lines (as
+    Event.line writes them, e.g. ``journalctl -o cat``): (epoch seconds, "out" or "in")."""
+    changes = []
+    for line in lines:
+        stamp, _, rest = line.strip().partition(" ")
+        kind, _, detail = rest.partition(": ")
+        if kind != "live" or "(" not in detail:
+            continue
+        for change in detail.rpartition("(")[2].rstrip(")").split(", "):
+            direction, _, ports = change.partition(" ")
+            if direction in ("out", "in") and str(port) in ports.split():
+                changes.append((datetime.fromisoformat(stamp).timestamp(), direction))
+    return changes
+
+
+def out_and_back(lines: Iterable[str], port: int, since: float) -> dict[str, float | None]:
+    """Seconds from ``since`` (a fault) until the rules first took ``port`` out, and until they
+    next put it back (None for what did not happen)."""
+    out = back = None
+    for at, direction in rule_changes(lines, port):
+        if at < since:
+            continue
+        if direction == "out" and out is None:
+            out = round(at - since, 3)
+        elif direction == "in" and out is not None and back is None:
+            back = round(at - since, 3)
+    return {"out_s": out, "in_s": back}
+
+
 # ---------------------------------------------------------------- probing
 
 
