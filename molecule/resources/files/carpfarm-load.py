@@ -9,7 +9,8 @@ Request i is sent at start + i/R for S seconds (R x S requests in all, each on a
 new TCP connection, so the frontend balancer places every one anew), cycling
 through the URLs. Each request's outcome is one JSON line in --out:
 {"t": send time (epoch s), "dt": duration, "url", "status" (-1 = no answer),
- "backend": who served it (the first hop's cache verdict), "error"}. The run never outlasts
+ "backend": who served it (the first hop's cache verdict), "frontend": the CARP frontend instance
+ that took it (the last hop's verdict, when there are two), "error"}. The run never outlasts
 S + T seconds, whatever the farm does; it stops sending early once --stop-file exists.
 """
 
@@ -39,6 +40,8 @@ def fetch(proxy: tuple[str, int], source: str | None, url: str, timeout: float) 
         verdicts = cache_verdicts(response.headers)
         served = verdicts[0].split(" from ", 1) if verdicts else ["", ""]
         row.update(status=response.status, verdict=served[0], backend=served[-1])
+        if len(verdicts) > 1:
+            row["frontend"] = verdicts[-1].split(" from ", 1)[-1]
     except OSError as exc:
         row.update(status=-1, error=f"{type(exc).__name__}: {exc}")
     finally:

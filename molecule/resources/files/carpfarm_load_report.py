@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from collections import Counter
 from pathlib import Path
@@ -34,6 +35,26 @@ from carpfarm.inventory import load_topology
 
 # How long after the fault's timestamp a killed process may still hold its sockets.
 KILL_TAKES_S = 0.05
+# A CARP frontend instance's name is <box>-frontend<n> (carpfarm.model).
+FRONTEND_NAME = re.compile(r"^(?P<box>.+)-frontend\d+$")
+
+
+def box_runs(rows: list[dict[str, Any]], fault_at: float | None) -> list[dict[str, Any]]:
+    """Which CARP box answered, in send order: one {box, from_s, to_s, answers} per run of answers
+    by the same box, times (of the answers) in seconds from the fault (from the first request
+    without one)."""
+    answered = sorted((r for r in rows if r["status"] == 200 and r.get("frontend")), key=lambda r: r["t"])
+    origin = fault_at if fault_at is not None else (answered[0]["t"] if answered else 0.0)
+    runs: list[dict[str, Any]] = []
+    for row in answered:
+        found = FRONTEND_NAME.match(row["frontend"])
+        box = found.group("box") if found else row["frontend"]
+        at = round(row["t"] + row["dt"] - origin, 3)
+        if runs and runs[-1]["box"] == box:
+            runs[-1].update(to_s=at, answers=runs[-1]["answers"] + 1)
+        else:
+            runs.append({"box": box, "from_s": at, "to_s": at, "answers": 1})
+    return runs
 
 
 def _phase(t: float, fault_at: float | None, back_at: float | None) -> str:
@@ -115,6 +136,9 @@ def report(
             1 for r in rows if returned_at and r["t"] > returned_at and r["url"] in down_urls
         ),
         "max_duration_s": max((r["dt"] for r in rows), default=0.0),
+        "box_runs": box_runs(rows, fault_at),
+        # Failed requests by whole second of send time after the fault.
+        "failed_by_second": dict(sorted(Counter(str(int(a // 1)) for a in fail_at).items(), key=lambda i: int(i[0]))),
     }
 
 
