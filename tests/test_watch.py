@@ -684,3 +684,55 @@ def test_out_and_back_reads_the_watchs_own_log_lines() -> None:
     assert watch.out_and_back(lines, 3129, 200.0) == {"out_s": 0.05, "in_s": 7.4}
     assert watch.out_and_back(lines, 3130, 200.0) == {"out_s": None, "in_s": None}
     assert watch.out_and_back(["junk", ""], 3129, 0.0) == {"out_s": None, "in_s": None}
+
+
+LOADERS = ROOT / "roles" / "frontend_balancer" / "templates" / "usr" / "local" / "sbin"
+
+
+@pytest.mark.nft
+def test_a_site_rerun_while_an_instance_is_down_keeps_it_out(tmp_path: Path, box_package: Path) -> None:
+    """What site.yml does to the kernel rules on a rerun, with the role's own rules file and loader:
+    unchanged, the loader's check passes and nothing is loaded (the watch's rules, without the dead
+    instance, stay); changed, the loader loads the full file and the handler's SIGHUP has the watch
+    take the dead instance out again."""
+    config_path = _write_config(tmp_path, 3, "nftables", interval=0.05, timeout=0.1, rise=3, min_interval=0.5)
+    config = watch.load_config(config_path)
+    rules_file, applied = tmp_path / "balancer.nft", tmp_path / "balancer.applied"
+    ruleset = balancer(*farm(3, "nftables", "roundrobin"))  # what _write_config gave the watch
+    rules_file.write_text(render(TEMPLATES / TEMPLATE["nftables"], __frontend_balancer_ruleset=ruleset))
+    loader = render(LOADERS / "carpfarm-balancer-nftables.j2", ansible_managed="Ansible managed")
+    assert "state=/run/carpfarm-balancer.applied\n" in loader and "rules=/etc/carpfarm/balancer.nft\n" in loader
+    loader = loader.replace("/run/carpfarm-balancer.applied", str(applied)).replace(
+        "/etc/carpfarm/balancer.nft", str(rules_file)
+    )
+    (tmp_path / "carpfarm-balancer").write_text(loader)
+    balancer_cmd = ["sh", str(tmp_path / "carpfarm-balancer")]
+    with namespace() as ns:
+        box = Box(ns, box_package, config_path)
+        try:
+            box.run(*balancer_cmd, "apply")  # the first site.yml
+            for port in (3129, 3131):
+                box.listen(port)
+            box.start_watch()
+            wait_for(lambda: loaded_rules_are(box, "nftables", config, (3129, 3131)), "dead 3130 taken out")
+
+            # A rerun: the same rules file is written again; the loader's check passes, so site.yml
+            # loads nothing and the watch's rules stay.
+            rules_file.write_text(rules_file.read_text())
+            assert subprocess.run(["ip", "netns", "exec", ns, *balancer_cmd, "check"]).returncode == 0
+            time.sleep(0.3)
+            assert loaded_rules_are(box, "nftables", config, (3129, 3131))
+
+            # A changed rules file: site.yml loads it in full, then its handler reloads the watch.
+            rules_file.write_text(rules_file.read_text() + "# changed\n")
+            assert subprocess.run(["ip", "netns", "exec", ns, *balancer_cmd, "check"]).returncode != 0
+            box.run(*balancer_cmd, "apply")
+            assert live_ports(box, "nftables", config.names) == list(PORTS)
+            assert box.watch is not None
+            box.watch.send_signal(signal.SIGHUP)
+            wait_for(lambda: loaded_rules_are(box, "nftables", config, (3129, 3131)), "3130 out again after reload")
+            assert box.served(int(config.ruleset["listen_port"]), 20) == {3129: 10, 3131: 10}
+        finally:
+            code, log = box.stop()
+            box.close()
+        assert code == 0, log
