@@ -4,6 +4,8 @@ on each box is given, and how the role reads the boxes' VRRP states."""
 from __future__ import annotations
 
 import json
+import subprocess
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -11,6 +13,10 @@ import pytest
 from carpfarm import vip
 from carpfarm.model import Topology
 from carpfarm.problems import TopologyError
+from support.ansible import filters, peer_options, render, role_defaults
+from support.paths import ROOT
+
+FRONTEND_CONF = ROOT / "roles" / "carp_frontend" / "templates" / "etc" / "squid" / "frontend.conf.j2"
 
 CLIENTS = ["198.51.100.0/24"]
 SHARED = {"carpfarm_vip": "192.0.2.9/24", "carpfarm_vrrp_password": "s3cret"}
@@ -65,15 +71,6 @@ def test_a_box_without_the_address_gets_no_keepalived() -> None:
     assert vip.keepalived_view(topology.frontends, "carp1", {})["unicast_peers"] == ["192.0.2.11"]  # type: ignore[index]
 
 
-def test_every_box_carries_the_same_cache_peers_in_the_same_order() -> None:
-    """Whichever box takes the floating address, a URL goes to the same backend."""
-    topology = Topology.from_inventory(*_inventory(2))
-    urls = [f"http://origin.example/obj/{n}" for n in range(500)]
-    assert topology.frontends[0].carp_key == topology.frontends[1].carp_key
-    routes = [r.peer_name if r else "" for r in topology.routes(urls)]
-    assert len(set(routes)) == 4  # every backend instance owns some of them
-
-
 @pytest.mark.parametrize(
     ("change", "words"),
     [
@@ -90,6 +87,13 @@ def test_every_box_carries_the_same_cache_peers_in_the_same_order() -> None:
         ({"carp1": {"carpfarm_vrrp_interface": "eth0; reboot"}}, "carp1: carpfarm_vrrp_interface"),
         ({"carp1": {"carpfarm_vrrp_advert_interval": 0}}, "carp1: carpfarm_vrrp_advert_interval = 0"),
         ({"carp1": {"carpfarm_vrrp_preempt": "maybe"}}, "carp1: carpfarm_vrrp_preempt = 'maybe'"),
+        ({"carp2": {"carpfarm_vrrp_advert_interval": 2}}, "carp2: carpfarm_vrrp_advert_interval = 2: differs"),
+        ({"carp2": {"carp_frontend_address": "192.0.2.10"}}, "carp2: carp_frontend_address = '192.0.2.10': is also"),
+        ({h: {"carpfarm_vip": "192.0.2.9/32"} for h in ("carp1", "carp2")}, "has prefix length 32"),
+        ({"carp2": {"carp_frontend_address": "2001:db8::11"}}, "carp_frontend_address = '2001:db8::11': is IPv6"),
+        ({"carp1": {"carpfarm_vrrp_password": "a b"}}, "carp1: carpfarm_vrrp_password = '(hidden)': string should"),
+        ({"carp1": {"carpfarm_vrrp_password": "ab#cd"}}, "carp1: carpfarm_vrrp_password = '(hidden)'"),
+        ({"carp1": {"carpfarm_vrrp_password": "pässwö"}}, "carp1: carpfarm_vrrp_password = '(hidden)'"),
     ],
 )
 def test_what_the_model_refuses(change: dict[str, dict[str, Any]], words: str) -> None:
@@ -106,6 +110,29 @@ def test_a_password_differs_without_showing_either() -> None:
     hostvars["carp2"]["carpfarm_vrrp_password"] = "zq9x"
     problems = _problems(groups, hostvars)
     assert not any("s3cret" in p or "zq9x" in p for p in problems), problems
+
+
+def test_a_password_never_shows_whatever_is_wrong_with_it() -> None:
+    """Too long, not a string, a character keepalived.conf misreads, or a misspelt name: the value
+    is hidden in every problem carpfarm prints."""
+    for bad in ("much-too-long", 12345678, "ab cd"):
+        groups, hostvars = _inventory(2)
+        hostvars["carp1"]["carpfarm_vrrp_password"] = bad
+        problems = _problems(groups, hostvars)
+        assert problems and not any(str(bad) in p for p in problems), problems
+    groups, hostvars = _inventory(2)
+    hostvars["carp1"]["carpfarm_vrrp_pasword"] = "topsecr1"
+    with pytest.raises(TopologyError) as caught:
+        Topology.from_inventory(groups, hostvars, check_names=True)
+    text = str(caught.value) + json.dumps([p.as_dict() for p in caught.value.problems])
+    assert "carpfarm_vrrp_pasword" in text and "topsecr1" not in text
+
+
+def test_a_retired_backends_address_is_taken_too() -> None:
+    groups, hostvars = _inventory(2)
+    groups["squid_backends_retired"] = ["old1"]
+    hostvars["old1"] = {"ansible_host": "192.0.2.9"}
+    assert any("is the address of host old1" in p for p in _problems(groups, hostvars))
 
 
 def test_one_box_alone_is_refused_unless_meant_and_a_router_address_is_taken() -> None:
@@ -161,34 +188,180 @@ def test_the_interface_is_the_one_holding_the_boxs_address() -> None:
     assert vip.keepalived_view(topology.frontends, "carp1", FACTS)["interface"] == "bond0"  # type: ignore[index]
 
 
-def _state(state: str, since: float) -> str:
-    return json.dumps({"instance": "carpfarm_vip51", "state": state, "priority": 100, "since": since})
+def _state(state: str, since: float, now: float | None = None, instance: str = "carpfarm_vip51") -> str:
+    """What the role reads on a box: its clock, then the notify script's state file."""
+    body = json.dumps({"instance": instance, "state": state, "priority": 100, "since": since})
+    return f"{since + 100 if now is None else now}\n{body}"
 
 
 @pytest.mark.parametrize(
-    ("text", "age", "settled"),
+    ("state", "age", "settled"),
     [
-        (_state("MASTER", 1000.0), 0.1, True),
-        (_state("BACKUP", 1000.0), 3.5, False),  # a master may not have been elected yet
-        (_state("BACKUP", 1000.0), 4.5, True),
-        (_state("FAULT", 1000.0), 100.0, False),
-        (_state("STOP", 1000.0), 100.0, False),
-        ("", 1.0, False),
-        ("{not json", 1.0, False),
-        ('{"state": "MASTER"}', 1.0, False),
+        ("MASTER", 0.1, False),  # a backup of higher priority may still preempt it
+        ("MASTER", 5.5, True),
+        ("BACKUP", 4.5, False),  # a master may not have been elected yet
+        ("BACKUP", 5.5, True),
+        ("FAULT", 100.0, False),
+        ("STOP", 100.0, False),
     ],
 )
-def test_a_box_is_settled_once_master_or_backup_past_the_masters_timeout(text: str, age: float, settled: bool) -> None:
-    assert vip.settled(text, 1, now=1000.0 + age) is settled
+def test_a_box_is_settled_once_master_or_backup_for_longer_than_a_preemption_takes(
+    state: str, age: float, settled: bool
+) -> None:
+    assert vip.settled(_state(state, 1000.0, now=1000.0 + age), "carpfarm_vip51", 1) is settled
+    # With adverts every 3 s, the wait is 3 x 3 + 2 s.
+    assert vip.settled(_state(state, 1000.0, now=1000.0 + age + 6), "carpfarm_vip51", 3) is settled
 
 
-def test_holders_lists_the_masters_of_each_address() -> None:
-    view = {"cidr": "192.0.2.9/24"}
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "1000.0\n{not json",
+        '1000.0\n{"state": "MASTER"}',
+        "not a clock\n" + json.dumps({"instance": "carpfarm_vip51", "state": "MASTER", "since": 1.0}),
+        _state("MASTER", 1.0, instance="carpfarm_vip52"),  # left by an earlier VRRP id
+    ],
+)
+def test_an_unreadable_or_stale_state_is_never_settled(text: str) -> None:
+    assert vip.settled(text, "carpfarm_vip51", 1) is False
+
+
+def test_the_boxs_own_clock_decides_not_the_controllers() -> None:
+    """The box wrote ``since`` by its clock, so the age is taken by the same clock."""
+    assert vip.settled(_state("BACKUP", 5_000_000_000.0, now=5_000_000_010.0), "carpfarm_vip51", 1)
+    assert not vip.settled(_state("BACKUP", 1000.0, now=1001.0), "carpfarm_vip51", 1)
+
+
+def test_holders_lists_the_masters_of_each_group_read_whole() -> None:
+    view = {"cidr": "192.0.2.9/24", "instance": "carpfarm_vip51", "members": ["carp1", "carp2"]}
     boxes: list[dict[str, Any]] = [
-        {"inventory_hostname": f"carp{n}", "__frontend_vip": view, "__frontend_vip_state": {"stdout": _state(s, 1)}}
-        for n, s in ((1, "MASTER"), (2, "BACKUP"))
+        {"host": "carp1", "vrrp": view, "state": _state("MASTER", 1)},
+        {"host": "carp2", "vrrp": view, "state": _state("BACKUP", 1)},
+        {"host": "carp3", "vrrp": None, "state": ""},
     ]
-    boxes.append({"inventory_hostname": "carp3", "__frontend_vip": None})
     assert vip.holders(boxes) == {"192.0.2.9/24": ["carp1"]}
-    boxes[1]["__frontend_vip_state"] = {"stdout": _state("MASTER", 2)}
+    boxes[1]["state"] = _state("MASTER", 2)
     assert vip.holders(boxes) == {"192.0.2.9/24": ["carp1", "carp2"]}
+    boxes[0]["state"] = _state("MASTER", 2, instance="carpfarm_vip7")
+    assert vip.holders(boxes) == {"192.0.2.9/24": ["carp2"]}
+    # A play limited to carp2 cannot tell who holds the address: the group is not judged.
+    assert vip.holders(boxes[1:]) == {}
+
+
+# ---------------------------------------------------------------- what the role renders
+
+ROLE = ROOT / "roles" / "frontend_vip"
+ROLE_VARS = {
+    "frontend_vip_check_interval": 1,
+    "frontend_vip_check_fall": 2,
+    "frontend_vip_check_rise": 2,
+    "__frontend_vip_script_dir": "/usr/libexec/carpfarm",
+    "__frontend_vip_state_file": "/run/carpfarm-vrrp.json",
+}
+
+
+def _rendered(boxes: int, host: str = "carp1", **shared: Any) -> dict[str, str]:
+    groups, hostvars = _inventory(boxes, **shared)
+    view = filters()["carpfarm_vrrp"](hostvars, groups, host, facts=FACTS)
+    password = hostvars[host]["carpfarm_vrrp_password"]
+    variables = {**ROLE_VARS, "__frontend_vip": view, "carpfarm_vrrp_password": password}
+    return {
+        path.name.removesuffix(".j2"): render(path, inventory_hostname=host, **variables)
+        for path in (ROLE / "templates").rglob("*.j2")
+    }
+
+
+def test_keepalived_adverts_by_unicast_to_the_other_boxes_and_hears_only_them() -> None:
+    conf = _rendered(3, "carp2", carpfarm_vrrp_interface="eth0")["keepalived.conf"]
+    assert "    unicast_src_ip 192.0.2.11\n    unicast_peer {\n        192.0.2.10\n        192.0.2.12\n    }\n" in conf
+    assert "    check_unicast_src\n" in conf and "auth_pass s3cret\n" in conf
+    assert "virtual_ipaddress {\n        192.0.2.9/24 dev eth0\n    }" in conf
+    assert "    state BACKUP\n" in conf and "nopreempt" not in conf and "init_fail" in conf
+    assert 'script "/usr/libexec/carpfarm/carpfarm-vrrp-check"' in conf
+
+
+def test_one_box_alone_gets_no_unicast_lines_and_nopreempt_is_written_when_asked() -> None:
+    """keepalived -t refuses unicast keywords without a peer (seen with 2.2.7)."""
+    conf = _rendered(1, carpfarm_vip_single_box=True, carpfarm_vrrp_preempt=False)["keepalived.conf"]
+    assert "unicast_src_ip" not in conf and "unicast_peer" not in conf and "check_unicast_src" not in conf
+    assert "    nopreempt\n" in conf
+
+
+def test_the_scripts_are_valid_shell_and_the_notify_script_keeps_the_state(tmp_path: Path) -> None:
+    scripts = _rendered(2)
+    for name in ("carpfarm-vrrp-check", "carpfarm-vrrp-notify"):
+        (tmp_path / name).write_text(scripts[name])
+        subprocess.run(["sh", "-n", str(tmp_path / name)], check=True)
+    assert "systemctl is-active --quiet carpfarm-balancer.service || exit 1" in scripts["carpfarm-vrrp-check"]
+    assert "squid@frontend1.service squid@frontend2.service" in scripts["carpfarm-vrrp-check"]
+    state = tmp_path / "vrrp.json"
+    notify = scripts["carpfarm-vrrp-notify"].replace("/run/carpfarm-vrrp.json", str(state))
+    (tmp_path / "notify").write_text(notify)
+    subprocess.run(["sh", str(tmp_path / "notify"), "INSTANCE", "carpfarm_vip51", "MASTER", "150"], check=True)
+    written = json.loads(state.read_text())
+    assert written["instance"] == "carpfarm_vip51" and written["state"] == "MASTER" and written["priority"] == 150
+    clock = subprocess.run(["date", "+%s.%N"], capture_output=True, text=True, check=True).stdout
+    assert vip.read_state(f"{clock}\n{state.read_text()}", "carpfarm_vip51") is not None
+
+
+def test_every_box_writes_the_same_cache_peer_lines_in_the_same_order() -> None:
+    """Whichever box takes the floating address, a URL goes to the same backend."""
+    groups, hostvars = _inventory(2)
+    f = filters()
+    settings = role_defaults("carp_frontend")
+    peers = f["carpfarm_cache_peers"](hostvars, groups, options=peer_options(settings))
+    lines = {}
+    for box in ("carp1", "carp2"):
+        facts = {"__carp_frontend_self": f["carpfarm_frontend"](hostvars, groups, box), "__carp_frontend_peers": peers}
+        item = f["carpfarm_frontend_ports"](hostvars, groups, box)[0]
+        conf = render(FRONTEND_CONF, **{**settings, **facts}, item=item, inventory_hostname=box)
+        lines[box] = [line for line in conf.splitlines() if line.startswith("cache_peer")]
+    assert len(lines["carp1"]) == 4 and lines["carp1"] == lines["carp2"]
+
+
+def test_a_vaulted_password_is_read_with_the_vault_password_ansible_is_given(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The README keeps carpfarm_vrrp_password in Ansible Vault: carpfarm validate reads it the way
+    ansible-playbook does, and without the vault password says how to give it."""
+    from ansible.parsing.vault import VaultLib, VaultSecret
+
+    from carpfarm.cli import EXIT_INVALID, main
+
+    secret = tmp_path / "vault-pass"
+    secret.write_text("for-this-test-only\n")
+    sealed = VaultLib([("default", VaultSecret(b"for-this-test-only"))]).encrypt("s3cret").decode()
+    inventory = tmp_path / "inventory"
+    (inventory / "group_vars").mkdir(parents=True)
+    _groups, hostvars = _inventory(2)
+    hosts = {name: {"ansible_host": hostvars[name]["ansible_host"]} for name in ("carp1", "carp2", "cache1", "cache2")}
+    for name in ("cache1", "cache2"):
+        hosts[name]["squid_backend_instances"] = 2
+    (inventory / "hosts.yml").write_text(
+        json.dumps(
+            {
+                "all": {
+                    "vars": {"carpfarm_client_networks": CLIENTS},
+                    "children": {
+                        "carp_frontends": {"hosts": {h: hosts[h] for h in ("carp1", "carp2")}},
+                        "squid_backends": {"hosts": {h: hosts[h] for h in ("cache1", "cache2")}},
+                    },
+                }
+            }
+        )
+    )
+    indented = "\n".join("  " + line for line in sealed.splitlines())
+    (inventory / "group_vars" / "carp_frontends.yml").write_text(
+        f"carpfarm_vip: 192.0.2.9/24\ncarpfarm_vrrp_password: !vault |\n{indented}\n"
+    )
+    from ansible.parsing.vault import VaultSecretsContext
+
+    if VaultSecretsContext.current(optional=True) is None:  # Ansible sets its secrets once per process
+        monkeypatch.delenv("ANSIBLE_VAULT_PASSWORD_FILE", raising=False)
+        assert main(["validate", str(inventory), "--json"]) == EXIT_INVALID
+        problems = json.loads(capsys.readouterr().out)["problems"]
+        assert any("ANSIBLE_VAULT_PASSWORD_FILE" in p["fix"] for p in problems), problems
+    monkeypatch.setenv("ANSIBLE_VAULT_PASSWORD_FILE", str(secret))
+    assert main(["validate", str(inventory), "--json"]) == 0
+    assert "s3cret" not in capsys.readouterr().out

@@ -93,6 +93,34 @@ def _loader_class(base: type[Any]) -> type[Any]:
     return FreshLoader
 
 
+def _with_vault_secrets(loader: Any) -> None:
+    """Give the loader the vault password Ansible is configured with (vault_password_file or
+    vault_identity_list in ansible.cfg, ANSIBLE_VAULT_PASSWORD_FILE ...), as ansible-playbook would,
+    so that vaulted variables (carpfarm_vrrp_password) are read like the rest. Ansible holds the
+    secrets once per process: the first inventory read sets them up, later ones reuse them."""
+    from ansible import constants as C
+    from ansible.cli import CLI
+    from ansible.parsing.vault import VaultSecretsContext
+
+    current = VaultSecretsContext.current(optional=True)
+    if current is not None:
+        loader.set_vault_secrets(current.secrets)
+        return
+    files = [f for f in [C.config.get_config_value("DEFAULT_VAULT_PASSWORD_FILE")] if f]
+    identities = list(C.config.get_config_value("DEFAULT_VAULT_IDENTITY_LIST") or [])
+    if files or identities:
+        secrets = CLI.setup_vault_secrets(
+            loader, vault_ids=identities, vault_password_files=files, ask_vault_pass=False, auto_prompt=False
+        )
+        loader.set_vault_secrets(secrets)
+
+
+VAULT_FIX = (
+    "give carpfarm the vault password as ansible-playbook gets it: vault_password_file in ansible.cfg, "
+    "or ANSIBLE_VAULT_PASSWORD_FILE=<file> in the environment"
+)
+
+
 @contextlib.contextmanager
 def _no_cleaning_of_no_facts() -> Iterator[None]:
     """While inside, ansible-core's ``get_vars`` skips cleaning a host's facts when it has none.
@@ -133,6 +161,7 @@ def load_hostvars(
         raise TopologyError(yaml_problems)
     loader = _loader_class(DataLoader)()
     try:
+        _with_vault_secrets(loader)
         inventory = InventoryManager(loader=loader, sources=[str(path)])
         manager = VariableManager(loader=loader, inventory=inventory)
         groups = {
@@ -149,9 +178,8 @@ def load_hostvars(
         orphans = list(orphan_vars_files(_inventory_dirs([path]), inventory.groups, inventory.hosts))
     except AnsibleError as exc:
         message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise TopologyError(
-            [Problem(str(path), "inventory", f"cannot be read: {message}", "correct the YAML at the place named")]
-        ) from exc
+        fix = VAULT_FIX if "vault" in message.lower() else "correct the YAML at the place named"
+        raise TopologyError([Problem(str(path), "inventory", f"cannot be read: {message}", fix)]) from exc
     return groups, hostvars, orphans
 
 

@@ -382,6 +382,16 @@ class _Builder:
         self.add(problems)
         return settings
 
+    def _other_addresses(self) -> dict[str, str]:
+        """The written addresses of the farm's hosts that build nothing here: retired backends and
+        WCCP routers (names are left as written: no floating address is a name)."""
+        retired = {}
+        for host in self.groups.get(RETIRED_GROUP, []):
+            vars_ = self.hostvars.get(host, {})
+            retired[host] = _written_address(vars_, vars_.get("squid_backend_address") or "", host)
+        routers = {f"{WCCP_GROUP} {r}": r for r in self._wccp_group_routers()}
+        return {**retired, **routers}
+
     def _wccp_group_routers(self) -> list[str]:
         """The address of each host in the wccp_routers group: wccp_router_address, ansible_host or its name."""
         return [_router_address(self.hostvars.get(router, {}), router) for router in self.groups.get(WCCP_GROUP, [])]
@@ -402,7 +412,7 @@ class _Builder:
         self.add(rules.farm_can_serve(backends))
         self.add(rules.frontends_agree(frontends))
         boxes = len(self.groups.get(FRONTEND_GROUP, []))
-        self.add(rules.floating_addresses(backends, frontends, self._wccp_group_routers(), boxes))
+        self.add(rules.floating_addresses(backends, frontends, self._other_addresses(), boxes))
         if self.problems:
             raise TopologyError(_unique(self.problems))
         carp_key = frontends[0].carp_key if frontends else ()

@@ -25,7 +25,6 @@ from carpfarm.variables import (
     GROUPS,
     INTERNAL_NAMES,
     RETIRED_GROUP,
-    WCCP_GROUP,
     in_namespace,
 )
 
@@ -480,12 +479,15 @@ def frontends_agree(frontends: Sequence[FrontendHost]) -> Iterator[Problem]:
 
 
 def floating_addresses(
-    backends: Sequence[BackendHost], frontends: Sequence[FrontendHost], routers: Sequence[str], boxes_in_group: int
+    backends: Sequence[BackendHost],
+    frontends: Sequence[FrontendHost],
+    others: Mapping[str, str],
+    boxes_in_group: int,
 ) -> Iterator[Problem]:
-    """carpfarm_vip across the farm (carpfarm.vip.group_problems): every box's own address and
-    every other host's is taken. ``boxes_in_group``: the CARP boxes the inventory lists (some may
-    not have been built, for problems of their own)."""
+    """carpfarm_vip across the farm (carpfarm.vip.group_problems). Taken addresses: every backend's
+    and CARP box's, and ``others`` (host -> address: retired backends, WCCP routers).
+    ``boxes_in_group``: the CARP boxes the inventory lists (some may not have been built, for
+    problems of their own)."""
     boxes = {f.name: (f.address, f.listen_port, f.vip) for f in frontends if f.vip is not None}
-    taken = {b.name: b.address for b in backends} | {f.name: f.address for f in frontends}
-    taken.update({f"{WCCP_GROUP} {router}": router for router in routers})
+    taken = {**others, **{b.name: b.address for b in backends}, **{f.name: f.address for f in frontends}}
     return vip.group_problems(boxes, taken, complete=len(frontends) == boxes_in_group)

@@ -485,8 +485,10 @@ class FrontendVars(_Vars):
         "",
         "VRRP authentication shared by the boxes (at most 8 characters); required with carpfarm_vip. "
         "Keep it in Ansible Vault.",
-        "set 1-8 characters, the same on every box sharing the address",
+        "set 1-8 characters (letters, digits, ._~%+=:@^,/-; keepalived.conf would cut or misread others), the "
+        "same on every box sharing the address",
         max_length=8,
+        pattern=r"^[A-Za-z0-9._~%+=:@^,/-]*$",
     )
     vrrp_interface: str = _vip(
         "carpfarm_vrrp_interface",

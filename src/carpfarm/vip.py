@@ -16,13 +16,12 @@ from __future__ import annotations
 
 import ipaddress
 import json
-import time
 from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from carpfarm.problems import Problem
+from carpfarm.problems import HIDDEN, Problem
 
 if TYPE_CHECKING:
     from carpfarm.model import FrontendHost
@@ -31,6 +30,7 @@ if TYPE_CHECKING:
 VIP = "carpfarm_vip"
 VRRP_ID = "carpfarm_vrrp_id"
 PASSWORD = "carpfarm_vrrp_password"
+ADVERT = "carpfarm_vrrp_advert_interval"
 SINGLE_BOX = "carpfarm_vip_single_box"
 INTERCEPT = "carpfarm_wccp"
 PASSWORD_MAX = 8  # VRRPv2 simple-text authentication: keepalived uses at most 8 characters
@@ -102,6 +102,9 @@ def parse_vip(host: str, written: str) -> tuple[tuple[str, int] | None, list[Pro
         message = "is IPv6: carpfarm's VRRP group (VRRPv2, simple-text authentication) carries IPv4 only"
         return None, [Problem(host, VIP, message, "use an IPv4 address for the floating address", written)]
     network = interface.network
+    if network.prefixlen == 32:
+        message = "has prefix length 32: give the subnet's (keepalived adds the address to that subnet)"
+        return None, [Problem(host, VIP, message, fix, written)]
     if network.prefixlen < 31 and interface.ip in (network.network_address, network.broadcast_address):
         message = f"is the {'network' if interface.ip == network.network_address else 'broadcast'} address of {network}"
         return None, [Problem(host, VIP, message, "pick a free host address inside the subnet", written)]
@@ -114,7 +117,8 @@ def _password_problems(host: str, password: str) -> Iterator[Problem]:
             host,
             PASSWORD,
             f"is required with {VIP}: the boxes authenticate each other's VRRP adverts",
-            f"set {PASSWORD} to 1-{PASSWORD_MAX} characters, the same on every box (an Ansible Vault string)",
+            f"set {PASSWORD} to 1-{PASSWORD_MAX} characters (letters, digits, ._~%+=:@^,/-), the same on every box "
+            "(keep it in Ansible Vault)",
             password,
         )
 
@@ -174,17 +178,32 @@ def _members_agree(members: Sequence[tuple[str, str, int, VipSettings]], complet
             "(to add the second later)",
             first.cidr,
         )
+    seen: dict[str, str] = {}
     for box, address, port, settings in members:
         yield from _in_subnet(box, address, settings)
         yield from _agree(box, first_box, port, first_port, settings, first)
+        if address in seen:
+            yield Problem(
+                box,
+                "carp_frontend_address",
+                f"is also {seen[address]}'s, which shares {VIP} {settings.address}: each box adverts from its own "
+                "address to the others'",
+                "give each CARP box its own address (carp_frontend_address or ansible_host)",
+                address,
+            )
+        seen.setdefault(address, box)
 
 
 def _in_subnet(box: str, address: str, settings: VipSettings) -> Iterator[Problem]:
-    try:
-        inside = ipaddress.ip_address(address) in settings.network
-    except ValueError:
-        return
-    if not inside:
+    if ipaddress.ip_address(address).version != 4:
+        yield Problem(
+            box,
+            "carp_frontend_address",
+            f"is IPv6, and the box shares {VIP} {settings.cidr}: VRRPv2 adverts go between the boxes' IPv4 addresses",
+            "set carp_frontend_address (or ansible_host) to the box's IPv4 address in the floating address's subnet",
+            address,
+        )
+    elif ipaddress.ip_address(address) not in settings.network:
         yield Problem(
             box,
             VIP,
@@ -198,11 +217,18 @@ def _in_subnet(box: str, address: str, settings: VipSettings) -> Iterator[Proble
 def _agree(
     box: str, first_box: str, port: int, first_port: int, settings: VipSettings, first: VipSettings
 ) -> Iterator[Problem]:
-    hidden = "(hidden)"
+    hidden = HIDDEN
     pairs: list[tuple[str, bool, Any, Any, str]] = [
         (VRRP_ID, settings.vrrp_id != first.vrrp_id, settings.vrrp_id, first.vrrp_id, "one VRRP group has one id"),
         (VIP, settings.prefix != first.prefix, settings.cidr, first.cidr, "one subnet has one prefix length"),
         ("carp_frontend_listen_port", port != first_port, port, first_port, "clients keep their port when it moves"),
+        (
+            ADVERT,
+            settings.advert_interval != first.advert_interval,
+            settings.advert_interval,
+            first.advert_interval,
+            "VRRPv2 drops adverts of another interval, and both boxes would take the address",
+        ),
         (PASSWORD, settings.password != first.password, hidden, hidden, "each box must accept the others' adverts"),
     ]
     for variable, differs, mine, theirs, why in pairs:
@@ -255,7 +281,8 @@ def keepalived_view(boxes: Sequence[FrontendHost], host: str, facts: Mapping[str
     if box is None or box.vip is None:
         return None
     vip = box.vip
-    peers = [b.address for b in boxes if b.vip is not None and b.vip.address == vip.address and b.name != host]
+    group = [b for b in boxes if b.vip is not None and b.vip.address == vip.address]
+    peers = [b.address for b in group if b.name != host]
     return {
         **vip.model_dump(),
         "cidr": vip.cidr,
@@ -265,41 +292,51 @@ def keepalived_view(boxes: Sequence[FrontendHost], host: str, facts: Mapping[str
         "instance": f"carpfarm_vip{vip.vrrp_id}",
         "unicast_src": box.address,
         "unicast_peers": peers,
+        "members": [b.name for b in group],
         "listen_port": box.listen_port,
         "balancer_unit": BALANCER_UNITS[box.balancer_type],
         "frontend_units": [f"squid@{i.name}.service" for i in box.instances],
     }
 
 
-def read_state(text: str) -> dict[str, Any] | None:
-    """The state the notify script wrote ({instance, state, priority, since}), or None."""
+def read_state(text: str, instance: str) -> tuple[float, dict[str, Any]] | None:
+    """(the box's clock, the state) from ``date +%s.%N`` followed by the state file the notify script
+    writes ({instance, state, priority, since}); None when unreadable or of another VRRP instance (a
+    file left by an earlier configuration)."""
+    clock, _, body = text.strip().partition("\n")
     try:
-        state = json.loads(text)
+        now, state = float(clock), json.loads(body)
     except ValueError:
         return None
-    return state if isinstance(state, dict) and isinstance(state.get("since"), int | float) else None
+    if not isinstance(state, dict) or not isinstance(state.get("since"), int | float):
+        return None
+    return (now, state) if state.get("instance") == instance else None
 
 
-def settled(text: str, advert_interval: int, now: float | None = None) -> bool:
-    """A box is settled in its group once it is MASTER, or BACKUP for longer than a backup waits
-    for a master's adverts (3 intervals and a skew under 1 s): some box of the group is MASTER."""
-    state = read_state(text)
-    if state is None:
+def settled(text: str, instance: str, advert_interval: int) -> bool:
+    """A box is settled in its group once it has been MASTER or BACKUP, by its own clock, for
+    longer than a backup waits for a master's adverts (3 intervals and a skew under 1 s) and a
+    second more: a backup of higher priority preempts within that wait, so when every box of a
+    group is settled, a new reading of them all shows the group as it stays."""
+    read = read_state(text, instance)
+    if read is None:
         return False
-    waited = (time.time() if now is None else now) - float(state["since"])
-    return state.get("state") == "MASTER" or (state.get("state") == "BACKUP" and waited > 3 * advert_interval + 1)
+    now, state = read
+    return state.get("state") in ("MASTER", "BACKUP") and now - float(state["since"]) > 3 * advert_interval + 2
 
 
 def holders(boxes: Sequence[Mapping[str, Any]]) -> dict[str, list[str]]:
-    """Floating address -> the boxes that are MASTER for it. ``boxes``: each box's hostvars with
-    ``__frontend_vip`` (carpfarm_vrrp's answer) and ``__frontend_vip_state`` (the state file read)."""
+    """Floating address -> the boxes that are MASTER for it, for each group whose every member was
+    read (a play limited to some boxes cannot tell). ``boxes``: {host, vrrp (carpfarm_vrrp's answer),
+    state (``date +%s.%N`` and the state file, as read on the box)}."""
+    read = {str(b["host"]): b for b in boxes if b.get("vrrp")}
     held: dict[str, list[str]] = {}
-    for box in boxes:
-        vip = box.get("__frontend_vip")
-        if not vip:
+    for host, box in read.items():
+        vrrp = box["vrrp"]
+        if not set(vrrp["members"]) <= set(read):
             continue
-        state = read_state(str(box.get("__frontend_vip_state", {}).get("stdout", "")))
-        masters = held.setdefault(str(vip["cidr"]), [])
-        if state is not None and state.get("state") == "MASTER":
-            masters.append(str(box.get("inventory_hostname", "?")))
+        masters = held.setdefault(str(vrrp["cidr"]), [])
+        state = read_state(str(box.get("state", "")), str(vrrp["instance"]))
+        if state is not None and state[1].get("state") == "MASTER":
+            masters.append(host)
     return held
