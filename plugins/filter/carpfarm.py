@@ -293,14 +293,14 @@ def carpfarm_vrrp(source: Any, *args: Any, facts: Mapping[str, Any] | None = Non
 
 
 @_guard
-def carpfarm_vrrp_settled(state_text: str, advert_interval: int) -> bool:
-    """Whether a box's VRRP state (the notify script's file) is settled in its group."""
-    return _vip.settled(str(state_text), int(advert_interval))
+def carpfarm_vrrp_settled(state_text: str, vrrp: Mapping[str, Any]) -> bool:
+    """Whether a box's VRRP state (its clock, then the notify script's file) is settled in its group."""
+    return _vip.settled(str(state_text), str(vrrp["instance"]), int(vrrp["advert_interval"]))
 
 
 @_guard
 def carpfarm_vrrp_holders(boxes: Sequence[Mapping[str, Any]]) -> dict[str, list[str]]:
-    """Floating address -> the CARP boxes that are MASTER for it."""
+    """Floating address -> the CARP boxes that are MASTER for it ({host, vrrp, state} per box)."""
     return _vip.holders([plain(dict(b)) for b in boxes])
 
 
