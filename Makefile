@@ -64,8 +64,8 @@ lab-up: setup image ## create the lab containers and network (inventory/lab)
 	$(BIN)/ansible-playbook -i $(LAB_INVENTORY) playbooks/lab-up.yml
 
 bench: setup image ## measure the farm on the lab, about 20 min (bench/results/<date>.json, .md, .png); BENCH_ARGS=--no-fresh keeps the lab
-	@dpkg-query -W -f='$${Status}' sysstat 2>/dev/null | grep -q 'install ok installed' || { \
-	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends sysstat; }
+	@dpkg-query -W -f='$${Status}' linux-perf 2>/dev/null | grep -q 'install ok installed' || { \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends linux-perf; }
 	$(BIN)/python -m pip install -q -e '.[dev,bench]'
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
 

@@ -61,24 +61,73 @@ def test_copies_count_instances_that_fetched_each_url() -> None:
     assert held["mean"] == 1.0 and held["max"] == 2
 
 
-def test_cpu_by_component_groups_squid_instances_by_layer() -> None:
-    pidstat = "\n".join(
-        [
-            "Linux 6.1 (host)  11/27/26  _x86_64_  (2 CPU)",
-            "# Time   UID   PID  %usr %system  %guest   %wait    %CPU   CPU  Command",
-            "1000  13  11  20.00  10.00  0.00  0.00  30.00  0  (squid-1) --kid squid-1 -n frontend1",
-            "1000  13  12  10.00  10.00  0.00  0.00  20.00  1  (squid-1) --kid squid-1 -n backend1",
-            "1000  0  13  5.00  5.00  0.00  0.00  10.00  1  wrk -t1 -c16",
-            "13:53:40  13  11  30.00  10.00  0.00  0.00  40.00  0  (squid-1) --kid squid-1 -n frontend2",
-            "13:53:40  0  14  0.00  4.00  0.00  0.00  4.00  0  ksoftirqd/0",
-        ]
-    )  # fmt: skip
-    assert bench.cpu_by_component(pidstat) == {
-        "squid frontends": 35.0,
-        "squid backends": 10.0,
-        "wrk (load)": 5.0,
-        "kernel softirq threads": 2.0,
+# /proc/PID/stat of a Squid kid whose command name holds a space and a parenthesis: utime 250, stime 50.
+KID_STAT = "4242 (squid-1) x) S 4241 4241 4241 0 -1 4194560 900 0 0 0 250 50 0 0 20 0 1 0 100 0 0"
+
+
+def test_process_cpu_seconds_reads_user_and_system_after_the_command_name() -> None:
+    assert bench.process_cpu_seconds(KID_STAT, 100) == 3.0
+
+
+def test_softirq_seconds_is_the_seventh_figure_of_the_cpu_line() -> None:
+    proc_stat = "cpu  100 0 50 9000 10 5 321 0 0 0\ncpu0 50 0 25 4500 5 2 160 0 0 0\n"
+    assert bench.softirq_seconds(proc_stat, 100) == 3.21
+    with pytest.raises(ValueError, match="no cpu line"):
+        bench.softirq_seconds("intr 1 2 3\n", 100)
+
+
+def test_cpu_used_charges_each_process_what_it_used_between_snapshots() -> None:
+    front = "(squid-1) --kid squid-1 -n frontend1 -f /etc/squid/frontend1.conf"
+    before = {11: (front, 10.0), 12: ("(squid-1) --kid squid-1 -n backend1", 4.0), 13: ("wrk -t1", 1.0)}
+    after = {
+        11: (front, 10.5),
+        12: ("(squid-1) --kid squid-1 -n backend1", 4.2),
+        14: ("(squid-1) --kid squid-1 -n frontend2", 0.3),  # started in between: all it used
+        13: ("haproxy -f /etc/haproxy/haproxy.cfg", 2.0),  # the pid was reused: counted from zero
     }
+    used = bench.cpu_used(before, after)
+    assert used == pytest.approx({"squid frontends": 0.8, "squid backends": 0.2, "haproxy": 2.0})
+
+
+def test_per_request_us_and_percent_of_core() -> None:
+    used = {"squid frontends": 0.9, "squid backends": 0.3, "wrk (load)": 0.0}
+    assert bench.per_request_us(used, 30000) == {"squid frontends": 30.0, "squid backends": 10.0}
+    assert bench.percent_of_core(used, 3.0) == {"squid frontends": 30.0, "squid backends": 10.0}
+    with pytest.raises(ValueError, match="no requests"):
+        bench.per_request_us(used, 0)
+
+
+PERF_REPORT = """# Samples: 4K of event 'cpu-clock'
+#
+# Overhead  Shared Object        Symbol
+# ........  ...................  ..............................
+#
+     9.50%  [kernel.kallsyms]    [k] _raw_spin_unlock_irqrestore
+     4.25%  squid                [.] HttpHeader::parse(char const*, unsigned long, Http::ContentLengthInterpreter&)
+     3.00%  libc.so.6            [.] __memmove_avx_unaligned_erms
+     1.00%  squid                [.] Comm::DoSelect(int)
+"""
+
+
+def test_perf_top_reads_self_time_with_spaces_in_symbols() -> None:
+    top = bench.perf_top(PERF_REPORT, limit=3)
+    assert [r["percent"] for r in top] == [9.5, 4.25, 3.0]
+    assert top[1] == {
+        "percent": 4.25, "dso": "squid", "where": "user",
+        "symbol": "HttpHeader::parse(char const*, unsigned long, Http::ContentLengthInterpreter&)",
+    }  # fmt: skip
+    assert top[0]["where"] == "kernel"
+    assert bench.perf_by_dso(PERF_REPORT) == {"[kernel.kallsyms]": 9.5, "squid": 5.25, "libc.so.6": 3.0}
+
+
+def test_cost_summary_takes_the_median_of_the_rounds() -> None:
+    runs = [
+        {"balancer": "iptables", "size": "1 KiB", "target": "three layers", "cpu_us": {"squid frontends": f}}
+        for f in (30.0, 10.0, 20.0)
+    ] + [{"balancer": "iptables", "size": "1 KiB", "target": "origin direct"}]
+    assert bench.cost_summary(runs) == [
+        {"balancer": "iptables", "size": "1 KiB", "target": "three layers", "us_per_request": {"squid frontends": 20.0}}
+    ]
 
 
 def test_markdown_has_every_section_it_is_given() -> None:
@@ -91,7 +140,10 @@ def test_markdown_has_every_section_it_is_given() -> None:
             "summary": [{"balancer": "iptables", "size": "1 KiB", "target": "origin direct", "rps": spread,
                          "mb_per_s": spread, "p50_ms": spread, "p99_ms": spread, "errors": 0}],
             "ratios": [{"balancer": "iptables", "size": "1 KiB", "ratio": spread}],
-            "cpu": {"one Squid (HIT)": {"squid backends": 90.0}},
+            "cost": [{"balancer": "iptables", "size": "1 KiB", "target": "three layers (iptables)",
+                      "us_per_request": {"squid frontends": 60.0, "squid backends": 30.0}}],
+            "profile": {"process": "frontend1", "load": "wrk", "tool": "perf", "samples": "4K",
+                        "top": bench.perf_top(PERF_REPORT), "by_dso": bench.perf_by_dso(PERF_REPORT)},
         },
         "fairness": [{"rules": "wiki", "n": 4, "connections": 20000, "shares": {"a": 0.25}, "max_deviation_pp": 17.2}],
         "duplication": [{"selection": "carp", "urls": 4096, "object_kib": 64, "working_set_mb": 256.0,
@@ -108,4 +160,6 @@ def test_markdown_has_every_section_it_is_given() -> None:
         assert heading in text
     assert "| iptables | 1 KiB | origin direct | 2 (1-3) |" in text
     assert "| carp | 1.00 | 4096 / 0 / 0 | 99.0 % |" in text
+    assert "| iptables | 1 KiB | three layers (iptables) | 60.0 | 30.0 | - | - | - | 2.00 |" in text
+    assert "| 4.25 | squid | `HttpHeader::parse(char const*, unsigned long, Http::ContentLengthInterpreter&)` |" in text
     assert "| `site.yml` again (changed=0) | 60 s |" in text

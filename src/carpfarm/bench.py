@@ -88,20 +88,78 @@ def copies(stored_by: Mapping[str, Iterable[str]], urls: Sequence[str]) -> dict[
     }
 
 
-def cpu_by_component(pidstat: str) -> dict[str, float]:
-    """Average %CPU per component from ``pidstat -u -l -h INTERVAL COUNT`` (100 = one core)."""
-    totals: dict[str, float] = defaultdict(float)
-    samples: set[str] = set()
-    for line in pidstat.splitlines():
+# The layers a request crosses, by the component names of ``_component``; the kernel's share
+# (NAT rules, veth, bridge: softirq on whatever CPU the packet lands) is the machine's, not a process's.
+LAYERS = {"frontend": "squid frontends", "backend": "squid backends", "haproxy": "haproxy", "load": "wrk (load)"}
+SOFTIRQ = "kernel softirq (machine)"
+
+
+def process_cpu_seconds(stat: str, ticks_per_second: int) -> float:
+    """User plus system CPU time of one process, from its ``/proc/PID/stat`` line."""
+    # The command name is in parentheses and may hold spaces: count fields after the last ")".
+    fields = stat.rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / ticks_per_second
+
+
+def softirq_seconds(proc_stat: str, ticks_per_second: int) -> float:
+    """The machine's softirq time, from the ``cpu`` line of ``/proc/stat``."""
+    for line in proc_stat.splitlines():
         fields = line.split()
-        # Time UID PID %usr %system %guest %wait %CPU CPU Command...; the time is HH:MM:SS or seconds.
-        if line.startswith("#") or len(fields) < 10 or not fields[2].isdigit():
-            continue
-        samples.add(fields[0])
-        command = " ".join(fields[9:])
-        totals[_component(command)] += float(fields[7])
-    n = max(1, len(samples))
-    return {name: round(value / n, 1) for name, value in sorted(totals.items(), key=lambda kv: -kv[1])}
+        if fields and fields[0] == "cpu":
+            return int(fields[7]) / ticks_per_second
+    raise ValueError("no cpu line in /proc/stat")
+
+
+def cpu_used(before: Mapping[int, tuple[str, float]], after: Mapping[int, tuple[str, float]]) -> dict[str, float]:
+    """CPU seconds per component between two snapshots of ``pid -> (command line, seconds)``.
+
+    A process is charged what it used between the snapshots (a new one all it used); one that
+    ended in between is lost, which a bench run avoids by not restarting anything inside it.
+    """
+    used: dict[str, float] = defaultdict(float)
+    for pid, (command, seconds) in after.items():
+        earlier = before.get(pid)
+        start = earlier[1] if earlier and earlier[0] == command else 0.0
+        used[_component(command)] += max(0.0, seconds - start)
+    return dict(used)
+
+
+def per_request_us(used: Mapping[str, float], requests: int) -> dict[str, float]:
+    """Microseconds of CPU per request, per component, largest first."""
+    if requests <= 0:
+        raise ValueError("no requests were served: no cost per request")
+    ordered = sorted(used.items(), key=lambda kv: -kv[1])
+    return {name: round(seconds / requests * 1e6, 1) for name, seconds in ordered if seconds > 0}
+
+
+def percent_of_core(used: Mapping[str, float], seconds: float) -> dict[str, float]:
+    """Average share of one core per component over ``seconds`` of wall time, largest first."""
+    ordered = sorted(used.items(), key=lambda kv: -kv[1])
+    return {name: round(value / seconds * 100, 1) for name, value in ordered if value > 0}
+
+
+def perf_top(report: str, limit: int = 12) -> list[dict[str, Any]]:
+    """The heaviest entries of ``perf report --stdio --no-children --sort dso,symbol``: self time."""
+    rows: list[dict[str, Any]] = []
+    for line in report.splitlines():
+        fields = line.split(None, 3)
+        if len(fields) == 4 and fields[0].endswith("%") and fields[2] in ("[.]", "[k]"):
+            where = "kernel" if fields[2] == "[k]" else "user"
+            rows.append(
+                {"percent": float(fields[0][:-1]), "dso": fields[1], "symbol": fields[3].strip(), "where": where}
+            )
+    rows.sort(key=lambda r: -r["percent"])
+    return rows[:limit]
+
+
+def perf_by_dso(report: str) -> dict[str, float]:
+    """Self time summed per shared object (squid, libc, libstdc++, the kernel ...), largest first."""
+    totals: dict[str, float] = defaultdict(float)
+    for line in report.splitlines():
+        fields = line.split(None, 3)
+        if len(fields) == 4 and fields[0].endswith("%") and fields[2] in ("[.]", "[k]"):
+            totals[fields[1]] += float(fields[0][:-1])
+    return {k: round(v, 2) for k, v in sorted(totals.items(), key=lambda kv: -kv[1])}
 
 
 def _component(command: str) -> str:
@@ -156,19 +214,61 @@ def _throughput_row(row: Mapping[str, Any]) -> str:
     )
 
 
-def _cpu_table(cpu: Mapping[str, Mapping[str, float]]) -> list[str]:
-    """Each path's top CPU consumers during a run (empty when none were measured)."""
-    if not cpu:
+COST_COLUMNS = (LAYERS["frontend"], LAYERS["backend"], LAYERS["haproxy"], SOFTIRQ, LAYERS["load"])
+
+
+def cost_summary(runs: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Median CPU per request of each component, per balancer, object and path, over the rounds."""
+    rows = []
+    keys = list(dict.fromkeys((r["balancer"], r["size"], r["target"]) for r in runs if r.get("cpu_us")))
+    for balancer, size, target in keys:
+        mine = [r["cpu_us"] for r in runs if (r["balancer"], r["size"], r["target"]) == (balancer, size, target)]
+        names = sorted({name for cost in mine for name in cost})
+        rows.append(
+            {
+                "balancer": balancer, "size": size, "target": target,
+                "us_per_request": {n: statistics.median([c.get(n, 0.0) for c in mine]) for n in names},
+            }
+        )  # fmt: skip
+    return rows
+
+
+def _cost_table(cost: Sequence[Mapping[str, Any]]) -> list[str]:
+    """CPU time per request by layer (empty when none was measured)."""
+    if not cost:
         return []
-    out = _section("CPU during a 64 KiB run (% of one core, averaged; the machine has 2):", ("path", "top consumers"))
-    for label, by_component in cpu.items():
-        top = ", ".join(f"{k} {v:.0f}" for k, v in list(by_component.items())[:6])
-        out.append(f"| {label} | {top} |")
+    out = _section(
+        "CPU per request served (µs of CPU time, process user+system over a run ÷ requests; median of the "
+        "rounds; softirq is the whole machine's: packets of every hop, and the kernel balancer's rules):",
+        ("balancer", "object", "path", *COST_COLUMNS, "frontend ÷ backend"),
+    )
+    for row in cost:
+        us = row["us_per_request"]
+        cells = [f"{us[c]:.1f}" if c in us else "-" for c in COST_COLUMNS]
+        front, back = us.get(COST_COLUMNS[0]), us.get(COST_COLUMNS[1])
+        ratio = f"{front / back:.2f}" if front and back else "-"
+        out.append(f"| {row['balancer']} | {row['size']} | {row['target']} | {' | '.join(cells)} | {ratio} |")
+    return out
+
+
+def _profile(profile: Mapping[str, Any]) -> list[str]:
+    """Where one frontend's CPU goes (perf), when a profile was taken."""
+    if not profile or not profile.get("top"):
+        return []
+    dsos = ", ".join(f"{k} {v:.1f} %" for k, v in list(profile["by_dso"].items())[:6])
+    out = _section(
+        f"Profile of {profile['process']} under {profile['load']} ({profile['tool']}, {profile['samples']} "
+        f"samples, self time). By object: {dsos}.",
+        ("self %", "object", "function"),
+    )
+    out += [f"| {r['percent']:.2f} | {r['dso']} | `{r['symbol']}` |" for r in profile["top"]]
     return out
 
 
 def _throughput(tp: Mapping[str, Any]) -> list[str]:
-    """Section 1: requests per second and latency per balancer, object and path."""
+    """Section 1: requests per second and latency per balancer, object and path; CPU; the profile."""
+    if "summary" not in tp:  # the profile alone (make bench BENCH_ARGS="--only profile")
+        return _profile(tp.get("profile") or {})
     out = _section(
         f"**1. Throughput and latency** (wrk, {tp['connections']} connections, {tp['seconds']} s a run, "
         "one cached object)",
@@ -177,7 +277,7 @@ def _throughput(tp: Mapping[str, Any]) -> list[str]:
     out += [_throughput_row(row) for row in tp["summary"]]
     out += ["", *_header(("balancer", "object", "three layers ÷ one Squid (req/s, paired by run)"))]
     out += [f"| {row['balancer']} | {row['size']} | {_range(row['ratio'], '{:.2f}')} |" for row in tp["ratios"]]
-    return out + _cpu_table(tp.get("cpu") or {})
+    return out + _cost_table(tp.get("cost") or []) + _profile(tp.get("profile") or {})
 
 
 def _fairness(fair: Sequence[Mapping[str, Any]]) -> list[str]:
