@@ -41,7 +41,7 @@ def frontend(seconds: int, size: str = "1 KiB", connections: int = 16) -> dict[s
         finally:
             wrk.wait(timeout=seconds + 30)
         report = run(["perf", "report", "-i", str(data), "--stdio", "--no-children", "-g", "none",
-                      "--sort", "dso,symbol", "--percent-limit", "0.2"]).stdout  # fmt: skip
+                      "--sort", "dso,symbol"]).stdout  # fmt: skip
     samples = re.search(r"# Samples: (\S+)", report)
     result = {
         "process": f"{INSTANCE} (squid, {len(pids)} processes)", "load": load, "seconds": seconds,

@@ -90,7 +90,7 @@ def test_cpu_used_charges_each_process_what_it_used_between_snapshots() -> None:
 
 
 def test_per_request_us_and_percent_of_core() -> None:
-    used = {"squid frontends": 0.9, "squid backends": 0.3, "wrk (load)": 0.0}
+    used = {"squid frontends": 0.9, "squid backends": 0.3, "wrk (load)": 0.0, "podman": 0.000001}
     assert bench.per_request_us(used, 30000) == {"squid frontends": 30.0, "squid backends": 10.0}
     assert bench.percent_of_core(used, 3.0) == {"squid frontends": 30.0, "squid backends": 10.0}
     with pytest.raises(ValueError, match="no requests"):
@@ -102,7 +102,7 @@ PERF_REPORT = """# Samples: 4K of event 'cpu-clock'
 # Overhead  Shared Object        Symbol
 # ........  ...................  ..............................
 #
-     9.50%  [kernel.kallsyms]    [k] _raw_spin_unlock_irqrestore
+     9.50%  [kernel.kallsyms]    [k] _raw_spin_unlock_irqrestore                -      -
      4.25%  squid                [.] HttpHeader::parse(char const*, unsigned long, Http::ContentLengthInterpreter&)
      3.00%  libc.so.6            [.] __memmove_avx_unaligned_erms
      1.00%  squid                [.] Comm::DoSelect(int)
@@ -160,6 +160,6 @@ def test_markdown_has_every_section_it_is_given() -> None:
         assert heading in text
     assert "| iptables | 1 KiB | origin direct | 2 (1-3) |" in text
     assert "| carp | 1.00 | 4096 / 0 / 0 | 99.0 % |" in text
-    assert "| iptables | 1 KiB | three layers (iptables) | 60.0 | 30.0 | - | - | - | 2.00 |" in text
+    assert "| iptables | 1 KiB | three layers (iptables) | 60.0 | 30.0 | - | - | 2.00 |" in text
     assert "| 4.25 | squid | `HttpHeader::parse(char const*, unsigned long, Http::ContentLengthInterpreter&)` |" in text
     assert "| `site.yml` again (changed=0) | 60 s |" in text

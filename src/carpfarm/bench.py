@@ -7,6 +7,7 @@ them is computed here, so that it can be tested without a lab.
 from __future__ import annotations
 
 import json
+import re
 import statistics
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -129,13 +130,15 @@ def per_request_us(used: Mapping[str, float], requests: int) -> dict[str, float]
     if requests <= 0:
         raise ValueError("no requests were served: no cost per request")
     ordered = sorted(used.items(), key=lambda kv: -kv[1])
-    return {name: round(seconds / requests * 1e6, 1) for name, seconds in ordered if seconds > 0}
+    costs = {name: round(seconds / requests * 1e6, 1) for name, seconds in ordered}
+    return {name: us for name, us in costs.items() if us > 0}
 
 
 def percent_of_core(used: Mapping[str, float], seconds: float) -> dict[str, float]:
     """Average share of one core per component over ``seconds`` of wall time, largest first."""
     ordered = sorted(used.items(), key=lambda kv: -kv[1])
-    return {name: round(value / seconds * 100, 1) for name, value in ordered if value > 0}
+    shares = {name: round(value / seconds * 100, 1) for name, value in ordered}
+    return {name: share for name, share in shares.items() if share > 0}
 
 
 def perf_top(report: str, limit: int = 12) -> list[dict[str, Any]]:
@@ -145,15 +148,18 @@ def perf_top(report: str, limit: int = 12) -> list[dict[str, Any]]:
         fields = line.split(None, 3)
         if len(fields) == 4 and fields[0].endswith("%") and fields[2] in ("[.]", "[k]"):
             where = "kernel" if fields[2] == "[k]" else "user"
-            rows.append(
-                {"percent": float(fields[0][:-1]), "dso": fields[1], "symbol": fields[3].strip(), "where": where}
-            )
+            symbol = re.sub(r"(\s+-)+\s*$", "", fields[3]).strip()  # perf pads with empty columns
+            rows.append({"percent": float(fields[0][:-1]), "dso": fields[1], "symbol": symbol, "where": where})
     rows.sort(key=lambda r: -r["percent"])
     return rows[:limit]
 
 
 def perf_by_dso(report: str) -> dict[str, float]:
-    """Self time summed per shared object (squid, libc, libstdc++, the kernel ...), largest first."""
+    """Self time summed per shared object (squid, libc, libstdc++, the kernel ...), largest first.
+
+    Give it the whole report (``--sort dso`` or ``--sort dso,symbol`` with no ``--percent-limit``):
+    what a limit leaves out is missing from the sums.
+    """
     totals: dict[str, float] = defaultdict(float)
     for line in report.splitlines():
         fields = line.split(None, 3)
@@ -198,11 +204,12 @@ def _section(title: str, columns: Sequence[str]) -> list[str]:
 def _machine_line(report: Mapping[str, Any]) -> str:
     """Where and when the report was made, and how its figures were taken."""
     machine = report.get("machine", {})
+    rounds = report.get("throughput", {}).get("rounds")
+    how = f"; every figure is the median of {rounds} interleaved runs with (min-max)" if rounds else ""
     return (
         f"Run {report.get('started', '?')} on {machine.get('cpu', '?')} ({machine.get('vcpus', '?')} vCPUs, "
-        f"{machine.get('memory_gib', '?')} GiB), kernel {machine.get('kernel', '?')}, {machine.get('squid', '?')}; "
-        f"every figure is the median of {report.get('throughput', {}).get('rounds', '?')} interleaved runs "
-        "with (min-max)."
+        f"{machine.get('memory_gib', '?')} GiB), kernel {machine.get('kernel', '?')}, {machine.get('squid', '?')}"
+        f"{how}."
     )
 
 
@@ -214,7 +221,8 @@ def _throughput_row(row: Mapping[str, Any]) -> str:
     )
 
 
-COST_COLUMNS = (LAYERS["frontend"], LAYERS["backend"], LAYERS["haproxy"], SOFTIRQ, LAYERS["load"])
+# wrk is not among them: it starts and ends inside the run, so the snapshots never see its time.
+COST_COLUMNS = (LAYERS["frontend"], LAYERS["backend"], LAYERS["haproxy"], SOFTIRQ)
 
 
 def cost_summary(runs: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
