@@ -258,6 +258,12 @@ class BackendVars(_Vars):
         "Sources besides the CARP boxes' addresses that may use the backends.",
         "list CIDRs such as 192.0.2.0/24, or []",
     )
+    collapsed_forwarding: AnsibleBool = _backend(
+        "squid_backend_collapsed_forwarding",
+        True,
+        "Send concurrent misses for one URL to the origin once; the others wait for that answer.",
+        "set true or false",
+    )
     log_format: str = _backend(
         "squid_backend_log_format", "squid", "access_log format.", "name a Squid logformat, e.g. squid"
     )

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """carpfarm lab origin: a small web server whose objects carry cacheable headers.
 
-GET /obj/<anything>[?size=N]  -> N bytes (default 1024), Cache-Control: public, max-age=3600
+GET /obj/<anything>[?size=N][&delay=S]  -> N bytes (default 1024), Cache-Control: public, max-age=3600,
+                                after S seconds (default 0, at most 10)
 GET /nocache/<anything>       -> the same body, Cache-Control: no-store
 GET /stats                    -> JSON: requests served per path (to tell HITs from fetches)
 Each response names the origin and counts how often that path was fetched.
@@ -12,6 +13,7 @@ from __future__ import annotations
 import json
 import sys
 import threading
+import time
 from collections import Counter
 from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -36,7 +38,9 @@ class Handler(BaseHTTPRequestHandler):
         if not parts.path.startswith(("/obj/", "/nocache/")):
             self._reply(404, b"not found\n", {"Cache-Control": "no-store"})
             return
-        size = int(parse_qs(parts.query).get("size", ["1024"])[0])
+        query = parse_qs(parts.query)
+        size = int(query.get("size", ["1024"])[0])
+        time.sleep(min(10.0, max(0.0, float(query.get("delay", ["0"])[0]))))
         with LOCK:
             FETCHES[self.path] += 1
             count = FETCHES[self.path]
