@@ -126,6 +126,7 @@ def report(
         "unexpected": unexpected[:20],
         "unexpected_count": len(unexpected),
         "failures": failures[:10],
+        "last_failures": failures[10:][-5:],
         "last_fallback_s": round(last_fallback, 3),
         "first_failure_s": min(fail_at, default=None),
         "last_failure_s": max(fail_at, default=None),
