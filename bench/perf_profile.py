@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import cpu
+import throughput
 from lab import CARP_BOX, CLIENT, OBJECTS, log, run
 
 from carpfarm import bench
@@ -22,16 +23,15 @@ from carpfarm import bench
 INSTANCE = "frontend1"
 
 
-def frontend(seconds: int, size: str = "1 KiB", connections: int = 16) -> dict[str, Any]:
+def frontend(seconds: int, size: str = "1 KiB") -> dict[str, Any]:
     pids = cpu.squid_pids(INSTANCE)
     if not pids:
         raise RuntimeError(f"no process of the Squid instance {INSTANCE} on this machine")
-    load = f"wrk, {connections} connections, {size} HITs through the three layers"
+    load = f"wrk, {throughput.CONNECTIONS} connections, {size} HITs through the three layers"
     with tempfile.TemporaryDirectory() as tmp:
         data = Path(tmp) / "perf.data"
         wrk = subprocess.Popen(
-            ["podman", "exec", CLIENT, "wrk", "-t1", f"-c{connections}", f"-d{seconds + 2}s",
-             "-s", "/tmp/wrk-report.lua", f"http://{CARP_BOX[1]}:3128", "--", OBJECTS[size]],
+            ["podman", "exec", CLIENT, *throughput.wrk_argv(f"http://{CARP_BOX[1]}:3128", OBJECTS[size], seconds + 2)],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )  # fmt: skip
         try:

@@ -19,12 +19,14 @@ CONNECTIONS = 16
 ONE_SQUID = "one Squid (HIT)"
 
 
+def wrk_argv(endpoint: str, url: str, seconds: int) -> list[str]:
+    """wrk's command line: one thread, CONNECTIONS connections, the report script copied by prepare()."""
+    return ["wrk", "-t1", f"-c{CONNECTIONS}", f"-d{seconds}s", "--timeout", "5s",
+            "-s", "/tmp/wrk-report.lua", endpoint, "--", url]  # fmt: skip
+
+
 def wrk(container: str, endpoint: str, url: str, seconds: int) -> dict[str, Any]:
-    out = podman(
-        container, "wrk", "-t1", f"-c{CONNECTIONS}", f"-d{seconds}s", "--timeout", "5s",
-        "-s", "/tmp/wrk-report.lua", endpoint, "--", url,
-    )  # fmt: skip
-    return bench.wrk_result(out)
+    return bench.wrk_result(podman(container, *wrk_argv(endpoint, url, seconds)))
 
 
 def warm(url: str) -> None:

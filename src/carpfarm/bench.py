@@ -141,8 +141,8 @@ def percent_of_core(used: Mapping[str, float], seconds: float) -> dict[str, floa
     return {name: share for name, share in shares.items() if share > 0}
 
 
-def perf_top(report: str, limit: int = 12) -> list[dict[str, Any]]:
-    """The heaviest entries of ``perf report --stdio --no-children --sort dso,symbol``: self time."""
+def perf_rows(report: str) -> list[dict[str, Any]]:
+    """Every entry of ``perf report --stdio --no-children --sort dso,symbol``: self time, largest first."""
     rows: list[dict[str, Any]] = []
     for line in report.splitlines():
         fields = line.split(None, 3)
@@ -151,20 +151,22 @@ def perf_top(report: str, limit: int = 12) -> list[dict[str, Any]]:
             symbol = re.sub(r"(\s+-)+\s*$", "", fields[3]).strip()  # perf pads with empty columns
             rows.append({"percent": float(fields[0][:-1]), "dso": fields[1], "symbol": symbol, "where": where})
     rows.sort(key=lambda r: -r["percent"])
-    return rows[:limit]
+    return rows
+
+
+def perf_top(report: str, limit: int = 12) -> list[dict[str, Any]]:
+    """The heaviest entries of a perf report (``perf_rows``)."""
+    return perf_rows(report)[:limit]
 
 
 def perf_by_dso(report: str) -> dict[str, float]:
     """Self time summed per shared object (squid, libc, libstdc++, the kernel ...), largest first.
 
-    Give it the whole report (``--sort dso`` or ``--sort dso,symbol`` with no ``--percent-limit``):
-    what a limit leaves out is missing from the sums.
+    Give it the whole report (no ``--percent-limit``): what a limit leaves out is missing from the sums.
     """
     totals: dict[str, float] = defaultdict(float)
-    for line in report.splitlines():
-        fields = line.split(None, 3)
-        if len(fields) == 4 and fields[0].endswith("%") and fields[2] in ("[.]", "[k]"):
-            totals[fields[1]] += float(fields[0][:-1])
+    for row in perf_rows(report):
+        totals[row["dso"]] += row["percent"]
     return {k: round(v, 2) for k, v in sorted(totals.items(), key=lambda kv: -kv[1])}
 
 
