@@ -237,10 +237,25 @@ def _frontend_table(f: Mapping[str, Any]) -> Table:
     return table
 
 
+def _print_smp_frontend(console: Console, f: Mapping[str, Any]) -> None:
+    """A CARP box in smp mode: its one Squid, its workers and their cores."""
+    affinity = f["cpu_affinity_map"] or "none (vCPUs unknown without facts: the kernel places the workers)"
+    console.print(
+        f"Frontend {f['host']} ({f['address']}), clients on :{f['listen_port']}{_auto_note(f)}\n"
+        f"  mode: smp: one Squid ({f['instances'][0]['name']}) with {f['workers']} workers sharing "
+        f":{f['listen_port']}, no balancer; cpu_affinity_map: {affinity}\n"
+        f"  clients: {', '.join(f['client_networks'])}"
+    )
+
+
 def _print_frontend(console: Console, f: Mapping[str, Any]) -> None:
     """A CARP box's table, its balancer and clients, and its WCCPv2 stanzas when it has them."""
+    if f["mode"] == "smp":
+        _print_smp_frontend(console, f)
+        return
     balancer = f["balancer"]
     console.print(_frontend_table(f))
+    console.print("  mode: instances (carp_frontend_mode): one Squid per row, behind the balancer")
     console.print(
         f"  balancer: {balancer['type']} ({balancer['mode']}); clients: {', '.join(f['client_networks'])}; "
         f"the wiki's 0.25-per-rule cascade would give: " + " / ".join(f"{s:.2%}" for s in f["naive_wiki_shares"])

@@ -17,7 +17,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from carpfarm import errors, rules
+from carpfarm import errors, rules, smp
 from carpfarm.carp import CarpArray, CarpPeer, select_batch
 from carpfarm.fields import declared
 from carpfarm.problems import NO_VALUE, Problem, TopologyError
@@ -132,6 +132,9 @@ class FrontendInstance(_Frozen):
 
 class FrontendHost(_Frozen):
     name: str
+    mode: str = "instances"  # or "smp": one Squid with ``workers`` workers on the listen port
+    workers: int = 0  # smp: how many (0 in instances mode)
+    cpu_affinity_map: str = ""  # smp: cpu_affinity_map's value, '' without facts
     address: str  # an IP literal, as for backends
     address_written: str = ""
     listen_port: int
@@ -328,7 +331,11 @@ class _Builder:
         self._parse(SquidVars, host)
         farm = self._parse(FarmVars, host)
         data = self.hostvars.get(host, {})
-        balancer = parsed.balancer_type if isinstance(parsed, FrontendVars) else str(data.get("frontend_balancer_type"))
+        balancer = (
+            (smp.NO_BALANCER if parsed.mode == "smp" else parsed.balancer_type)
+            if isinstance(parsed, FrontendVars)
+            else str(data.get("frontend_balancer_type"))
+        )
         allow_open = farm.allow_open_proxy if isinstance(farm, FarmVars) else False
         self.add(rules.client_networks(host, data.get("carpfarm_client_networks"), allow_open, balancer))
         if isinstance(farm, FarmVars) and not farm.client_networks:
@@ -346,14 +353,23 @@ class _Builder:
             return None
         vcpus = known_vcpus(data.get("ansible_processor_vcpus"))
         count = frontend_count(parsed.instances, vcpus)
-        instances = tuple(
-            FrontendInstance(host=host, name=f"frontend{n + 1}", port=parsed.port_base + n) for n in range(count)
-        )
+        is_smp = parsed.mode == "smp"
+        instances: tuple[FrontendInstance, ...]
+        if is_smp:
+            self.add(smp.problems(host, parsed))
+            instances = (FrontendInstance(host=host, name=smp.INSTANCE, port=parsed.listen_port),)
+        else:
+            instances = tuple(
+                FrontendInstance(host=host, name=f"frontend{n + 1}", port=parsed.port_base + n) for n in range(count)
+            )
         address, written = self._address(host, "carp_frontend_address", parsed.address)
-        wccp = self._wccp(host, parsed, count) if parsed.wccp else None
+        wccp = self._wccp(host, parsed, count) if parsed.wccp and not is_smp else None
         vip = self._vip(host, parsed) if parsed.vip else None
         return FrontendHost(
             name=host,
+            mode=parsed.mode,
+            workers=count if is_smp else 0,
+            cpu_affinity_map=smp.affinity_map(count, vcpus) if is_smp else "",
             address=address,
             address_written=written,
             listen_port=parsed.listen_port,
@@ -362,7 +378,7 @@ class _Builder:
             vcpus=vcpus,
             client_networks=tuple(farm.client_networks),
             allow_open_proxy=farm.allow_open_proxy,
-            balancer_type=parsed.balancer_type,
+            balancer_type=smp.NO_BALANCER if is_smp else parsed.balancer_type,
             balancer_mode=parsed.balancer_mode,
             haproxy_stats_port=parsed.haproxy_stats_port,
             carp_key=tuple(parsed.carp_key),

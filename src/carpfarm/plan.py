@@ -150,6 +150,17 @@ def balancer_rules(topology: Topology, host: str, exclude: Sequence[int] = ()) -
     it restarts); the rest still get exactly equal shares.
     """
     frontend = _frontend(topology, host)
+    if frontend.mode == "smp":  # no balancer: the SMP Squid's workers share the listen port
+        return {
+            "type": frontend.balancer_type,
+            "mode": frontend.balancer_mode,
+            "listen_port": frontend.listen_port,
+            "hold": None,
+            "cascade": [],
+            "nft_modulus": 0,
+            "nft_map": [],
+            "intercept": None,
+        }
     kept = [n for n, i in enumerate(frontend.instances) if i.port not in exclude]
     if not kept:
         raise ValueError(f"{host}: excluding {list(exclude)} leaves no frontend instance to balance to")
@@ -237,12 +248,15 @@ def plan(
                 "host": f.name,
                 "address": f.address,
                 "listen_port": f.listen_port,
+                "mode": f.mode,
+                "workers": f.workers,
+                "cpu_affinity_map": f.cpu_affinity_map,
                 "instances_setting": f.instances_setting,
                 "vcpus": f.vcpus,
                 "client_networks": list(f.client_networks),
                 "instances": frontend_port_map(topology, f.name),
                 "balancer": rules,
-                "naive_wiki_shares": naive_shares(n, 0.25) if n > 1 else [1.0],
+                "naive_wiki_shares": naive_shares(n, 0.25) if n > 1 and f.mode != "smp" else [1.0],
                 "wccp": None
                 if f.wccp is None
                 else {

@@ -297,6 +297,9 @@ def _claims(
             if i.snmp_port:
                 claims[b.name].append((i.snmp_port, "squid_backend_snmp_port_base", f"SNMP of '{i.name}'"))
     for f in frontends:
+        if f.mode == "smp":  # one Squid on the listen port itself: no balancer, instance ports or WCCP
+            claims[f.name].append((f.listen_port, "carp_frontend_listen_port", "the SMP frontend's listen port"))
+            continue
         claims[f.name].append((f.listen_port, "carp_frontend_listen_port", "the balancer's listen port"))
         for n, fi in enumerate(f.instances):
             claims[f.name].append((fi.port, "carp_frontend_port_base", f"frontend instance '{fi.name}' (#{n + 1})"))

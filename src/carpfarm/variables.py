@@ -50,11 +50,13 @@ MAX_WEIGHT = 1000
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$"
 BalancerType = Literal["iptables", "nftables", "haproxy", "balance"]
 BalancerMode = Literal["random", "roundrobin"]
+FrontendMode = Literal["instances", "smp"]
 CacheType = Literal["aufs", "rock", "ufs"]
 ParentSelection = Literal["carp", "round-robin"]
 State = Literal["active", "drained"]
 BALANCER_TYPES: tuple[str, ...] = get_args(BalancerType)
 BALANCER_MODES: tuple[str, ...] = get_args(BalancerMode)
+FRONTEND_MODES: tuple[str, ...] = get_args(FrontendMode)
 CACHE_TYPES: tuple[str, ...] = get_args(CacheType)
 # Squid's stock Safe_ports and SSL_ports (Debian's /etc/squid/squid.conf).
 SAFE_PORTS: list[int | str] = [80, 21, 443, 70, 210, "1025-65535", 280, 488, 591, 777]
@@ -279,10 +281,17 @@ class BackendVars(_Vars):
 class FrontendVars(_Vars):
     """The variables a host in ``carp_frontends`` may set."""
 
+    mode: FrontendMode = _frontend(
+        "carp_frontend_mode",
+        "instances",
+        "instances: one CARP Squid per vCPU behind the frontend balancer; smp: one Squid whose workers "
+        "(carp_frontend_instances of them) share the listen port, with no balancer.",
+        f"use one of: {', '.join(FRONTEND_MODES)}",
+    )
     instances: FrontendCountField = _frontend(
         "carp_frontend_instances",
         "auto",
-        "'auto' (one CARP Squid per vCPU) or a count (1-64).",
+        "'auto' (one CARP Squid per vCPU) or a count (1-64); in smp mode, the count of workers.",
         "set 'auto' (one per vCPU) or a whole number from 1 to 64",
     )
     port_base: Port = _frontend(

@@ -40,6 +40,7 @@ BALANCER_UNITS = {
     "nftables": "carpfarm-balancer.service",
     "haproxy": "haproxy.service",
     "balance": "carpfarm-balance.service",
+    "none": "",  # carp_frontend_mode: smp
 }
 
 
