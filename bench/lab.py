@@ -17,6 +17,7 @@ sys.path.insert(0, str(ROOT / "tests"))  # support: the real-Squid rig and the r
 BIN = Path(sys.executable).parent
 INVENTORY = ROOT / "inventory" / "lab"
 CARP_BOX = ("carpfarm-carp1", "198.18.0.10")
+LAB_BALANCER = "iptables"  # what inventory/lab/group_vars/carp_frontends.yml builds
 BACKEND = ("carpfarm-cache1", "198.18.0.21", 4001)  # the one Squid of the baseline: cache1-backend1
 BACKEND_HOSTS = ("carpfarm-cache1", "carpfarm-cache2")
 CLIENT = "carpfarm-client"

@@ -12,6 +12,8 @@ arithmetic is carpfarm.bench):
                        parents 'carp' vs 'round-robin'; copies counted from the backends' logs
   fairness.py       2. 20,000 new connections through the real kernel rules in a network namespace
   remap.py          4. delete / drain / append one of 5 peers on a real Squid, beside carpfarm impact
+  smp.py            6. SMP workers as the frontend: how new connections spread over the workers, and
+                       what a killed worker costs (throughput.py measures their throughput beside the balancers)
 Every load is bounded in requests and time; traffic stays on this machine (lab containers, loopback,
 a private network namespace). Writes <out>/<date>.json, .md and .png, and prints the tables.
 """
@@ -34,12 +36,13 @@ import duplication
 import fairness
 import perf_profile
 import remap
+import smp
 import throughput
 from lab import CARP_BOX, ROOT, log, playbook, podman, run
 
 from carpfarm import bench
 
-SECTIONS = ("control", "throughput", "profile", "duplication", "fairness", "remap")
+SECTIONS = ("control", "throughput", "profile", "smp", "duplication", "fairness", "remap")
 
 
 def machine() -> dict[str, Any]:
@@ -89,6 +92,11 @@ def main() -> int:
         report["throughput"] = throughput.section(args.rounds, args.seconds, tuple(args.balancers))
     if profile:
         report.setdefault("throughput", {})["profile"] = profile
+    if "smp" in args.only:
+        if not ("throughput" in args.only and args.balancers[-1] == throughput.SMP):
+            log("smp: switching the lab's frontends to SMP workers")
+            playbook("site.yml", *throughput.switch_args(throughput.SMP))
+        report["smp"] = smp.section()
     if "duplication" in args.only:
         report["duplication"] = duplication.section()
     if "fairness" in args.only:
@@ -97,8 +105,9 @@ def main() -> int:
     if "remap" in args.only:
         log(f"remap: {args.remap_urls} URLs on a real Squid with 5 peers")
         report["remap"] = remap.section(args.remap_urls)
-    if "throughput" in args.only and "duplication" not in args.only and len(args.balancers) > 1:
-        log("back to the inventory's own balancer")
+    switched = "smp" in args.only or ("throughput" in args.only and len(args.balancers) > 1)
+    if switched and "duplication" not in args.only:
+        log("back to the inventory's own frontends and balancer")
         playbook("site.yml")
     report["seconds"] = round(time.monotonic() - started, 1)
 

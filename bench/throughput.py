@@ -1,7 +1,8 @@
 """Section 1: throughput, latency and CPU per request, side by side in one run.
 
-Origin direct, one Squid serving a HIT, and the three layers with each balancer that runs here, at
-1 KiB and 64 KiB, in interleaved rounds. Around every wrk run the host's /proc gives each layer's CPU
+Origin direct, one Squid serving a HIT, and the three layers with each balancer that runs here and with
+SMP workers as the frontend instead ("smp": carp_frontend_mode smp, no balancer), at 1 KiB and 64 KiB,
+in interleaved rounds. Around every wrk run the host's /proc gives each layer's CPU
 time (``cpu.Meter``); divided by the requests wrk completed, it is each layer's cost per request.
 """
 
@@ -10,11 +11,14 @@ from __future__ import annotations
 from typing import Any
 
 from cpu import Meter
-from lab import BACKEND, CARP_BOX, CLIENT, OBJECTS, ORIGIN, ROOT, copy_to, log, playbook, podman
+from lab import BACKEND, CARP_BOX, CLIENT, LAB_BALANCER, OBJECTS, ORIGIN, ROOT, copy_to, log, playbook, podman
 
 from carpfarm import bench
 
-BALANCERS = ("iptables", "nftables", "haproxy")
+# The frontend arrangements compared: instances behind each balancer, then SMP workers (last: the SMP
+# section runs on the lab as this leaves it).
+BALANCERS = ("iptables", "nftables", "haproxy", "smp")
+SMP = "smp"
 CONNECTIONS = 16
 ONE_SQUID = "one Squid (HIT)"
 
@@ -75,13 +79,20 @@ def measure(balancer: str, rounds: int, seconds: int) -> list[dict[str, Any]]:
     return runs
 
 
+def switch_args(arrangement: str) -> tuple[str, ...]:
+    """site.yml's extra variables for one frontend arrangement."""
+    if arrangement == SMP:
+        return ("-e", "carp_frontend_mode=smp", "-e", "frontend_balancer_watch=false")
+    return ("-e", f"frontend_balancer_type={arrangement}")
+
+
 def section(rounds: int, seconds: int, balancers: tuple[str, ...] = BALANCERS) -> dict[str, Any]:
     prepare()
     runs: list[dict[str, Any]] = []
     for number, balancer in enumerate(balancers):
-        if number:
-            log(f"throughput: switching the lab's balancer to {balancer}")
-            playbook("site.yml", "-e", f"frontend_balancer_type={balancer}")
+        if number or balancer != LAB_BALANCER:
+            log(f"throughput: switching the lab's frontends to {balancer}")
+            playbook("site.yml", *switch_args(balancer))
         runs += measure(balancer, rounds, seconds)
     return {
         "rounds": rounds, "seconds": seconds, "connections": CONNECTIONS, "runs": runs,

@@ -154,12 +154,27 @@ def test_markdown_has_every_section_it_is_given() -> None:
         ],
         "control_plane": {"site_fresh_s": 200.0, "site_rerun_s": 60.0, "site_rerun_changed": 0,
                           "plan": [{"farm": "500 hosts x 2 instances", "seconds": spread, "result": "planned"}]},
+        "smp": {"workers": 2, "spread": {"connections": 2000, "shares": {"kid1": 0.55, "kid2": 0.45},
+                                         "max_deviation_pp": 5.0},
+                "killed_worker": {"seconds": 8, "kill_after_s": 2.0, "connections": 16, "restart_s": 0.41,
+                                  "calm": {"requests": 30000, "errors": 0}, "killed": {"requests": 27000, "errors": 7},
+                                  "requests_ratio": 0.9}},
     }  # fmt: skip
     text = bench.markdown(report)
-    for heading in ("**1. Throughput", "**2. Balancer fairness", "**3. Duplication", "**4. Remap", "**5. Control"):
+    headings = (
+        "**1. Throughput",
+        "**2. Balancer fairness",
+        "**3. Duplication",
+        "**4. Remap",
+        "**5. Control",
+        "**6. SMP",
+    )
+    for heading in headings:
         assert heading in text
     assert "| iptables | 1 KiB | origin direct | 2 (1-3) |" in text
     assert "| carp | 1.00 | 4096 / 0 / 0 | 99.0 % |" in text
     assert "| iptables | 1 KiB | three layers (iptables) | 60.0 | 30.0 | - | - | 2.00 |" in text
     assert "| 4.25 | squid | `HttpHeader::parse(char const*, unsigned long, Http::ContentLengthInterpreter&)` |" in text
     assert "| `site.yml` again (changed=0) | 60 s |" in text
+    assert "| 2,000 new connections, share per worker (%) | 55.0 / 45.0 (max deviation from 1/n 5.0 pp) |" in text
+    assert "7 errors of 27,000 requests (calm run: 0 of 30,000); the master's new worker accepted after 0.41 s" in text

@@ -352,6 +352,29 @@ def _control_plane(cp: Mapping[str, Any]) -> list[str]:
     return out
 
 
+def _smp(smp: Mapping[str, Any]) -> list[str]:
+    """Section 6: SMP workers as the frontend: the spread of new connections, a killed worker's cost."""
+    spread, killed = smp["spread"], smp["killed_worker"]
+    out = _section(
+        f"**6. SMP workers as the frontend** ({smp['workers']} workers sharing the listen port; throughput and "
+        "CPU above, as 'smp')",
+        ("what", "figure"),
+    )
+    listed = " / ".join(f"{100 * s:.1f}" for s in spread["shares"].values())
+    out.append(
+        f"| {spread['connections']:,} new connections, share per worker (%) | {listed} "
+        f"(max deviation from 1/n {spread['max_deviation_pp']:.1f} pp) |"
+    )
+    hit, calm = killed["killed"], killed["calm"]
+    out.append(
+        f"| worker 1 killed {killed['kill_after_s']:g} s into {killed['seconds']} s of wrk "
+        f"({killed['connections']} connections) | {hit['errors']} errors of {hit['requests']:,} requests "
+        f"(calm run: {calm['errors']} of {calm['requests']:,}); the master's new worker accepted after "
+        f"{killed['restart_s']:.2f} s; {killed['requests_ratio']:.2f} of the calm run's requests |"
+    )
+    return out
+
+
 # The report's sections in the README's order: (report key, its table); a section absent or empty is left out.
 _SECTIONS: tuple[tuple[str, Callable[[Any], list[str]]], ...] = (
     ("throughput", _throughput),
@@ -359,6 +382,7 @@ _SECTIONS: tuple[tuple[str, Callable[[Any], list[str]]], ...] = (
     ("duplication", _duplication),
     ("remap", _remap),
     ("control_plane", _control_plane),
+    ("smp", _smp),
 )
 
 
