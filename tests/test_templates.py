@@ -169,6 +169,7 @@ ROLE_CASES = {
     "frontend behind HAProxy": lambda **v: frontend_confs({"frontend_balancer_type": "haproxy"}, **v),
     "frontend behind balance": lambda **v: frontend_confs({"frontend_balancer_type": "balance"}, **v),
     "frontend without localhost": lambda **v: frontend_confs(carp_frontend_allow_localhost=False, **v),
+    "frontend in SMP mode": lambda **v: frontend_confs({"carp_frontend_mode": "smp"}, **v),
     "backend": lambda **v: backend_confs(**v),
     "backend with extra sources": lambda **v: backend_confs(squid_backend_extra_allowed_networks=["10.9.0.0/16"], **v),
 }
@@ -187,6 +188,19 @@ def test_port_rules_come_before_every_allow_and_pass_squid_parse(tmp_path: Path,
         assert "acl carpfarm_ssl_ports port 443" in lines
         assert lines.index("acl carpfarm_safe_ports port " + STOCK_SAFE_PORTS) < lines.index(PORT_RULES[0])
         _squid_parses(tmp_path, name, conf)
+
+
+@pytest.mark.squid
+def test_an_smp_frontend_is_one_squid_whose_workers_share_the_listen_port(tmp_path: Path) -> None:
+    confs = frontend_confs({"carp_frontend_mode": "smp", "carp_frontend_listen_port": 8080})
+    assert list(confs) == ["frontend"]
+    lines = confs["frontend"].splitlines()
+    assert "workers 2" in lines
+    assert "cpu_affinity_map process_numbers=1,2 cores=1,2" in lines
+    assert [line for line in lines if line.startswith("http_port ")] == ["http_port 8080"]
+    assert "access_log stdio:/var/log/squid/frontend/access-kid${process_number}.log squid" in lines
+    assert not any("require-proxy-header" in line or "intercept" in line for line in lines)
+    _squid_parses(tmp_path, "frontend", confs["frontend"])
 
 
 @pytest.mark.squid
