@@ -11,7 +11,7 @@ import pytest
 from carpfarm.model import Topology
 from carpfarm.plan import balancer_rules, plan
 from carpfarm.problems import TopologyError
-from carpfarm.wccp import WccpService, router_stanza, squid_stanza
+from carpfarm.wccp import WccpService, handshake_defects, router_stanza, squid_stanza, squid_version
 from support.inventories import wccp_box
 
 SQUID = "/usr/sbin/squid"
@@ -142,3 +142,28 @@ def test_what_cannot_be_intercepted_is_refused(overrides: dict[str, Any], variab
         _topology(**overrides)
     problems = [p for p in caught.value.problems if p.host == "carp1" and p.variable == variable]
     assert problems and words in problems[0].message, caught.value.problems
+
+
+@pytest.mark.parametrize(
+    ("written", "version", "defects"),
+    [
+        ("Squid Cache: Version 5.7", (5, 7), 2),  # Debian 12
+        ("5.7-2+deb12u6", (5, 7), 2),
+        ("6.13-2", (6, 13), 2),  # Debian 13
+        ("1:7.7-1", (7, 7), 1),  # the inverted check is fixed from 7.0.1, the offsets are not
+        ("7.0.1", (7, 0, 1), 1),
+        ("4.17", (4, 17), 2),
+        ("5.2", (5, 2), 2),
+        ("4.16", (4, 16), 0),  # before the rewrite that brought both
+        ("5.1", (5, 1), 0),
+    ],
+)
+def test_each_squid_release_is_told_the_handshake_defects_it_has(written: str, version: Any, defects: int) -> None:
+    assert squid_version(written) == version
+    found = handshake_defects(version)
+    assert len(found) == defects
+    assert all(what and fix for what, fix in found)
+
+
+def test_text_without_a_version_has_none() -> None:
+    assert squid_version("squid: command not found") is None

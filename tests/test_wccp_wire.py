@@ -54,7 +54,8 @@ def _router() -> Iterator[socket.socket]:
 
 
 @contextmanager
-def _squid(stanza: list[str]) -> Iterator[None]:
+def _squid(stanza: list[str]) -> Iterator[Path]:
+    """A real Squid with ``stanza`` on loopback; yields its working directory (cache.log is there)."""
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
         workdir.chmod(0o777)
@@ -81,7 +82,7 @@ def _squid(stanza: list[str]) -> Iterator[None]:
             stderr=subprocess.DEVNULL,
         )
         try:
-            yield
+            yield workdir
         finally:
             proc.terminate()
             try:
@@ -133,3 +134,32 @@ def test_without_a_password_there_is_no_md5() -> None:
     message = decode(packets[0])
     assert message.security == "none" and message.service is not None and message.service.kind == "standard"
     assert message.capabilities.get("forwarding_method") == 2  # WCCP2_FORWARDING_METHOD_L2
+
+
+def test_a_stock_squid_drops_a_standard_i_see_you() -> None:
+    """The router stand-in's I_SEE_YOU, sent back from the router's address and port, reaches the
+    stock Squid, which misreads it (defect 1 of carpfarm.wccp.HANDSHAKE_DEFECTS) and never joins."""
+    from carpfarm.wccprouter import Router
+
+    router = Router(ROUTER)
+    with _router() as sock, _squid(_stanza()) as workdir:
+        hello, (source, port) = _catch_with_source(sock)
+        answer, _ = router.here_i_am(hello, source, time.monotonic())
+        assert answer is not None
+        sock.sendto(answer, (source, port))
+        log = workdir / "cache.log"
+        deadline = time.monotonic() + 10
+        while "Ignoring WCCPv2 message" not in log.read_text() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        text = log.read_text()
+    assert "Ignoring WCCPv2 message: check failed: duplicate security definition" in text, text[-2000:]
+
+
+def _catch_with_source(sock: socket.socket, seconds: float = 25.0) -> tuple[bytes, tuple[str, int]]:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            return sock.recvfrom(65535)
+        except TimeoutError:
+            continue
+    raise AssertionError("Squid sent no HERE_I_AM to the router within 25 s")

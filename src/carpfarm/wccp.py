@@ -273,3 +273,51 @@ def router_stanza(box: str, box_address: str, client_networks: Sequence[str], se
     out += [f" ip wccp {_service_name(service)} redirect in" for service in settings.services]
     out.append("!")
     return "\n".join(out) + "\n"
+
+
+# ---------------------------------------------------------------- Squid releases that cannot finish the handshake
+
+# Squid's WCCPv2 parser, as rewritten by "WCCP: Validate packets better" (the CVE-2021-28116 fix, in
+# 4.17, 5.2 and 6.0.1), has two defects that make it drop every I_SEE_YOU a router sends, so it never
+# joins a service group and never sends REDIRECT_ASSIGN. Each: (first releases of each series that
+# have it, the first release without it or None while none is out, what it does, the upstream fix).
+HANDSHAKE_DEFECTS: tuple[tuple[tuple[tuple[int, ...], ...], tuple[int, ...] | None, str, str], ...] = (
+    (
+        ((4, 17), (5, 2), (6, 0, 1)),
+        None,
+        "CheckFieldDataLength() steps over each message component by the size of a pointer instead of the "
+        "4-byte component header, so on 64-bit builds every component after the first is misread and "
+        "Squid logs 'Ignoring WCCPv2 message: check failed: duplicate security definition' (Squid bug 5179)",
+        "Squid pull request 2484 (WCCP: Fix offset calculation when parsing incoming packets)",
+    ),
+    (
+        ((4, 17), (5, 2), (6, 0, 1)),
+        (7, 0, 1),
+        "the router view's address count check is inverted, so every router view is refused with 'check "
+        "failed: huge IP address count' and no web cache is ever designated",
+        "Squid commit 478eba2a33 (WCCP: fix inverted range check, pull request 1323, in 7.0.1)",
+    ),
+)
+
+
+def squid_version(text: str) -> tuple[int, ...] | None:
+    """The release in ``squid -v``'s first line or a Debian package version (``5.7-2+deb12u6``,
+    ``1:7.7-1``); None when there is none."""
+    import re
+
+    found = re.search(r"(?:Version |^(?:\d+:)?)(\d+(?:\.\d+)+)", text.strip())
+    return tuple(int(part) for part in found.group(1).split(".")) if found else None
+
+
+def _affected(version: tuple[int, ...], firsts: tuple[tuple[int, ...], ...], fixed: tuple[int, ...] | None) -> bool:
+    """Whether ``version`` is at or after the defect's first release in its own series (or a later
+    series than all of them), and before the fix."""
+    same_series = [first for first in firsts if first[0] == version[0]]
+    later_series = version[0] > max(first[0] for first in firsts)
+    before_fix = fixed is None or version < fixed
+    return before_fix and (later_series or any(version >= first for first in same_series))
+
+
+def handshake_defects(version: tuple[int, ...]) -> list[tuple[str, str]]:
+    """(what it does, its upstream fix) for each defect a stock Squid of ``version`` has."""
+    return [(what, fix) for firsts, fixed, what, fix in HANDSHAKE_DEFECTS if _affected(version, firsts, fixed)]

@@ -1,9 +1,12 @@
-"""Decode WCCPv2 messages as they travel on the wire (UDP port 2048).
+"""WCCPv2 messages as they travel on the wire (UDP port 2048), decoded and built.
 
-Enough of the protocol (draft-wilson-wccp-v2) to check what a cache tells its router
-in HERE_I_AM: the message type and version, each component, the service it offers,
-its identity (address, weight) and its security option. Used by the tests and by the
-lab's fake router; it never answers for a real router.
+The protocol of draft-wilson-wccp-v2 (and its rev1 update), as far as a router and its web
+caches need it: what a cache says in HERE_I_AM (its service, identity, view and capabilities),
+what a router answers in I_SEE_YOU (its identity, and its view: the member change number and
+the caches it sees), and the assignment the designated cache sends in REDIRECT_ASSIGN (hash:
+256 buckets over the caches; mask: mask/value sets). Every message may carry MD5 security: the
+digest over the password, NUL-padded to 8 bytes, followed by the whole message with the digest
+zeroed. Used by the tests and by the lab's router stand-in (roles/lab_wccp_router).
 """
 
 from __future__ import annotations
@@ -31,6 +34,21 @@ COMPONENTS = {
 }
 SECURITY = {0: "none", 1: "md5"}
 CAPABILITIES = {1: "forwarding_method", 2: "assignment_method", 3: "return_method"}
+TYPE_IDS = {name: number for number, name in MESSAGE_TYPES.items()}
+COMPONENT_IDS = {name: number for number, name in COMPONENTS.items()}
+CAPABILITY_IDS = {name: number for number, name in CAPABILITIES.items()}
+# Capability values: forwarding and return methods, assignment methods (bit masks).
+GRE, L2 = 1, 2
+HASH, MASK = 1, 2
+METHOD_VALUES = {"gre": GRE, "l2": L2}
+ASSIGNMENT_VALUES = {"hash": HASH, "mask": MASK}
+BUCKETS = 256
+MASK_ASSIGNMENT = 1  # the Alternate Assignment's type for a mask/value set list
+# A Web-Cache Identity Element's flags: the assignment data type is bits 1-2 (0 hash, 1 mask);
+# bit 0 (U) says the element's hash data is historical, which it is for a mask-assigned cache.
+FLAG_MASK_DATA = 0x0002
+FLAG_HISTORICAL = 0x0001
+MD5_LENGTH = 16
 
 
 @dataclass
@@ -57,6 +75,39 @@ class WccpMessage:
     cache_address: str = ""
     weight: int | None = None
     capabilities: dict[str, int] = field(default_factory=dict)
+    identity: bytes = b""  # the Web-Cache Identity Element as sent (a router reflects it in its view)
+    router_id: str = ""  # I_SEE_YOU: the router's identity and the id it counts messages with
+    receive_id: int = 0
+    view: View | None = None  # HERE_I_AM: the cache's view; I_SEE_YOU: the router's view
+    assignment: Assignment | None = None  # REDIRECT_ASSIGN
+
+
+@dataclass
+class View:
+    """A Web-Cache View (HERE_I_AM) or a Router View (I_SEE_YOU): who the sender sees."""
+
+    change_number: int
+    routers: list[tuple[str, int]]  # (router, receive id); a router view lists routers alone (id 0)
+    caches: list[str]
+    key: tuple[str, int] | None = None  # a router view's assignment key (address, change number)
+    weights: dict[str, int] = field(default_factory=dict)  # a router view's caches (hash identity elements)
+
+
+@dataclass
+class Assignment:
+    """What the designated cache tells the routers in REDIRECT_ASSIGN."""
+
+    method: str  # "hash" or "mask"
+    key: tuple[str, int]  # (the designated cache's address, its assignment change number)
+    routers: list[tuple[str, int, int]]  # (router, receive id, member change number)
+    caches: list[str]  # hash: the caches the buckets index
+    buckets: list[int] = field(default_factory=list)  # hash: cache index per bucket (0xFF: unassigned)
+    masks: tuple[int, int, int, int] = (0, 0, 0, 0)  # mask: source IP, destination IP, source port, destination port
+    values: list[tuple[tuple[int, int, int, int], str]] = field(default_factory=list)  # mask: (values, cache)
+
+    def owner_of_bucket(self) -> list[str | None]:
+        """Hash: the cache each bucket goes to, None when unassigned."""
+        return [self.caches[b] if b < len(self.caches) else None for b in self.buckets]
 
 
 def _ip(raw: bytes) -> str:
@@ -71,13 +122,13 @@ def decode(packet: bytes) -> WccpMessage:
     message = WccpMessage(MESSAGE_TYPES.get(kind, f"type {kind}"), version, length)
     if 8 + length != len(packet):
         raise ValueError(f"header says {length} bytes of components, the packet has {len(packet) - 8}")
-    for name, body in _components(packet):
+    for name, body in components(packet):
         message.components.append(name)
         _read_component(message, name, body)
     return message
 
 
-def _components(packet: bytes) -> Iterator[tuple[str, bytes]]:
+def components(packet: bytes) -> Iterator[tuple[str, bytes]]:
     """(name, body) of each component after the 8-byte header; one that overruns is a ValueError."""
     offset = 8
     while offset + 4 <= len(packet):
@@ -98,8 +149,19 @@ def _read_component(message: WccpMessage, name: str, body: bytes) -> None:
     elif name == "wc_id_info":
         message.cache_address = _ip(body[:4])
         message.weight = _weight(body, message.weight)
+        message.identity = body
     elif name == "capability_info":
         message.capabilities.update(_capabilities(body))
+    elif name == "router_id_info":
+        message.router_id, message.receive_id = _ip(body[:4]), struct.unpack("!I", body[4:8])[0]
+    elif name == "wc_view_info":
+        message.view = _cache_view(body)
+    elif name == "router_view_info":
+        message.view = _router_view(body)
+    elif name == "redirect_assignment":
+        message.assignment = _hash_assignment(body)
+    elif name == "alt_assignment":
+        message.assignment = _alt_assignment(body)
 
 
 def _security(body: bytes) -> tuple[str, bytes]:
@@ -154,3 +216,202 @@ def md5_matches(packet: bytes, password: str) -> bool:
             return hashlib.md5(key + zeroed, usedforsecurity=False).digest() == sent
         offset += 4 + clen
     return False
+
+
+# ---------------------------------------------------------------- views and assignments, decoded
+
+
+def _u32(body: bytes, at: int) -> int:
+    return int(struct.unpack("!I", body[at : at + 4])[0])
+
+
+def _need(body: bytes, end: int, what: str) -> None:
+    if len(body) < end:
+        raise ValueError(f"{what} runs past the end of its component ({end} > {len(body)} bytes)")
+
+
+def _cache_view(body: bytes) -> View:
+    """Web-Cache View Info: change number, (router, receive id) pairs, cache addresses."""
+    _need(body, 8, "web-cache view")
+    change, routers = _u32(body, 0), _u32(body, 4)
+    at = 8 + 8 * routers
+    _need(body, at + 4, "web-cache view's router list")
+    pairs = [(_ip(body[8 + 8 * n : 12 + 8 * n]), _u32(body, 12 + 8 * n)) for n in range(routers)]
+    caches = _u32(body, at)
+    _need(body, at + 4 + 4 * caches, "web-cache view's cache list")
+    return View(change, pairs, [_ip(body[at + 4 + 4 * n :]) for n in range(caches)])
+
+
+def identity_element_size(body: bytes, at: int) -> int:
+    """The size of the Web-Cache Identity Element at ``at``: 44 bytes for hash data, and for mask
+    data 16 + its mask/value sets (each mask element 16 bytes plus 16 per value)."""
+    _need(body, at + 8, "web-cache identity element")
+    (flags,) = struct.unpack("!H", body[at + 6 : at + 8])
+    if not flags & FLAG_MASK_DATA:
+        return 44
+    size, elements, pos = 12, _u32(body, at + 8), at + 12
+    for _ in range(elements):
+        _need(body, pos + 16, "mask element")
+        values = _u32(body, pos + 12)
+        size += 16 + 16 * values
+        pos += 16 + 16 * values
+    return size + 4  # weight and status
+
+
+def _router_view(body: bytes) -> View:
+    """Router View Info: member change number, assignment key, routers, and each cache's identity element."""
+    _need(body, 16, "router view")
+    change, key_ip, key_change, routers = _u32(body, 0), _ip(body[4:8]), _u32(body, 8), _u32(body, 12)
+    at = 16 + 4 * routers
+    _need(body, at + 4, "router view's router list")
+    listed = [(_ip(body[16 + 4 * n :]), 0) for n in range(routers)]
+    caches, weights = [], {}
+    count, at = _u32(body, at), at + 4
+    for _ in range(count):
+        size = identity_element_size(body, at)
+        _need(body, at + size, "web-cache identity element")
+        address = _ip(body[at : at + 4])
+        caches.append(address)
+        weights[address] = int(struct.unpack("!H", body[at + size - 4 : at + size - 2])[0])
+        at += size
+    return View(change, listed, caches, (key_ip, key_change), weights)
+
+
+def _assignment_head(body: bytes) -> tuple[tuple[str, int], list[tuple[str, int, int]], int]:
+    """The assignment key, the router assignment elements, and the offset after them."""
+    _need(body, 12, "assignment")
+    key, routers = (_ip(body[0:4]), _u32(body, 4)), _u32(body, 8)
+    _need(body, 12 + 12 * routers, "assignment's router list")
+    elements = [(_ip(body[12 + 12 * n :]), _u32(body, 16 + 12 * n), _u32(body, 20 + 12 * n)) for n in range(routers)]
+    return key, elements, 12 + 12 * routers
+
+
+def _hash_assignment(body: bytes) -> Assignment:
+    """Assignment Info (hash): key, routers, the caches, and 256 bucket bytes indexing them."""
+    key, routers, at = _assignment_head(body)
+    _need(body, at + 4, "assignment's cache count")
+    count = _u32(body, at)
+    caches = [_ip(body[at + 4 + 4 * n :]) for n in range(count)]
+    at += 4 + 4 * count
+    _need(body, at + BUCKETS, "assignment's buckets")
+    return Assignment("hash", key, routers, caches, list(body[at : at + BUCKETS]))
+
+
+def _alt_assignment(body: bytes) -> Assignment:
+    """Alternate Assignment holding a mask/value set list: the masks and each value's cache."""
+    _need(body, 4, "alternate assignment")
+    kind, length = struct.unpack("!HH", body[:4])
+    if kind != MASK_ASSIGNMENT:
+        raise ValueError(f"alternate assignment of type {kind}: only the mask/value set list (1) is known")
+    inner = body[4 : 4 + length]
+    key, routers, at = _assignment_head(inner)
+    _need(inner, at + 4, "mask/value set count")
+    sets, at = _u32(inner, at), at + 4
+    masks: tuple[int, int, int, int] = (0, 0, 0, 0)
+    values: list[tuple[tuple[int, int, int, int], str]] = []
+    for _ in range(sets):
+        _need(inner, at + 16, "mask element")
+        src_ip, dst_ip, src_port, dst_port, count = struct.unpack("!IIHHI", inner[at : at + 16])
+        masks, at = (src_ip, dst_ip, src_port, dst_port), at + 16
+        _need(inner, at + 16 * count, "mask values")
+        for _ in range(count):
+            v_src_ip, v_dst_ip, v_src_port, v_dst_port = struct.unpack("!IIHH", inner[at : at + 12])
+            values.append(((v_src_ip, v_dst_ip, v_src_port, v_dst_port), _ip(inner[at + 12 : at + 16])))
+            at += 16
+    caches = list(dict.fromkeys(cache for _, cache in values))
+    return Assignment("mask", key, routers, caches, masks=masks, values=values)
+
+
+# ---------------------------------------------------------------- building messages (a router's side)
+
+
+def _addr(address: str) -> bytes:
+    import socket
+
+    return socket.inet_aton(address)
+
+
+def component(name: str, body: bytes) -> bytes:
+    """A component: its type, the length of its body, its body."""
+    return struct.pack("!HH", COMPONENT_IDS[name], len(body)) + body
+
+
+def message(kind: str, *components: bytes) -> bytes:
+    """A whole message: type, version 2.0, the length of its components, the components."""
+    body = b"".join(components)
+    return struct.pack("!IHH", TYPE_IDS[kind], VERSION_2, len(body)) + body
+
+
+def security(password: str | None) -> bytes:
+    """Security Info: none, or MD5 with the digest zeroed (``sign`` fills it in)."""
+    if not password:
+        return component("security_info", struct.pack("!I", 0))
+    return component("security_info", struct.pack("!I", 1) + bytes(MD5_LENGTH))
+
+
+def _md5(password: str, zeroed: bytes) -> bytes:
+    import hashlib
+
+    key = password.encode()[:8].ljust(8, b"\0")
+    return hashlib.md5(key + zeroed, usedforsecurity=False).digest()
+
+
+def _md5_offset(packet: bytes) -> int | None:
+    """Where the MD5 digest of ``packet`` starts, None without MD5 security."""
+    offset = 8
+    while offset + 4 <= len(packet):
+        ctype, clen = struct.unpack("!HH", packet[offset : offset + 4])
+        if ctype == 0 and clen >= 4 + MD5_LENGTH and _u32(packet, offset + 4) == 1:
+            return offset + 8
+        offset += 4 + clen
+    return None
+
+
+def sign(packet: bytes, password: str | None) -> bytes:
+    """``packet`` with its MD5 digest filled in; unchanged without a password or MD5 component."""
+    start = _md5_offset(packet)
+    if not password or start is None:
+        return packet
+    zeroed = packet[:start] + bytes(MD5_LENGTH) + packet[start + MD5_LENGTH :]
+    return packet[:start] + _md5(password, zeroed) + packet[start + MD5_LENGTH :]
+
+
+def service_body(service: Service) -> bytes:
+    """Service Info's body for ``service`` (as its caches announce it)."""
+    ports = list(service.ports)[:8] + [0] * (8 - len(service.ports[:8]))
+    kind = 0 if service.kind == "standard" else 1
+    return struct.pack("!BBBBI8H", kind, service.id, service.priority, service.protocol, service.flags, *ports)
+
+
+def router_identity(router: str, receive_id: int, sent_to: str, received_from: list[str]) -> bytes:
+    """Router Identity Info: the router's address and receive id, where the message goes, and the
+    caches the router has heard from."""
+    addresses = b"".join(_addr(a) for a in received_from)
+    body = _addr(router) + struct.pack("!I", receive_id) + _addr(sent_to) + struct.pack("!I", len(received_from))
+    return component("router_id_info", body + addresses)
+
+
+def view_identity(identity: bytes) -> bytes:
+    """A cache's identity element as a router lists it in its view: as the cache sent it, with the
+    U flag set on mask data (its hash data is historical; Squid reads the element whole only then)."""
+    (flags,) = struct.unpack("!H", identity[6:8])
+    if flags & FLAG_MASK_DATA:
+        flags |= FLAG_HISTORICAL
+    return identity[:6] + struct.pack("!H", flags) + identity[8:]
+
+
+def router_view(change: int, key: tuple[str, int], routers: list[str], identities: list[bytes]) -> bytes:
+    """Router View Info: the member change number, the assignment key, the routers of the service
+    group and each cache's identity element."""
+    body = struct.pack("!I", change) + _addr(key[0]) + struct.pack("!I", key[1])
+    body += struct.pack("!I", len(routers)) + b"".join(_addr(r) for r in routers)
+    body += struct.pack("!I", len(identities)) + b"".join(view_identity(i) for i in identities)
+    return component("router_view_info", body)
+
+
+def capability_info(forwarding: int, assignment: int, returning: int) -> bytes:
+    """Capability Info: the forwarding, assignment and return methods the router supports (bit masks)."""
+    elements = [("forwarding_method", forwarding), ("assignment_method", assignment), ("return_method", returning)]
+    return component(
+        "capability_info", b"".join(struct.pack("!HHI", CAPABILITY_IDS[name], 4, value) for name, value in elements)
+    )

@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# Build the Squid that the lab's WCCP boxes run: Debian's own squid source package of one release,
+# with the two upstream corrections to its WCCPv2 parser (lab/wccp-squid.patch), configured with
+# Debian's paths and the features carpfarm's frontends use, and built in a container of the lab's
+# base image of that release, so that it links against the libraries the boxes have. Only the
+# squid binary is built (no helpers, no manual pages): a box keeps Debian's package and runs this
+# binary in place of /usr/sbin/squid (dpkg-divert).
+#
+#   bash lab/build-wccp-squid.sh [SUITE]   SUITE defaults to bookworm (squid 5.7)
+#
+#   CARPFARM_IMAGE       the lab's base image of bookworm (default localhost/carpfarm-base; other
+#                        releases: <name>-<release>, as lab/build-image.sh names them)
+#   CARPFARM_WCCP_SQUID  where builds live (default .cache/wccp-squid in the checkout)
+#   CARPFARM_JOBS        parallel compile jobs (default: the CPUs)
+#
+# The build goes to $CARPFARM_WCCP_SQUID/SUITE-<hash of this recipe and the patch>/ (squid, and
+# squid-version: `squid -v`'s first line, written last), linked as $CARPFARM_WCCP_SQUID/SUITE. When
+# that directory is complete the build is skipped: a machine pays for it once per recipe.
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+suite=${1:-bookworm}
+base=${CARPFARM_IMAGE:-localhost/carpfarm-base}
+image=$base
+[ "$suite" = bookworm ] || image="$base-$suite"
+builds=${CARPFARM_WCCP_SQUID:-$here/../.cache/wccp-squid}
+jobs=${CARPFARM_JOBS:-$(nproc)}
+export CONTAINERS_CONF=${CONTAINERS_CONF:-$here/containers.conf}
+
+recipe=$(cat "$0" "$here/wccp-squid.patch" | { cat; echo "$suite"; } | sha256sum | cut -c1-12)
+mkdir -p "$builds"
+builds=$(cd "$builds" && pwd)
+out="$builds/$suite-$recipe"
+if [ -s "$out/squid-version" ]; then
+    ln -sfn "$(basename "$out")" "$builds/$suite"
+    echo "wccp squid $out is up to date: $(cat "$out/squid-version")"
+    exit 0
+fi
+podman image exists "$image" || { echo "no lab image $image: run make image first" >&2; exit 1; }
+rm -rf "$out"
+mkdir -p "$out"
+
+# Inside the container: the source package from the image's own apt sources (deb-src added), the
+# build dependencies of this configure, the patch, configure, make.
+started=$(date +%s)
+podman run --rm --network host -v "$out:/out" -v "$here/wccp-squid.patch:/wccp-squid.patch:ro" \
+    "$image" bash -euo pipefail -c "
+export DEBIAN_FRONTEND=noninteractive
+sed -i 's/^Types: deb\$/Types: deb deb-src/' /etc/apt/sources.list.d/*.sources 2>/dev/null || true
+sed -n 's/^deb /deb-src /p' /etc/apt/sources.list >> /etc/apt/sources.list 2>/dev/null || true
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends dpkg-dev build-essential pkg-config libltdl-dev libcap-dev \
+    libsystemd-dev libexpat1-dev libxml2-dev >/dev/null
+mkdir /build && cd /build
+apt-get source -qq squid >/dev/null 2>&1
+cd squid-*/
+patch -p1 < /wccp-squid.patch
+# Debian's paths (debian/rules), and of its features those carpfarm's squid.conf uses: intercept
+# (netfilter), systemd notification, ICMP (pinger_enable), the cache stores, WCCPv2. No helpers.
+./configure -q --prefix=/usr --sysconfdir=/etc/squid --localstatedir=/var --libexecdir=/usr/lib/squid \
+    --datadir=/usr/share/squid --mandir=/usr/share/man --with-default-user=proxy \
+    --with-logdir=/var/log/squid --with-pidfile=/run/squid.pid --with-swapdir=/var/spool/squid \
+    --with-filedescriptors=65536 --with-large-files --enable-linux-netfilter --with-systemd --enable-icmp \
+    --enable-storeio=ufs,aufs,rock --enable-removal-policies=lru,heap --enable-wccpv2 --disable-arch-native \
+    --disable-auth --disable-external-acl-helpers --disable-url-rewrite-helpers \
+    --disable-storeid-rewrite-helpers --disable-security-cert-validators --disable-security-cert-generators \
+    --without-openssl --without-gnutls --disable-esi --disable-ecap --disable-icap-client --disable-translation \
+    --disable-eui --without-mit-krb5 --without-heimdal-krb5 --without-gss >/dev/null
+make -s -j$jobs >/build/make.log 2>&1 || { tail -40 /build/make.log; exit 1; }
+strip -o /out/squid src/squid
+/out/squid -v | head -1 > /out/squid-version.tmp
+"
+mv "$out/squid-version.tmp" "$out/squid-version"
+ln -sfn "$(basename "$out")" "$builds/$suite"
+# Older recipes' builds of this release go.
+find "$builds" -maxdepth 1 -name "$suite-*" ! -name "$(basename "$out")" -exec rm -rf {} +
+echo "built $out in $(( $(date +%s) - started )) s: $(cat "$out/squid-version")"

@@ -1,0 +1,146 @@
+"""A WCCPv2 router's side of the protocol, as pure logic.
+
+The lab's router stand-in (roles/lab_wccp_router) feeds ``Router`` the datagrams it receives and
+the time, and sends what it returns. Per service group the router keeps the caches that have said
+HERE_I_AM, answers each with I_SEE_YOU (its identity and its view: a member change number bumped on
+every change of membership, and every member's identity element), drops a cache after a number of
+missed HERE_I_AM intervals, and keeps the assignment the designated cache sends in REDIRECT_ASSIGN.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass, field
+
+from carpfarm import wccpwire
+from carpfarm.wccpwire import Assignment, Service
+
+HERE_I_AM_INTERVAL = 10.0  # seconds between a cache's HERE_I_AM (the draft's HERE_I_AM_T)
+MISSES = 3  # a cache is gone after this many intervals without HERE_I_AM
+
+
+@dataclass
+class Member:
+    address: str
+    identity: bytes
+    last_seen: float
+
+
+@dataclass
+class Group:
+    """One service group: its members, its member change number, its last assignment."""
+
+    service: Service
+    service_body: bytes
+    members: dict[str, Member] = field(default_factory=dict)
+    change: int = 0
+    assignment: Assignment | None = None
+    assigned_by: str = ""
+
+
+def _lowest(addresses: list[str]) -> str:
+    return min(addresses, key=ipaddress.ip_address)
+
+
+@dataclass
+class Router:
+    """A router at ``address``; ``passwords``: service id -> MD5 password (a service without one
+    runs without security); a cache is dropped after ``misses`` x ``interval`` seconds of silence;
+    ``capabilities``: the forwarding, assignment and return methods it offers (bit masks)."""
+
+    address: str
+    passwords: dict[int, str] = field(default_factory=dict)
+    interval: float = HERE_I_AM_INTERVAL
+    misses: int = MISSES
+    capabilities: tuple[int, int, int] = (
+        wccpwire.GRE | wccpwire.L2,
+        wccpwire.HASH | wccpwire.MASK,
+        wccpwire.GRE | wccpwire.L2,
+    )
+    receive_id: int = 0
+    groups: dict[int, Group] = field(default_factory=dict)
+
+    # ---- membership
+
+    def expire(self, now: float) -> list[str]:
+        """Drop the caches silent for longer than ``misses`` intervals; what happened, as log lines."""
+        events = []
+        for service_id, group in self.groups.items():
+            gone = [a for a, m in group.members.items() if now - m.last_seen > self.misses * self.interval]
+            for address in gone:
+                del group.members[address]
+                group.change += 1
+                events.append(f"service {service_id}: {address} dropped after {self.misses} missed HERE_I_AM; "
+                              f"member change number {group.change}")  # fmt: skip
+        return events
+
+    def _verified(self, packet: bytes, service_id: int) -> bool:
+        password = self.passwords.get(service_id)
+        return not password or wccpwire.md5_matches(packet, password)
+
+    # ---- messages
+
+    def here_i_am(self, packet: bytes, source: str, now: float) -> tuple[bytes | None, list[str]]:
+        """Answer a cache's HERE_I_AM: (the I_SEE_YOU to send back to ``source``, or None when the
+        message is refused; what happened, as log lines)."""
+        events = self.expire(now)
+        found = wccpwire.decode(packet)
+        if found.type != "HERE_I_AM" or found.service is None or not found.identity:
+            return None, [*events, f"{source}: not a HERE_I_AM with a service and an identity; ignored"]
+        service = found.service
+        if not self._verified(packet, service.id):
+            return None, [*events, f"{source}: HERE_I_AM for service {service.id} fails MD5; ignored"]
+        body = next(b for n, b in wccpwire.components(packet) if n == "service_info")
+        group = self.groups.setdefault(service.id, Group(service, body))
+        address = found.cache_address or source
+        if address not in group.members:
+            group.change += 1
+            events.append(f"service {service.id}: {address} joined; member change number {group.change}")
+        group.members[address] = Member(address, found.identity, now)
+        self.receive_id += 1
+        return self._i_see_you(group, address), events
+
+    def _i_see_you(self, group: Group, cache: str) -> bytes:
+        members = sorted(group.members.values(), key=lambda m: ipaddress.ip_address(m.address))
+        key = group.assignment.key if group.assignment else ("0.0.0.0", 0)
+        packet = wccpwire.message(
+            "I_SEE_YOU",
+            wccpwire.security(self.passwords.get(group.service.id)),
+            wccpwire.component("service_info", group.service_body),
+            wccpwire.router_identity(self.address, self.receive_id, cache, [m.address for m in members]),
+            wccpwire.router_view(group.change, key, [self.address], [m.identity for m in members]),
+            wccpwire.capability_info(*self.capabilities),
+        )
+        return wccpwire.sign(packet, self.passwords.get(group.service.id))
+
+    def redirect_assign(self, packet: bytes, source: str, now: float) -> list[str]:
+        """Take the assignment a member cache sends; what happened, as log lines."""
+        events = self.expire(now)
+        found = wccpwire.decode(packet)
+        if found.type != "REDIRECT_ASSIGN" or found.service is None or found.assignment is None:
+            return [*events, f"{source}: not a REDIRECT_ASSIGN with a service and an assignment; ignored"]
+        group = self.groups.get(found.service.id)
+        if group is None or source not in group.members:
+            return [*events, f"{source}: REDIRECT_ASSIGN from no member of service {found.service.id}; ignored"]
+        if not self._verified(packet, found.service.id):
+            return [*events, f"{source}: REDIRECT_ASSIGN for service {found.service.id} fails MD5; ignored"]
+        group.assignment, group.assigned_by = found.assignment, source
+        return [*events, f"service {found.service.id}: {describe(found.assignment)} from {source}"]
+
+
+def describe(assignment: Assignment) -> str:
+    """One line on an assignment: how many buckets or mask values each cache got."""
+    if assignment.method == "hash":
+        owners = assignment.owner_of_bucket()
+        counts = {cache: owners.count(cache) for cache in assignment.caches}
+        unassigned = owners.count(None)
+        shares = ", ".join(f"{cache} {count}" for cache, count in counts.items())
+        return f"hash assignment {assignment.key[1]}: buckets {shares}" + (
+            f", unassigned {unassigned}" if unassigned else ""
+        )
+    per_cache: dict[str, int] = {}
+    for _, cache in assignment.values:
+        per_cache[cache] = per_cache.get(cache, 0) + 1
+    masks = "/".join(f"{m:#x}" for m in assignment.masks)
+    shares = ", ".join(f"{cache} {count}" for cache, count in per_cache.items())
+    return f"mask assignment {assignment.key[1]} over masks {masks}: values {shares}"

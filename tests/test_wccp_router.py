@@ -1,0 +1,140 @@
+"""The WCCPv2 router's side (carpfarm.wccprouter) and the messages it builds and reads
+(carpfarm.wccpwire), against HERE_I_AMs captured from Squid 5.7 (tests/data/wccp/) and Squid's
+own layouts of REDIRECT_ASSIGN."""
+
+from __future__ import annotations
+
+import struct
+
+from carpfarm import wccpwire
+from carpfarm.wccprouter import Router, describe
+from support.paths import ROOT
+
+DATA = ROOT / "tests" / "data" / "wccp"
+SQUID_CACHE = "127.0.0.1"  # the address Squid announced in the captures
+ROUTER = "127.0.0.2"
+
+
+def captured(name: str) -> bytes:
+    return (DATA / f"{name}.bin").read_bytes()
+
+
+def as_cache(packet: bytes, address: str, password: str | None = None) -> bytes:
+    """A captured HERE_I_AM as another cache would send it: its address in the identity, signed again."""
+    at = packet.index(struct.pack("!HH", 3, 44 if len(packet) > 140 else 32)) + 4
+    moved = packet[:at] + wccpwire._addr(address) + packet[at + 4 :]
+    return wccpwire.sign(moved, password)
+
+
+def test_squids_here_i_am_decodes_with_its_identity_view_and_capabilities() -> None:
+    hashed, masked = wccpwire.decode(captured("here_i_am-hash-md5")), wccpwire.decode(captured("here_i_am-mask"))
+    assert hashed.type == masked.type == "HERE_I_AM"
+    assert hashed.components == ["security_info", "service_info", "wc_id_info", "wc_view_info", "capability_info"]
+    assert (len(hashed.identity), len(masked.identity)) == (44, 32)
+    assert wccpwire.identity_element_size(hashed.identity, 0) == 44
+    assert wccpwire.identity_element_size(masked.identity, 0) == 32
+    assert hashed.view == wccpwire.View(1, [(ROUTER, 0)], [])
+    assert masked.capabilities == {"forwarding_method": 2, "assignment_method": 2, "return_method": 2}
+    assert wccpwire.md5_matches(captured("here_i_am-hash-md5"), "s3cret")
+
+
+def test_the_router_answers_with_its_identity_and_a_view_of_every_member() -> None:
+    router = Router(ROUTER, passwords={0: "s3cret"})
+    answer, events = router.here_i_am(captured("here_i_am-hash-md5"), SQUID_CACHE, now=0.0)
+    assert answer is not None and events == ["service 0: 127.0.0.1 joined; member change number 1"]
+    seen = wccpwire.decode(answer)
+    assert seen.type == "I_SEE_YOU" and seen.version == wccpwire.VERSION_2
+    assert seen.components == ["security_info", "service_info", "router_id_info", "router_view_info", "capability_info"]
+    assert wccpwire.md5_matches(answer, "s3cret") and not wccpwire.md5_matches(answer, "other")
+    assert (seen.router_id, seen.receive_id) == (ROUTER, 1)
+    assert seen.view is not None
+    assert (seen.view.change_number, seen.view.caches, seen.view.weights) == (1, [SQUID_CACHE], {SQUID_CACHE: 10000})
+    assert seen.view.routers == [(ROUTER, 0)] and seen.view.key == ("0.0.0.0", 0)
+    assert seen.service is not None and (seen.service.kind, seen.service.id) == ("standard", 0)
+    assert seen.capabilities == {"forwarding_method": 3, "assignment_method": 3, "return_method": 3}
+
+
+def test_membership_changes_move_the_change_number_and_silence_drops_a_cache() -> None:
+    router = Router(ROUTER, passwords={0: "s3cret"})
+    hello = captured("here_i_am-hash-md5")
+    router.here_i_am(hello, SQUID_CACHE, now=0.0)
+    answer, events = router.here_i_am(as_cache(hello, "127.0.0.3", "s3cret"), "127.0.0.3", now=1.0)
+    assert events == ["service 0: 127.0.0.3 joined; member change number 2"]
+    view = wccpwire.decode(answer or b"").view
+    assert view is not None and (view.change_number, view.caches) == (2, [SQUID_CACHE, "127.0.0.3"])
+    _, events = router.here_i_am(hello, SQUID_CACHE, now=10.0)  # a member again: no change
+    assert events == [] and router.groups[0].change == 2
+    _, events = router.here_i_am(hello, SQUID_CACHE, now=31.5)  # 127.0.0.3 silent for 30.5 s > 3 x 10 s
+    assert events == ["service 0: 127.0.0.3 dropped after 3 missed HERE_I_AM; member change number 3"]
+    assert list(router.groups[0].members) == [SQUID_CACHE]
+
+
+def test_a_here_i_am_with_the_wrong_password_is_refused() -> None:
+    router = Router(ROUTER, passwords={0: "other"})
+    answer, events = router.here_i_am(captured("here_i_am-hash-md5"), SQUID_CACHE, now=0.0)
+    assert answer is None and events == ["127.0.0.1: HERE_I_AM for service 0 fails MD5; ignored"]
+
+
+def test_the_view_marks_a_mask_caches_hash_data_historical_and_keeps_the_element_whole() -> None:
+    router = Router(ROUTER)
+    answer, _ = router.here_i_am(captured("here_i_am-mask"), SQUID_CACHE, now=0.0)
+    view = wccpwire.decode(answer or b"").view
+    assert view is not None and view.caches == [SQUID_CACHE]
+    body = dict(wccpwire.components(answer or b""))["router_view_info"]
+    element = body[16 + 4 + 4 :]  # change, key, 1 router, its address, the cache count
+    assert len(element) == 32 and struct.unpack("!H", element[6:8])[0] == 0x0003
+
+
+def _squid_hash_assign(caches: list[str], key_change: int) -> bytes:
+    """REDIRECT_ASSIGN as Squid 5.7 builds it for hash assignment (wccp2AssignBuckets): equal weights
+    deal the 256 buckets round-robin over the caches in address order."""
+    head = wccpwire._addr(caches[0]) + struct.pack("!I", key_change) + struct.pack("!I", 1)
+    head += wccpwire._addr(ROUTER) + struct.pack("!II", 7, 2)  # router, its receive id, member change number
+    body = head + struct.pack("!I", len(caches)) + b"".join(wccpwire._addr(c) for c in caches)
+    body += bytes(n % len(caches) for n in range(wccpwire.BUCKETS))
+    service = dict(wccpwire.components(captured("here_i_am-mask")))["service_info"]
+    return wccpwire.message(
+        "REDIRECT_ASSIGN", wccpwire.security(None), wccpwire.component("service_info", service),
+        wccpwire.component("redirect_assignment", body),
+    )  # fmt: skip
+
+
+def _squid_mask_assign(caches: list[str]) -> bytes:
+    """REDIRECT_ASSIGN as Squid 5.7 builds it for mask assignment: one mask (source IP & 0x1741)
+    and its 64 values dealt round-robin over the caches."""
+    values = [v for v in range(0x1742) if v & 0x1741 == v]
+    inner = wccpwire._addr(caches[0]) + struct.pack("!II", 1, 1) + wccpwire._addr(ROUTER) + struct.pack("!II", 7, 2)
+    inner += struct.pack("!I", 1) + struct.pack("!IIHHI", 0x1741, 0, 0, 0, len(values))
+    inner += b"".join(struct.pack("!IIHH", v, 0, 0, 0) + wccpwire._addr(caches[k % len(caches)])
+                      for k, v in enumerate(values))  # fmt: skip
+    alt = struct.pack("!HH", wccpwire.MASK_ASSIGNMENT, len(inner)) + inner
+    service = dict(wccpwire.components(captured("here_i_am-mask")))["service_info"]
+    return wccpwire.message(
+        "REDIRECT_ASSIGN", wccpwire.security(None), wccpwire.component("service_info", service),
+        wccpwire.component("alt_assignment", alt),
+    )  # fmt: skip
+
+
+def test_a_hash_assignment_from_a_member_is_kept_and_told() -> None:
+    router = Router(ROUTER)
+    router.here_i_am(captured("here_i_am-mask"), SQUID_CACHE, now=0.0)
+    events = router.redirect_assign(_squid_hash_assign([SQUID_CACHE, "127.0.0.3"], 4), SQUID_CACHE, now=16.0)
+    assert events == ["service 0: hash assignment 4: buckets 127.0.0.1 128, 127.0.0.3 128 from 127.0.0.1"]
+    kept = router.groups[0].assignment
+    assert kept is not None and kept.key == (SQUID_CACHE, 4) and kept.routers == [(ROUTER, 7, 2)]
+    assert kept.owner_of_bucket()[:3] == [SQUID_CACHE, "127.0.0.3", SQUID_CACHE]
+
+
+def test_a_mask_assignment_is_read_value_by_value() -> None:
+    assignment = wccpwire.decode(_squid_mask_assign([SQUID_CACHE, "127.0.0.3"])).assignment
+    assert assignment is not None and assignment.method == "mask"
+    assert assignment.masks == (0x1741, 0, 0, 0) and len(assignment.values) == 64
+    assert assignment.values[1] == ((0x0001, 0, 0, 0), "127.0.0.3")
+    assert describe(assignment) == "mask assignment 1 over masks 0x1741/0x0/0x0/0x0: values 127.0.0.1 32, 127.0.0.3 32"
+
+
+def test_an_assignment_from_no_member_is_ignored() -> None:
+    router = Router(ROUTER)
+    events = router.redirect_assign(_squid_hash_assign(["127.0.0.9"], 1), "127.0.0.9", now=0.0)
+    assert events == ["127.0.0.9: REDIRECT_ASSIGN from no member of service 0; ignored"]
+    assert router.groups == {}
