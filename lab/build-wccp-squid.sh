@@ -50,11 +50,13 @@ sed -i 's/^Types: deb\$/Types: deb deb-src/' /etc/apt/sources.list.d/*.sources 2
 sed -n 's/^deb /deb-src /p' /etc/apt/sources.list >> /etc/apt/sources.list 2>/dev/null || true
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends dpkg-dev build-essential pkg-config libltdl-dev libcap-dev \
-    libsystemd-dev libexpat1-dev libxml2-dev >/dev/null
+    libsystemd-dev libexpat1-dev libxml2-dev autoconf automake libtool >/dev/null
 mkdir /build && cd /build
 apt-get source -qq squid >/dev/null 2>&1
 cd squid-*/
 patch -p1 < /wccp-squid.patch
+# Debian's patches change Makefile.am (one removes gopher): regenerate, as Debian's build does.
+autoreconf -fi >/dev/null 2>&1
 # Debian's paths (debian/rules), and of its features those carpfarm's squid.conf uses: intercept
 # (netfilter), systemd notification, ICMP (pinger_enable), the cache stores, WCCPv2. No helpers.
 ./configure -q --prefix=/usr --sysconfdir=/etc/squid --localstatedir=/var --libexecdir=/usr/lib/squid \

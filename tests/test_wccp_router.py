@@ -138,3 +138,22 @@ def test_an_assignment_from_no_member_is_ignored() -> None:
     events = router.redirect_assign(_squid_hash_assign(["127.0.0.9"], 1), "127.0.0.9", now=0.0)
     assert events == ["127.0.0.9: REDIRECT_ASSIGN from no member of service 0; ignored"]
     assert router.groups == {}
+
+
+def test_the_redirect_assign_a_corrected_squid_sent_this_router_decodes_and_is_kept() -> None:
+    """Captured from Squid 5.7 built by lab/build-wccp-squid.sh (both parser corrections), which
+    completed the handshake with this router on loopback and assigned 15 s after its I_SEE_YOU."""
+    hashed, masked = captured("redirect_assign-hash-md5"), captured("redirect_assign-mask-md5")
+    assert wccpwire.md5_matches(hashed, "s3cret") and wccpwire.md5_matches(masked, "s3cret")
+    by_hash, by_mask = wccpwire.decode(hashed).assignment, wccpwire.decode(masked).assignment
+    assert by_hash is not None and by_mask is not None
+    assert (by_hash.method, by_hash.key, by_hash.caches) == ("hash", (SQUID_CACHE, 1), [SQUID_CACHE])
+    assert by_hash.routers[0][0] == ROUTER and by_hash.owner_of_bucket() == [SQUID_CACHE] * 256
+    # The standard web-cache service: Squid masks the destination address with 0x1741, 64 values.
+    assert by_mask.masks == (0, 0x1741, 0, 0) and len(by_mask.values) == 64
+    assert all(values[1] & 0x1741 == values[1] and cache == SQUID_CACHE for values, cache in by_mask.values)
+    router = Router(ROUTER, passwords={0: "s3cret"})
+    router.here_i_am(captured("here_i_am-hash-md5"), SQUID_CACHE, now=0.0)
+    assert router.redirect_assign(hashed, SQUID_CACHE, now=16.0) == [
+        "service 0: hash assignment 1: buckets 127.0.0.1 256 from 127.0.0.1"
+    ]
