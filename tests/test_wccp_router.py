@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import struct
 
+import pytest
+
 from carpfarm import wccpwire
 from carpfarm.wccprouter import Router, describe
 from support.paths import ROOT
@@ -157,3 +159,22 @@ def test_the_redirect_assign_a_corrected_squid_sent_this_router_decodes_and_is_k
     assert router.redirect_assign(hashed, SQUID_CACHE, now=16.0) == [
         "service 0: hash assignment 1: buckets 127.0.0.1 256 from 127.0.0.1"
     ]
+
+
+def test_the_lab_routers_listener_records_every_captured_message_as_json(monkeypatch: pytest.MonkeyPatch) -> None:
+    """roles/lab_wccp_router's listener, with wccpwire beside it as the role installs them: one JSON
+    line per datagram (its bytes fields written as hex), whatever the message."""
+    import importlib.util
+    import json
+
+    monkeypatch.syspath_prepend(str(ROOT / "src" / "carpfarm"))  # wccpwire, where the role puts it: beside it
+    path = ROOT / "roles" / "lab_wccp_router" / "files" / "carpfarm-wccp-router.py"
+    spec = importlib.util.spec_from_file_location("carpfarm_wccp_router", path)
+    assert spec is not None and spec.loader is not None
+    listener = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(listener)
+    for name in ("here_i_am-hash-md5", "here_i_am-mask", "redirect_assign-hash-md5", "redirect_assign-mask-md5"):
+        row = json.loads(json.dumps(listener.record(captured(name), SQUID_CACHE, {0: "s3cret"})))
+        assert row["type"] == name.split("-")[0].upper() and "error" not in row, row
+    row = listener.record(captured("here_i_am-hash-md5"), SQUID_CACHE, {0: "s3cret"})
+    assert row["md5_ok"] is True and row["md5_ok_with_wrong_password"] is False

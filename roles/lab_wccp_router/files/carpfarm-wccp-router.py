@@ -31,6 +31,7 @@ def record(packet: bytes, sender: str, passwords: dict[int, str]) -> dict[str, o
         return {**row, "error": str(exc)}
     fields = asdict(message)
     fields["md5"] = message.md5.hex()
+    fields["identity"] = message.identity.hex()
     service_id = message.service.id if message.service else None
     password = passwords.get(service_id) if service_id is not None else None
     fields["md5_ok"] = None if password is None else wccpwire.md5_matches(packet, password)
