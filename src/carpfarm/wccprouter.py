@@ -38,10 +38,6 @@ class Group:
     assigned_by: str = ""
 
 
-def _lowest(addresses: list[str]) -> str:
-    return min(addresses, key=ipaddress.ip_address)
-
-
 @dataclass
 class Router:
     """A router at ``address``; ``passwords``: service id -> MD5 password (a service without one

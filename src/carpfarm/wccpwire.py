@@ -203,19 +203,11 @@ def md5_matches(packet: bytes, password: str) -> bool:
 
     WCCPv2: MD5 over the password NUL-padded to 8 bytes, then the whole message with
     the 16 MD5 bytes zeroed."""
-    import hashlib
-
-    offset = 8
-    while offset + 4 <= len(packet):
-        ctype, clen = struct.unpack("!HH", packet[offset : offset + 4])
-        if ctype == 0 and clen >= 20 and struct.unpack("!I", packet[offset + 4 : offset + 8])[0] == 1:
-            start = offset + 8
-            sent = packet[start : start + 16]
-            zeroed = packet[:start] + bytes(16) + packet[start + 16 :]
-            key = password.encode()[:8].ljust(8, b"\0")
-            return hashlib.md5(key + zeroed, usedforsecurity=False).digest() == sent
-        offset += 4 + clen
-    return False
+    start = _md5_offset(packet)
+    if start is None:
+        return False
+    zeroed = packet[:start] + bytes(MD5_LENGTH) + packet[start + MD5_LENGTH :]
+    return _md5(password, zeroed) == packet[start : start + MD5_LENGTH]
 
 
 # ---------------------------------------------------------------- views and assignments, decoded
