@@ -8,7 +8,6 @@ a VM without a hardware PMU. Squid's own functions are named because Debian's sq
 from __future__ import annotations
 
 import re
-import subprocess
 import tempfile
 import time
 from pathlib import Path
@@ -16,7 +15,7 @@ from typing import Any
 
 import cpu
 import throughput
-from lab import CARP_BOX, CLIENT, OBJECTS, log, run
+from lab import CARP_BOX, OBJECTS, log, run
 
 from carpfarm import bench
 
@@ -30,16 +29,13 @@ def frontend(seconds: int, size: str = "1 KiB") -> dict[str, Any]:
     load = f"wrk, {throughput.CONNECTIONS} connections, {size} HITs through the three layers"
     with tempfile.TemporaryDirectory() as tmp:
         data = Path(tmp) / "perf.data"
-        wrk = subprocess.Popen(
-            ["podman", "exec", CLIENT, *throughput.wrk_argv(f"http://{CARP_BOX[1]}:3128", OBJECTS[size], seconds + 2)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
+        wrk = throughput.wrk_start(f"http://{CARP_BOX[1]}:3128", OBJECTS[size], seconds + 2)
         try:
             time.sleep(1)
             run(["perf", "record", "-q", "-e", "cpu-clock", "-F", "999", "-p", ",".join(map(str, pids)),
                  "-o", str(data), "--", "sleep", str(seconds)])  # fmt: skip
         finally:
-            wrk.wait(timeout=seconds + 30)
+            wrk.communicate(timeout=seconds + 30)
         report = run(["perf", "report", "-i", str(data), "--stdio", "--no-children", "-g", "none",
                       "--sort", "dso,symbol"]).stdout  # fmt: skip
     samples = re.search(r"# Samples: (\S+)", report)

@@ -8,6 +8,7 @@ time (``cpu.Meter``); divided by the requests wrk completed, it is each layer's 
 
 from __future__ import annotations
 
+import subprocess
 from typing import Any
 
 from cpu import Meter
@@ -27,6 +28,12 @@ def wrk_argv(endpoint: str, url: str, seconds: int) -> list[str]:
     """wrk's command line: one thread, CONNECTIONS connections, the report script copied by prepare()."""
     return ["wrk", "-t1", f"-c{CONNECTIONS}", f"-d{seconds}s", "--timeout", "5s",
             "-s", "/tmp/wrk-report.lua", endpoint, "--", url]  # fmt: skip
+
+
+def wrk_start(endpoint: str, url: str, seconds: int) -> subprocess.Popen[str]:
+    """wrk in the client, in the background: its output is read with ``communicate()``."""
+    argv = ["podman", "exec", CLIENT, *wrk_argv(endpoint, url, seconds)]
+    return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
 
 
 def wrk(container: str, endpoint: str, url: str, seconds: int) -> dict[str, Any]:
