@@ -154,3 +154,69 @@ def test_gre_turns_forwarding_on_and_reverse_path_filtering_off_for_good() -> No
         "net.ipv4.ip_forward": "1",
         "net.ipv4.conf.all.rp_filter": "0",
     }
+
+
+PREFLIGHT_INVENTORY = """
+all:
+  vars:
+    carpfarm_client_networks: [198.51.100.0/24]
+  children:
+    carp_frontends:
+      hosts:
+        carp1:
+          ansible_host: 192.0.2.10
+          ansible_connection: local
+          carp_frontend_instances: 2
+          carpfarm_wccp: true
+          carpfarm_wccp_routers: [192.0.2.1]
+          carpfarm_wccp_forwarding_method: l2
+    squid_backends:
+      hosts:
+        cache1:
+          ansible_host: 192.0.2.21
+"""
+PREFLIGHT_PLAY = """
+- name: The wccp role's preflight, as validate.yml runs it
+  hosts: carp_frontends
+  gather_facts: false
+  tasks:
+    - name: Run it
+      ansible.builtin.include_role:
+        name: wccp
+        tasks_from: preflight
+"""
+
+
+def _preflight(tmp_path: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+    import os
+    import sys
+
+    (tmp_path / "hosts.yml").write_text(PREFLIGHT_INVENTORY)
+    (tmp_path / "play.yml").write_text(PREFLIGHT_PLAY)
+    bin_dir = Path(sys.executable).parent
+    env = {**os.environ, "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1"}
+    return subprocess.run(
+        [str(bin_dir / "ansible-playbook"), "-i", str(tmp_path / "hosts.yml"), str(tmp_path / "play.yml"),
+         "-e", f"ansible_python_interpreter={sys.executable}", *extra],
+        capture_output=True, text=True, env=env, cwd=ROOT, check=False,
+    )  # fmt: skip
+
+
+@pytest.mark.squid
+def test_a_wccp_box_with_a_stock_squid_stops_with_the_release_both_defects_and_the_fix(tmp_path: Path) -> None:
+    installed = subprocess.run(
+        ["dpkg-query", "-W", "-f=${Version}", "squid"], capture_output=True, text=True, check=True
+    ).stdout
+    result = _preflight(tmp_path)
+    out = " ".join(result.stdout.split())  # the message is folded over lines
+    assert result.returncode != 0, out
+    assert f"(Debian's {installed})" in out
+    assert "Defect 1: CheckFieldDataLength()" in out and "Defect 2: the router view's address count" in out
+    assert "Nothing was changed. Fix: install a Squid built with those corrections" in out
+    assert "carpfarm_wccp_squid_fixed: true" in out
+
+
+@pytest.mark.squid
+def test_a_wccp_box_declared_fixed_passes_the_preflight(tmp_path: Path) -> None:
+    result = _preflight(tmp_path, "-e", "carpfarm_wccp_squid_fixed=true")
+    assert result.returncode == 0, result.stdout[-3000:]

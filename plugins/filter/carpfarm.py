@@ -310,6 +310,18 @@ def carpfarm_haproxy_maint(lines: Sequence[Any]) -> list[str]:
     return _haproxy.servers_in_maintenance(str(line) for line in lines)
 
 
+@_guard
+def carpfarm_wccp_squid_defects(text: str) -> dict[str, Any]:
+    """The Squid release in ``text`` (``squid -v`` or a Debian package version) and the WCCPv2
+    handshake defects a stock build of it has."""
+    version = _wccp.squid_version(str(text))
+    defects = [] if version is None else _wccp.handshake_defects(version)
+    return {
+        "version": None if version is None else ".".join(map(str, version)),
+        "defects": [{"what": what, "fix": fix} for what, fix in defects],
+    }
+
+
 class FilterModule:
     """carpfarm filters."""
 
@@ -337,4 +349,5 @@ class FilterModule:
             "carpfarm_watch_config": carpfarm_watch_config,
             "carpfarm_watch_modules": carpfarm_watch_modules,
             "carpfarm_watch_out_and_back": carpfarm_watch_out_and_back,
+            "carpfarm_wccp_squid_defects": carpfarm_wccp_squid_defects,
         }

@@ -570,6 +570,14 @@ class FrontendVars(_Vars):
         "Frontend instance i intercepts on port_base + i.",
         "set a free port; frontend instance i intercepts on port_base + i",
     )
+    wccp_squid_fixed: AnsibleBool = _wccp(
+        "carpfarm_wccp_squid_fixed",
+        False,
+        "The box's Squid carries the upstream corrections of its WCCPv2 parser (every release from 4.17 and 5.2 "
+        "drops a router's I_SEE_YOU without them); false: validate stops a WCCP box whose Squid lacks them.",
+        "set true only for a Squid built with Squid pull request 2484 and commit 478eba2a33 (7.0.1+ has the "
+        "second), else false",
+    )
     wccp_router_interface: str = _wccp(
         "carpfarm_wccp_router_interface",
         "GigabitEthernet0/0",

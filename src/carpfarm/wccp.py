@@ -96,6 +96,7 @@ class WccpSettings(BaseModel):
     weight: int = 10000
     intercept_ports: tuple[int, ...] = ()  # one per frontend instance
     router_interface: str = "GigabitEthernet0/0"
+    squid_fixed: bool = False  # the box's Squid has the upstream WCCPv2 parser corrections
 
     @classmethod
     def from_vars(
@@ -125,6 +126,7 @@ class WccpSettings(BaseModel):
             weight=box.wccp_weight,
             intercept_ports=tuple(box.wccp_intercept_port_base + n for n in range(count)),
             router_interface=box.wccp_router_interface,
+            squid_fixed=box.wccp_squid_fixed,
         ), []
 
     @property
