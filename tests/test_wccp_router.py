@@ -5,6 +5,8 @@ own layouts of REDIRECT_ASSIGN."""
 from __future__ import annotations
 
 import struct
+import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -178,3 +180,16 @@ def test_the_lab_routers_listener_records_every_captured_message_as_json(monkeyp
         assert row["type"] == name.split("-")[0].upper() and "error" not in row, row
     row = listener.record(captured("here_i_am-hash-md5"), SQUID_CACHE, {0: "s3cret"})
     assert row["md5_ok"] is True and row["md5_ok_with_wrong_password"] is False
+
+
+def test_a_mask_assignment_becomes_marks_by_masked_source_that_nft_accepts(tmp_path: Path) -> None:
+    from carpfarm.wccprouter import redirect_ruleset, routing
+
+    assignment = wccpwire.decode(_squid_mask_assign([SQUID_CACHE, "127.0.0.3"])).assignment
+    assert assignment is not None
+    rules = redirect_ruleset(assignment, ["198.18.0.128/26"], [80, 8080])
+    assert "meta mark set ip saddr & 0.0.23.65 map { 0.0.0.0 : 0x80, 0.0.0.1 : 0x81," in rules
+    assert rules.count(" : 0x80") == rules.count(" : 0x81") == 32
+    (tmp_path / "router.nft").write_text(rules)
+    subprocess.run(["nft", "-c", "-f", str(tmp_path / "router.nft")], check=True, capture_output=True)
+    assert routing(assignment) == [(0x80, 80, SQUID_CACHE), (0x81, 81, "127.0.0.3")]

@@ -140,3 +140,54 @@ def describe(assignment: Assignment) -> str:
     masks = "/".join(f"{m:#x}" for m in assignment.masks)
     shares = ", ".join(f"{cache} {count}" for cache, count in per_cache.items())
     return f"mask assignment {assignment.key[1]} over masks {masks}: values {shares}"
+
+
+# ---------------------------------------------------------------- the redirect an assignment asks for
+
+NFT_TABLE = "carpfarm_wccp_router"
+MARK_BASE = 0x80  # cache n of an assignment: firewall mark MARK_BASE + n, routing table TABLE_BASE + n
+TABLE_BASE = 80
+
+
+def _dotted(value: int) -> str:
+    return str(ipaddress.IPv4Address(value))
+
+
+def mask_selector(masks: tuple[int, int, int, int]) -> tuple[str, list[int]]:
+    """The nft expression a mask assignment selects on (each masked field, concatenated) and the
+    indexes of the fields it uses (0 source IP, 1 destination IP, 2 source port, 3 destination port)."""
+    fields = ["ip saddr & {}", "ip daddr & {}", "tcp sport & {}", "tcp dport & {}"]
+    used = [n for n, mask in enumerate(masks) if mask]
+    parts = [fields[n].format(_dotted(masks[n]) if n < 2 else masks[n]) for n in used]
+    return " . ".join(parts), used
+
+
+def _key(values: tuple[int, int, int, int], used: list[int]) -> str:
+    return " . ".join(_dotted(values[n]) if n < 2 else str(values[n]) for n in used)
+
+
+def redirect_ruleset(assignment: Assignment, clients: list[str], ports: list[int]) -> str:
+    """The router's nftables ruleset for ``assignment`` (mask): the clients' TCP connections to
+    ``ports`` get the firewall mark of the cache their mask value is assigned to; a packet whose
+    value no cache holds keeps no mark and is forwarded normally, as WCCPv2 says of unassigned work."""
+    if assignment.method != "mask":
+        raise ValueError("only a mask assignment is turned into rules here")
+    marks = {cache: MARK_BASE + n for n, cache in enumerate(sorted(set(assignment.caches), key=ipaddress.ip_address))}
+    selector, used = mask_selector(assignment.masks)
+    entries = ", ".join(f"{_key(values, used)} : {marks[cache]:#x}" for values, cache in assignment.values)
+    return (
+        f"table ip {NFT_TABLE} {{\n"
+        f"    chain wccp_redirect {{\n"
+        f"        type filter hook prerouting priority mangle; policy accept;\n"
+        f"        ip saddr {{ {', '.join(clients)} }} tcp dport {{ {', '.join(map(str, ports))} }} "
+        f"meta mark set {selector} map {{ {entries} }}\n"
+        f"    }}\n"
+        f"}}\n"
+    )
+
+
+def routing(assignment: Assignment) -> list[tuple[int, int, str]]:
+    """(firewall mark, routing table, next hop) per cache of ``assignment``: a marked packet is routed
+    to its cache at layer 2, its destination address unchanged."""
+    caches = sorted(set(assignment.caches), key=ipaddress.ip_address)
+    return [(MARK_BASE + n, TABLE_BASE + n, cache) for n, cache in enumerate(caches)]
