@@ -187,9 +187,36 @@ def test_a_mask_assignment_becomes_marks_by_masked_source_that_nft_accepts(tmp_p
 
     assignment = wccpwire.decode(_squid_mask_assign([SQUID_CACHE, "127.0.0.3"])).assignment
     assert assignment is not None
-    rules = redirect_ruleset(assignment, ["198.18.0.128/26"], [80, 8080])
+    service = wccpwire.decode(_squid_mask_assign([SQUID_CACHE])).service
+    assert service is not None
+    rules = redirect_ruleset(assignment, service, ["198.18.0.128/26"], [80, 8080])
     assert "meta mark set ip saddr & 0.0.23.65 map { 0.0.0.0 : 0x80, 0.0.0.1 : 0x81," in rules
     assert rules.count(" : 0x80") == rules.count(" : 0x81") == 32
     (tmp_path / "router.nft").write_text(rules)
     subprocess.run(["nft", "-c", "-f", str(tmp_path / "router.nft")], check=True, capture_output=True)
     assert routing(assignment) == [(0x80, 80, SQUID_CACHE), (0x81, 81, "127.0.0.3")]
+
+
+def test_a_bucket_is_the_xor_of_the_hashed_addresss_octets() -> None:
+    from carpfarm.wccprouter import bucket
+
+    assert bucket("192.168.1.10") == 0xC0 ^ 0xA8 ^ 0x01 ^ 0x0A == 0x63
+    assert {bucket(f"10.0.0.{n}") for n in range(256)} == set(range(256))  # every bucket reachable
+
+
+def test_a_hash_assignment_becomes_marks_by_client_address_that_nft_accepts(tmp_path: Path) -> None:
+    from carpfarm.wccprouter import bucket, redirect_ruleset
+
+    assignment = wccpwire.decode(_squid_hash_assign([SQUID_CACHE, "127.0.0.3"], 1)).assignment
+    assert assignment is not None
+    by_source = wccpwire.Service("dynamic", 90, 240, 6, 0x1, (80,))
+    rules = redirect_ruleset(assignment, by_source, ["198.18.0.128/26"], [80])
+    # 198.18.0.130: bucket 0xC6 ^ 0x12 ^ 0x00 ^ 0x82 = 0x56, even: the first cache's (round-robin buckets)
+    assert bucket("198.18.0.130") == 0x56 and "198.18.0.130 : 0x80" in rules
+    assert rules.count(" : 0x80") == rules.count(" : 0x81") == 32
+    (tmp_path / "router.nft").write_text(rules)
+    subprocess.run(["nft", "-c", "-f", str(tmp_path / "router.nft")], check=True, capture_output=True)
+    web_cache = wccpwire.Service("standard", 0, 0, 0, 0, ())
+    by_destination = redirect_ruleset(assignment, web_cache, ["198.18.0.128/26"], [80], ["198.18.0.50/31"])
+    # 198.18.0.50: bucket 0xE6, even; 198.18.0.51: 0xE7, odd
+    assert "meta mark set ip daddr map { 198.18.0.50 : 0x80, 198.18.0.51 : 0x81 }" in by_destination

@@ -10,6 +10,7 @@ missed HERE_I_AM intervals, and keeps the assignment the designated cache sends 
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from carpfarm import wccpwire
@@ -166,15 +167,69 @@ def _key(values: tuple[int, int, int, int], used: list[int]) -> str:
     return " . ".join(_dotted(values[n]) if n < 2 else str(values[n]) for n in used)
 
 
-def redirect_ruleset(assignment: Assignment, clients: list[str], ports: list[int]) -> str:
-    """The router's nftables ruleset for ``assignment`` (mask): the clients' TCP connections to
-    ``ports`` get the firewall mark of the cache their mask value is assigned to; a packet whose
-    value no cache holds keeps no mark and is forwarded normally, as WCCPv2 says of unassigned work."""
-    if assignment.method != "mask":
-        raise ValueError("only a mask assignment is turned into rules here")
-    marks = {cache: MARK_BASE + n for n, cache in enumerate(sorted(set(assignment.caches), key=ipaddress.ip_address))}
-    selector, used = mask_selector(assignment.masks)
-    entries = ", ".join(f"{_key(values, used)} : {marks[cache]:#x}" for values, cache in assignment.values)
+# Service flags that choose the hashed fields (draft-wilson-wccp-v2, Service Info).
+SRC_IP_HASH, DST_IP_HASH, SRC_PORT_HASH, DST_PORT_HASH = 0x1, 0x2, 0x4, 0x8
+UNASSIGNED = 0xFF
+ENUMERABLE = 1 << 16  # addresses a hash map may list (the stand-in enumerates what it hashes)
+
+
+def hash_flags(service: Service) -> int:
+    """The primary hash fields of ``service``: a dynamic service says them; the standard web-cache
+    service (which sends no flags) hashes the destination address."""
+    if service.kind == "standard":
+        return DST_IP_HASH
+    return service.flags & (SRC_IP_HASH | DST_IP_HASH | SRC_PORT_HASH | DST_PORT_HASH)
+
+
+def bucket(address: str) -> int:
+    """The bucket of a packet hashed on one address: the draft's XOR of the key folded to 8 bits,
+    which is the XOR of the address's octets."""
+    value = 0
+    for octet in ipaddress.IPv4Address(address).packed:
+        value ^= octet
+    return value
+
+
+def _addresses(networks: list[str]) -> list[str]:
+    count = sum(ipaddress.ip_network(n, strict=False).num_addresses for n in networks)
+    if count > ENUMERABLE:
+        raise ValueError(f"{count} addresses to hash: the stand-in lists at most {ENUMERABLE}")
+    return [str(a) for n in networks for a in ipaddress.ip_network(n, strict=False)]
+
+
+def _marks(assignment: Assignment) -> dict[str, int]:
+    caches = sorted(set(assignment.caches), key=ipaddress.ip_address)
+    return {cache: MARK_BASE + n for n, cache in enumerate(caches)}
+
+
+def hash_map(assignment: Assignment, service: Service, clients: list[str], destinations: list[str]) -> tuple[str, str]:
+    """(the nft selector, its map entries) of a hash assignment: each client address (source hash) or
+    destination address (destination hash) with the mark of the cache its bucket goes to; an address
+    whose bucket is unassigned is left out, so its packets are forwarded normally."""
+    flags = hash_flags(service)
+    if flags == SRC_IP_HASH:
+        selector, addresses = "ip saddr", _addresses(clients)
+    elif flags == DST_IP_HASH:
+        selector, addresses = "ip daddr", _addresses(destinations)
+    else:
+        raise ValueError(f"service flags {flags:#x}: the stand-in hashes on the source or the destination address only")
+    owners, marks = assignment.owner_of_bucket(), _marks(assignment)
+    entries = [(a, owners[bucket(a)]) for a in addresses]
+    return selector, ", ".join(f"{a} : {marks[cache]:#x}" for a, cache in entries if cache is not None)
+
+
+def redirect_ruleset(
+    assignment: Assignment, service: Service, clients: list[str], ports: list[int], destinations: Sequence[str] = ()
+) -> str:
+    """The router's nftables ruleset for ``assignment``: the clients' TCP connections to ``ports`` get
+    the firewall mark of the cache the assignment gives them (hash: by bucket; mask: by masked value);
+    work no cache holds keeps no mark and is forwarded normally, as WCCPv2 says of unassigned work."""
+    if assignment.method == "hash":
+        selector, entries = hash_map(assignment, service, clients, list(destinations))
+    else:
+        selector, used = mask_selector(assignment.masks)
+        marks = _marks(assignment)
+        entries = ", ".join(f"{_key(values, used)} : {marks[cache]:#x}" for values, cache in assignment.values)
     return (
         f"table ip {NFT_TABLE} {{\n"
         f"    chain wccp_redirect {{\n"
@@ -189,5 +244,4 @@ def redirect_ruleset(assignment: Assignment, clients: list[str], ports: list[int
 def routing(assignment: Assignment) -> list[tuple[int, int, str]]:
     """(firewall mark, routing table, next hop) per cache of ``assignment``: a marked packet is routed
     to its cache at layer 2, its destination address unchanged."""
-    caches = sorted(set(assignment.caches), key=ipaddress.ip_address)
-    return [(MARK_BASE + n, TABLE_BASE + n, cache) for n, cache in enumerate(caches)]
+    return [(mark, TABLE_BASE + mark - MARK_BASE, cache) for cache, mark in _marks(assignment).items()]
