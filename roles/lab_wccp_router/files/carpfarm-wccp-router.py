@@ -1,12 +1,19 @@
 #!/usr/bin/env python3
-"""The lab's stand-in for a WCCPv2 router: it listens on UDP 2048 and records what caches say.
+"""The lab's stand-in for a WCCPv2 router: it listens on UDP 2048, records what caches say and,
+with --answer, speaks the router's side of the protocol (carpfarm.wccprouter).
 
-carpfarm-wccp-router.py --log FILE [--password SERVICE=PASSWORD]...
+carpfarm-wccp-router.py --log FILE [--password SERVICE=PASSWORD]... [--answer --address ROUTER
+    [--redirect --client CIDR... --port PORT... [--destination CIDR...]]]
 
 Each datagram is decoded with carpfarm.wccpwire (installed beside this script) and appended to
 FILE as one JSON line: sender, message type, version, components, service, the cache's identity
 and capabilities, and whether its MD5 verifies with the password configured for its service.
-It never answers: a real router's I_SEE_YOU and assignment are out of its scope.
+With --answer, each HERE_I_AM gets an I_SEE_YOU (from ROUTER:2048, the address Squid's connected
+socket expects), caches silent for 3 HERE_I_AM intervals are dropped, REDIRECT_ASSIGN is kept, and
+every change is one more JSON line ({"at", "event"}). With --redirect, the kept assignment is
+programmed: nftables marks the clients' connections to PORTs by the cache the assignment gives them
+(work of a cache no longer in the group is left unmarked: forwarded normally), and policy routing
+sends each mark to its cache as next hop (layer 2: the destination address is kept).
 """
 
 from __future__ import annotations
@@ -14,13 +21,16 @@ from __future__ import annotations
 import argparse
 import json
 import socket
+import subprocess
 import sys
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import wccpwire  # copied beside this script by the lab_wccp_router role
+from carpfarm import wccprouter, wccpwire  # copied beside this script by the lab_wccp_router role
+
+RULES = Path("/run/carpfarm-wccp-router.nft")
 
 
 def record(packet: bytes, sender: str, passwords: dict[int, str]) -> dict[str, object]:
@@ -41,20 +51,97 @@ def record(packet: bytes, sender: str, passwords: dict[int, str]) -> dict[str, o
     return {**row, **fields}
 
 
+def _run(argv: list[str]) -> None:
+    subprocess.run(argv, check=True, capture_output=True, text=True)
+
+
+def program(router: wccprouter.Router, args: argparse.Namespace) -> str:
+    """Load the redirect of every group's assignment (without caches that left); what was loaded."""
+    rules = [f"table ip {wccprouter.NFT_TABLE} {{}}", f"delete table ip {wccprouter.NFT_TABLE}"]
+    routes: list[tuple[int, int, str]] = []
+    for group in router.groups.values():
+        if group.assignment is None:
+            continue
+        kept = _members_only(group.assignment, set(group.members))
+        rules.append(wccprouter.redirect_ruleset(kept, group.service, args.client, args.port, args.destination))
+        routes += wccprouter.routing(kept)
+    text = "\n".join(rules) + "\n"
+    RULES.write_text(text)
+    _run(["nft", "-c", "-f", str(RULES)])
+    _run(["nft", "-f", str(RULES)])
+    for mark, table, cache in routes:
+        _run(["ip", "route", "replace", "default", "via", cache, "table", str(table)])
+        if _has_rule(mark):
+            _run(["ip", "rule", "del", "fwmark", str(mark)])
+        _run(["ip", "rule", "add", "fwmark", str(mark), "lookup", str(table), "priority", str(900 + mark)])
+    return text
+
+
+def _has_rule(mark: int) -> bool:
+    shown = subprocess.run(["ip", "rule", "show", "fwmark", str(mark)], capture_output=True, text=True).stdout
+    return bool(shown.strip())
+
+
+def _members_only(assignment: wccpwire.Assignment, members: set[str]) -> wccpwire.Assignment:
+    """The assignment with the work of caches that left the group unassigned."""
+    if assignment.method == "hash":
+        gone = {n for n, cache in enumerate(assignment.caches) if cache not in members}
+        return replace(assignment, buckets=[wccprouter.UNASSIGNED if b in gone else b for b in assignment.buckets])
+    return replace(assignment, values=[(v, cache) for v, cache in assignment.values if cache in members])
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--log", required=True, type=Path)
     parser.add_argument("--password", action="append", default=[], help="SERVICE_ID=PASSWORD")
     parser.add_argument("--address", default="0.0.0.0")
+    parser.add_argument("--answer", action="store_true", help="speak the router's side of WCCPv2")
+    parser.add_argument("--interval", type=float, default=wccprouter.HERE_I_AM_INTERVAL)
+    parser.add_argument("--misses", type=int, default=wccprouter.MISSES)
+    parser.add_argument("--redirect", action="store_true", help="program the redirect from the assignment")
+    parser.add_argument("--client", action="append", default=[])
+    parser.add_argument("--port", action="append", type=int, default=[])
+    parser.add_argument("--destination", action="append", default=[])
     args = parser.parse_args()
     passwords = {int(k): v for k, _, v in (p.partition("=") for p in args.password)}
+    router = wccprouter.Router(args.address, passwords, args.interval, args.misses)
     args.log.parent.mkdir(parents=True, exist_ok=True)
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
         sock.bind((args.address, wccpwire.WCCP_PORT))
+        sock.settimeout(1.0)
+        state: object = None
         while True:
-            packet, (sender, _) = sock.recvfrom(65535)
-            with args.log.open("a") as log:
-                log.write(json.dumps(record(packet, sender, passwords)) + "\n")
+            rows: list[dict[str, object]] = []
+            try:
+                packet, (sender, port) = sock.recvfrom(65535)
+            except TimeoutError:
+                events = router.expire(time.monotonic()) if args.answer else []
+            else:
+                row = record(packet, sender, passwords)
+                rows.append(row)
+                events = _answer(router, sock, packet, sender, port, row) if args.answer else []
+            rows += [{"at": round(time.time(), 3), "event": event} for event in events]
+            now_state = [(g.change, g.assignment and g.assignment.key) for g in router.groups.values()]
+            if args.redirect and now_state != state:
+                state = now_state
+                loaded = program(router, args)
+                rows.append({"at": round(time.time(), 3), "event": f"redirect loaded ({loaded.count(' : ')} entries)"})
+            if rows:
+                with args.log.open("a") as log:
+                    log.writelines(json.dumps(r) + "\n" for r in rows)
+
+
+def _answer(router: wccprouter.Router, sock: socket.socket, packet: bytes, sender: str, port: int,
+            row: dict[str, object]) -> list[str]:  # fmt: skip
+    now = time.monotonic()
+    if row.get("type") == "HERE_I_AM":
+        answer, events = router.here_i_am(packet, sender, now)
+        if answer is not None:
+            sock.sendto(answer, (sender, port))
+        return events
+    if row.get("type") == "REDIRECT_ASSIGN":
+        return router.redirect_assign(packet, sender, now)
+    return []
 
 
 if __name__ == "__main__":
