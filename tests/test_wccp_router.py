@@ -189,12 +189,12 @@ def test_a_mask_assignment_becomes_marks_by_masked_source_that_nft_accepts(tmp_p
     assert assignment is not None
     service = wccpwire.decode(_squid_mask_assign([SQUID_CACHE])).service
     assert service is not None
-    rules = redirect_ruleset(assignment, service, ["198.18.0.128/26"], [80, 8080])
-    assert "meta mark set ip saddr & 0.0.23.65 map { 0.0.0.0 : 0x80, 0.0.0.1 : 0x81," in rules
+    rules = redirect_ruleset([(service, assignment)], ["198.18.0.128/26"])
+    assert "meta mark 0 meta mark set ip saddr & 0.0.23.65 map { 0.0.0.0 : 0x80, 0.0.0.1 : 0x81," in rules
     assert rules.count(" : 0x80") == rules.count(" : 0x81") == 32
     (tmp_path / "router.nft").write_text(rules)
     subprocess.run(["nft", "-c", "-f", str(tmp_path / "router.nft")], check=True, capture_output=True)
-    assert routing(assignment) == [(0x80, 80, SQUID_CACHE), (0x81, 81, "127.0.0.3")]
+    assert routing([(service, assignment)]) == [(0x80, 80, SQUID_CACHE), (0x81, 81, "127.0.0.3")]
 
 
 def test_a_bucket_is_the_xor_of_the_hashed_addresss_octets() -> None:
@@ -210,13 +210,54 @@ def test_a_hash_assignment_becomes_marks_by_client_address_that_nft_accepts(tmp_
     assignment = wccpwire.decode(_squid_hash_assign([SQUID_CACHE, "127.0.0.3"], 1)).assignment
     assert assignment is not None
     by_source = wccpwire.Service("dynamic", 90, 240, 6, 0x1, (80,))
-    rules = redirect_ruleset(assignment, by_source, ["198.18.0.128/26"], [80])
+    rules = redirect_ruleset([(by_source, assignment)], ["198.18.0.128/26"])
     # 198.18.0.130: bucket 0xC6 ^ 0x12 ^ 0x00 ^ 0x82 = 0x56, even: the first cache's (round-robin buckets)
     assert bucket("198.18.0.130") == 0x56 and "198.18.0.130 : 0x80" in rules
     assert rules.count(" : 0x80") == rules.count(" : 0x81") == 32
     (tmp_path / "router.nft").write_text(rules)
     subprocess.run(["nft", "-c", "-f", str(tmp_path / "router.nft")], check=True, capture_output=True)
     web_cache = wccpwire.Service("standard", 0, 0, 0, 0, ())
-    by_destination = redirect_ruleset(assignment, web_cache, ["198.18.0.128/26"], [80], ["198.18.0.50/31"])
+    by_destination = redirect_ruleset([(web_cache, assignment)], ["198.18.0.128/26"], ["198.18.0.50/31"])
     # 198.18.0.50: bucket 0xE6, even; 198.18.0.51: 0xE7, odd
     assert "meta mark set ip daddr map { 198.18.0.50 : 0x80, 198.18.0.51 : 0x81 }" in by_destination
+
+
+def test_groups_are_tried_by_priority_and_the_rules_send_each_packet_where_the_assignment_says(tmp_path: Path) -> None:
+    """Two groups over port 80: the higher priority one decides; what nft is given agrees, address by
+    address, with cache_for (the draft's rule), and a cache has one mark in every group."""
+    from carpfarm.wccprouter import cache_for, marks, redirect_ruleset, redirected_to
+
+    caches = [SQUID_CACHE, "127.0.0.3"]
+    hashed = wccpwire.decode(_squid_hash_assign(caches, 1)).assignment
+    masked = wccpwire.decode(_squid_mask_assign(caches)).assignment
+    assert hashed is not None and masked is not None
+    web_cache = wccpwire.Service("standard", 0, 0, 0, 0, ())
+    by_source = wccpwire.Service("dynamic", 90, 200, 6, 0x1, (80, 8080))
+    groups = [(web_cache, masked), (by_source, hashed)]
+    rules = redirect_ruleset(groups, ["198.18.0.128/26"], ["198.18.0.50/32"])
+    assert rules.index("tcp dport { 80, 8080 }") < rules.index("tcp dport { 80 }")  # priority 200 first
+    (tmp_path / "router.nft").write_text(rules)
+    subprocess.run(["nft", "-c", "-f", str(tmp_path / "router.nft")], check=True, capture_output=True)
+    mark = marks(caches)
+    clients = [f"198.18.0.{n}" for n in range(128, 192)]
+    for client in clients:
+        cache = redirected_to(groups, client, "198.18.0.50", 80)
+        assert cache == cache_for(hashed, by_source, client, "198.18.0.50", 0, 80)
+        assert cache is not None and f"{client} : {mark[cache]:#x}" in rules
+    assert {redirected_to(groups, c, "198.18.0.50", 8080) for c in clients} == set(caches)
+    # Port 443 is in no group: forwarded normally. The standard service alone masks the destination.
+    assert redirected_to(groups, clients[0], "198.18.0.50", 443) is None
+    alone = [(web_cache, masked)]
+    assert redirected_to(alone, clients[0], "198.18.0.50", 80) == cache_for(
+        masked, web_cache, clients[0], "198.18.0.50", 0, 80
+    )
+    assert redirected_to(alone, clients[0], "198.18.0.50", 8080) is None
+
+
+def test_squid_designates_the_lowest_address_as_it_compares_them() -> None:
+    from carpfarm.wccprouter import lowest_cache
+
+    assert lowest_cache(["198.18.0.11", "198.18.0.10"]) == "198.18.0.10"
+    # The network-order bytes read little-endian: the last octet weighs most.
+    assert lowest_cache(["10.0.0.2", "192.168.0.1"]) == "192.168.0.1"
+    assert lowest_cache([]) is None

@@ -10,7 +10,7 @@ missed HERE_I_AM intervals, and keeps the assignment the designated cache sends 
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from carpfarm import wccpwire
@@ -125,6 +125,12 @@ class Router:
         return [*events, f"service {found.service.id}: {describe(found.assignment)} from {source}"]
 
 
+def lowest_cache(caches: Iterable[str]) -> str | None:
+    """The cache Squid designates among ``caches``: the lowest address as Squid compares them, the
+    network-order bytes read as a native (little-endian, on the lab's machines) 32-bit number."""
+    return min(caches, key=lambda c: int.from_bytes(ipaddress.IPv4Address(c).packed, "little"), default=None)
+
+
 def describe(assignment: Assignment) -> str:
     """One line on an assignment: how many buckets or mask values each cache got."""
     if assignment.method == "hash":
@@ -197,51 +203,108 @@ def _addresses(networks: list[str]) -> list[str]:
     return [str(a) for n in networks for a in ipaddress.ip_network(n, strict=False)]
 
 
-def _marks(assignment: Assignment) -> dict[str, int]:
-    caches = sorted(set(assignment.caches), key=ipaddress.ip_address)
-    return {cache: MARK_BASE + n for n, cache in enumerate(caches)}
+def _hashes_source(service: Service) -> bool:
+    """Whether ``service`` hashes the source address (else the destination): the stand-in hashes one."""
+    flags = hash_flags(service)
+    if flags not in (SRC_IP_HASH, DST_IP_HASH):
+        raise ValueError(f"service flags {flags:#x}: the stand-in hashes the source or the destination address only")
+    return flags == SRC_IP_HASH
 
 
-def hash_map(assignment: Assignment, service: Service, clients: list[str], destinations: list[str]) -> tuple[str, str]:
+def service_ports(service: Service) -> tuple[int, ...]:
+    """The destination ports a service group redirects: the standard web-cache service is port 80."""
+    return (80,) if service.kind == "standard" else service.ports
+
+
+def marks(caches: Iterable[str]) -> dict[str, int]:
+    """Each cache's firewall mark, by address order, the same in every group the router programs."""
+    ordered = sorted(set(caches), key=ipaddress.ip_address)
+    return {cache: MARK_BASE + n for n, cache in enumerate(ordered)}
+
+
+def _by_priority(groups: Sequence[tuple[Service, Assignment]]) -> list[tuple[Service, Assignment]]:
+    """Groups in the order a router tries them: the highest priority first (then the lowest id)."""
+    return sorted(groups, key=lambda g: (-g[0].priority, g[0].id))
+
+
+def _hash_map(assignment: Assignment, service: Service, clients: list[str], destinations: list[str],
+              mark: dict[str, int]) -> tuple[str, str]:  # fmt: skip
     """(the nft selector, its map entries) of a hash assignment: each client address (source hash) or
     destination address (destination hash) with the mark of the cache its bucket goes to; an address
     whose bucket is unassigned is left out, so its packets are forwarded normally."""
-    flags = hash_flags(service)
-    if flags == SRC_IP_HASH:
+    if _hashes_source(service):
         selector, addresses = "ip saddr", _addresses(clients)
-    elif flags == DST_IP_HASH:
-        selector, addresses = "ip daddr", _addresses(destinations)
     else:
-        raise ValueError(f"service flags {flags:#x}: the stand-in hashes on the source or the destination address only")
-    owners, marks = assignment.owner_of_bucket(), _marks(assignment)
+        selector, addresses = "ip daddr", _addresses(destinations)
+    owners = assignment.owner_of_bucket()
     entries = [(a, owners[bucket(a)]) for a in addresses]
-    return selector, ", ".join(f"{a} : {marks[cache]:#x}" for a, cache in entries if cache is not None)
+    return selector, ", ".join(f"{a} : {mark[cache]:#x}" for a, cache in entries if cache is not None)
 
 
 def redirect_ruleset(
-    assignment: Assignment, service: Service, clients: list[str], ports: list[int], destinations: Sequence[str] = ()
+    groups: Sequence[tuple[Service, Assignment]], clients: list[str], destinations: Sequence[str] = ()
 ) -> str:
-    """The router's nftables ruleset for ``assignment``: the clients' TCP connections to ``ports`` get
-    the firewall mark of the cache the assignment gives them (hash: by bucket; mask: by masked value);
-    work no cache holds keeps no mark and is forwarded normally, as WCCPv2 says of unassigned work."""
-    if assignment.method == "hash":
-        selector, entries = hash_map(assignment, service, clients, list(destinations))
-    else:
-        selector, used = mask_selector(assignment.masks)
-        marks = _marks(assignment)
-        entries = ", ".join(f"{_key(values, used)} : {marks[cache]:#x}" for values, cache in assignment.values)
+    """The router's nftables ruleset for the assignments of its service groups: the clients' TCP
+    connections to a group's ports get the firewall mark of the cache its assignment gives them (hash:
+    by bucket; mask: by masked value), the groups tried highest priority first; work no cache holds
+    keeps no mark and is forwarded normally, as WCCPv2 says of unassigned work."""
+    mark = marks(cache for _, a in groups for cache in _caches(a))
+    rules = []
+    for service, assignment in _by_priority(groups):
+        if assignment.method == "hash":
+            selector, entries = _hash_map(assignment, service, clients, list(destinations), mark)
+        else:
+            selector, used = mask_selector(assignment.masks)
+            entries = ", ".join(f"{_key(values, used)} : {mark[cache]:#x}" for values, cache in assignment.values)
+        if entries:
+            ports = ", ".join(map(str, service_ports(service)))
+            rules.append(
+                f"        ip saddr {{ {', '.join(clients)} }} tcp dport {{ {ports} }} "
+                f"meta mark 0 meta mark set {selector} map {{ {entries} }}\n"
+            )
     return (
         f"table ip {NFT_TABLE} {{\n"
         f"    chain wccp_redirect {{\n"
         f"        type filter hook prerouting priority mangle; policy accept;\n"
-        f"        ip saddr {{ {', '.join(clients)} }} tcp dport {{ {', '.join(map(str, ports))} }} "
-        f"meta mark set {selector} map {{ {entries} }}\n"
+        f"{''.join(rules)}"
         f"    }}\n"
         f"}}\n"
     )
 
 
-def routing(assignment: Assignment) -> list[tuple[int, int, str]]:
-    """(firewall mark, routing table, next hop) per cache of ``assignment``: a marked packet is routed
-    to its cache at layer 2, its destination address unchanged."""
-    return [(mark, TABLE_BASE + mark - MARK_BASE, cache) for cache, mark in _marks(assignment).items()]
+def _caches(assignment: Assignment) -> list[str]:
+    if assignment.method == "hash":
+        return [cache for cache in assignment.owner_of_bucket() if cache is not None]
+    return [cache for _, cache in assignment.values]
+
+
+def routing(groups: Sequence[tuple[Service, Assignment]]) -> list[tuple[int, int, str]]:
+    """(firewall mark, routing table, next hop) per cache the groups' assignments name: a marked
+    packet is routed to its cache at layer 2, its destination address unchanged."""
+    mark = marks(cache for _, a in groups for cache in _caches(a))
+    return [(m, TABLE_BASE + m - MARK_BASE, cache) for cache, m in mark.items()]
+
+
+def cache_for(
+    assignment: Assignment, service: Service, source: str, destination: str, sport: int, dport: int
+) -> str | None:
+    """The cache ``assignment`` sends a TCP packet to (None: forwarded normally). Hash: the bucket of
+    the hashed address; mask: the first value equal to the packet's masked fields."""
+    if assignment.method == "hash":
+        return assignment.owner_of_bucket()[bucket(source if _hashes_source(service) else destination)]
+    fields = (int(ipaddress.IPv4Address(source)), int(ipaddress.IPv4Address(destination)), sport, dport)
+    masked = tuple(f & m for f, m in zip(fields, assignment.masks, strict=True))
+    return next((cache for values, cache in assignment.values if values == masked), None)
+
+
+def redirected_to(
+    groups: Sequence[tuple[Service, Assignment]], source: str, destination: str, dport: int, sport: int = 0
+) -> str | None:
+    """Where the router sends a TCP packet: the first group, by priority, that covers ``dport`` and
+    has a cache for it (None: no group takes it; it is forwarded normally)."""
+    for service, assignment in _by_priority(groups):
+        if dport in service_ports(service):
+            cache = cache_for(assignment, service, source, destination, sport, dport)
+            if cache is not None:
+                return cache
+    return None
