@@ -11,7 +11,7 @@ import pytest
 from carpfarm.model import Topology
 from carpfarm.plan import balancer_rules, plan
 from carpfarm.problems import TopologyError
-from carpfarm.wccp import WccpService, handshake_defects, router_stanza, squid_stanza, squid_version
+from carpfarm.wccp import WccpService, WccpSettings, handshake_defects, router_stanza, squid_stanza, squid_version
 from support.inventories import wccp_box
 
 SQUID = "/usr/sbin/squid"
@@ -167,3 +167,49 @@ def test_each_squid_release_is_told_the_handshake_defects_it_has(written: str, v
 
 def test_text_without_a_version_has_none() -> None:
     assert squid_version("squid: command not found") is None
+
+
+def _wccp_box(name: str, address: str, **overrides: object) -> tuple[str, str, tuple[str, ...], WccpSettings]:
+    settings = WccpSettings(routers=("192.0.2.1",), forwarding_method="l2", return_method="l2")
+    return (name, address, ("198.51.100.0/24",), settings.model_copy(update=overrides))
+
+
+def test_boxes_that_share_a_router_get_one_stanza_admitting_them_all() -> None:
+    from carpfarm.wccp import service_group
+
+    boxes = [_wccp_box("carp1", "192.0.2.10"), _wccp_box("carp2", "192.0.2.11"),
+             _wccp_box("carp3", "192.0.2.12", routers=("192.0.2.2",))]  # fmt: skip
+    group = service_group("carp2", boxes)
+    assert group == [("carp1", "192.0.2.10"), ("carp2", "192.0.2.11")]
+    first = router_stanza("carp1", "192.0.2.10", ["198.51.100.0/24"], boxes[0][3], group)
+    assert router_stanza("carp2", "192.0.2.11", ["198.51.100.0/24"], boxes[1][3], group) == first
+    lines = first.splitlines()
+    assert lines[lines.index("ip access-list standard CARPFARM-CARP1-CACHES") + 1 :][:2] == [
+        " permit host 192.0.2.10",
+        " permit host 192.0.2.11",
+    ]
+    assert " deny   ip host 192.0.2.11 any" in lines and " deny   ip host 192.0.2.10 any" in lines
+    assert service_group("carp3", boxes) == [("carp3", "192.0.2.12")]
+
+
+def test_boxes_in_one_service_group_must_agree_and_each_difference_is_named() -> None:
+    from carpfarm.wccp import service_group_problems
+
+    base = _wccp_box("carp1", "192.0.2.10")
+    assert list(service_group_problems([base, _wccp_box("carp2", "192.0.2.11")])) == []
+    other_router = _wccp_box("carp3", "192.0.2.12", routers=("192.0.2.2",))
+    assert list(service_group_problems([base, other_router])) == []  # no router in common: no group
+    mask = _wccp_box("carp2", "192.0.2.11", assignment_method="mask")
+    (problem,) = service_group_problems([base, mask])
+    assert (problem.host, problem.variable, problem.value) == ("carp2", "carpfarm_wccp_assignment_method", "mask")
+    assert "shares router 192.0.2.1 with carp1" in problem.message and "carp1 has 'hash'" in problem.message
+    service = WccpService(id=90, ports=[80], priority=200)
+    wider = _wccp_box("carp2", "192.0.2.11", services=(service.model_copy(update={"ports": [80, 8080]}),),
+                      routers=("192.0.2.1",))  # fmt: skip
+    problems = list(service_group_problems([_wccp_box("carp1", "192.0.2.10", services=(service,)), wider]))
+    assert [p.variable for p in problems] == ["carpfarm_wccp_services"]
+    more_routers = _wccp_box("carp2", "192.0.2.11", routers=("192.0.2.1", "192.0.2.2"))
+    (problem,) = service_group_problems([base, more_routers])
+    assert problem.variable == "carpfarm_wccp_routers" and "spans the same routers" in problem.message
+    clients = ("carp2", "192.0.2.11", ("203.0.113.0/24",), base[3])
+    assert [p.variable for p in service_group_problems([base, clients])] == ["carpfarm_client_networks"]

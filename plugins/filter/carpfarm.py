@@ -150,7 +150,7 @@ def carpfarm_frontend(source: Any, *args: Any) -> dict[str, Any]:
             wccp = (
                 {
                     "squid": _wccp.squid_stanza(box.wccp, box.address),
-                    "router": _wccp.router_stanza(box.name, box.address, box.client_networks, box.wccp),
+                    "router": _plan.wccp_router_stanza(topology, box.name),
                     "dports": list(box.wccp.dports),
                     "tunnels": list(box.wccp.tunnels),
                 }

@@ -17,7 +17,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from carpfarm import errors, rules, smp
+from carpfarm import errors, rules, smp, wccp
 from carpfarm.carp import CarpArray, CarpPeer, select_batch
 from carpfarm.fields import declared
 from carpfarm.problems import NO_VALUE, Problem, TopologyError
@@ -42,7 +42,7 @@ from carpfarm.variables import (
     _Vars,
 )
 from carpfarm.vip import VipSettings
-from carpfarm.wccp import WccpSettings
+from carpfarm.wccp import WccpBox, WccpSettings
 
 __all__ = [
     "BACKEND_GROUP",
@@ -427,6 +427,7 @@ class _Builder:
         self.add(rules.instance_names(backends, frontends))
         self.add(rules.farm_can_serve(backends))
         self.add(rules.frontends_agree(frontends))
+        self.add(wccp.service_group_problems(wccp_boxes(frontends)))
         boxes = len(self.groups.get(FRONTEND_GROUP, []))
         self.add(rules.floating_addresses(backends, frontends, self._other_addresses(), boxes))
         if self.problems:
@@ -450,3 +451,8 @@ class _Builder:
 def _unique(problems: Sequence[Problem]) -> list[Problem]:
     """The same problem reached twice (a host in two groups) is told once."""
     return list({str(p): p for p in problems}.values())
+
+
+def wccp_boxes(frontends: Sequence[FrontendHost]) -> list[WccpBox]:
+    """The CARP boxes with WCCP on, as carpfarm.wccp's cross-box rules and router stanzas see them."""
+    return [(f.name, f.address, tuple(f.client_networks), f.wccp) for f in frontends if f.wccp is not None]

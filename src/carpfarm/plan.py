@@ -16,7 +16,7 @@ from carpfarm import wccp
 from carpfarm.balancer import hold_method, naive_shares
 from carpfarm.carp import CarpArray, CarpPeer, select_batch
 from carpfarm.kernelrules import fair_rules
-from carpfarm.model import BackendInstance, FrontendHost, Topology
+from carpfarm.model import BackendInstance, FrontendHost, Topology, wccp_boxes
 
 LOOPBACK = "127.0.0.1"
 # Sampling CARP in pure Python costs about 5 us per (URL, peer) pair; keep plan fast.
@@ -193,6 +193,16 @@ def _intercept(settings: wccp.WccpSettings, kept: Sequence[int]) -> dict[str, An
     }
 
 
+def wccp_router_stanza(topology: Topology, host: str) -> str:
+    """The IOS stanza for the routers of CARP box ``host`` (WCCP on): every box of its service groups
+    admitted, so the boxes that share routers get the same text."""
+    box = _frontend(topology, host)
+    if box.wccp is None:
+        raise ValueError(f"{host} has carpfarm_wccp off: it has no router stanza")
+    group = wccp.service_group(host, wccp_boxes(topology.frontends))
+    return wccp.router_stanza(box.name, box.address, box.client_networks, box.wccp, group)
+
+
 def _frontend(topology: Topology, host: str) -> FrontendHost:
     for f in topology.frontends:
         if f.name == host:
@@ -262,7 +272,7 @@ def plan(
                 else {
                     "settings": f.wccp.model_dump(mode="json"),
                     "squid": wccp.squid_stanza(f.wccp, f.address),
-                    "router": wccp.router_stanza(f.name, f.address, f.client_networks, f.wccp),
+                    "router": wccp_router_stanza(topology, f.name),
                 },
             }
         )

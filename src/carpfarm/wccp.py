@@ -236,31 +236,35 @@ def _service_name(service: WccpService) -> str:
     return "web-cache" if service.standard is not None else str(service.id)
 
 
-def router_stanza(box: str, box_address: str, client_networks: Sequence[str], settings: WccpSettings) -> str:
+def router_stanza(
+    box: str, box_address: str, client_networks: Sequence[str], settings: WccpSettings,
+    group: Sequence[tuple[str, str]] = (),
+) -> str:  # fmt: skip
     """Cisco IOS configuration for the router(s): ACLs, the WCCP service(s), the interface.
 
-    ``group-list`` admits only the CARP box as a cache; each service's ``redirect-list``
-    redirects only ``client_networks`` (IPv4: WCCPv2 on IOS) to its ports, never the box's own traffic.
+    ``group`` is every CARP box (name, address) in the box's service groups, itself included
+    (``service_group``; alone when empty): ``group-list`` admits exactly those boxes as caches, and
+    each service's ``redirect-list`` redirects only ``client_networks`` (IPv4: WCCPv2 on IOS) to its
+    ports, never a box's own traffic. The boxes of one group get the same text (named after the first).
     """
-    tag = box.upper().replace("-", "_").replace(".", "_")
+    members = list(group) or [(box, box_address)]
+    tag = members[0][0].upper().replace("-", "_").replace(".", "_")
     group_acl = f"CARPFARM-{tag}-CACHES"
     clients = [ipaddress.ip_network(n, strict=False) for n in client_networks]
     v4 = [n for n in clients if isinstance(n, ipaddress.IPv4Network)]
+    names = ", ".join(f"{name} ({address})" for name, address in members)
     out = [
-        f"! carpfarm: WCCPv2 redirection to the CARP box {box} ({box_address}).",
+        f"! carpfarm: WCCPv2 redirection to the CARP box{'es' if len(members) > 1 else ''} {names}.",
         f"! Paste into each router: {', '.join(settings.routers)}. Forwarding {settings.forwarding_method}, "
         f"return {settings.return_method}, assignment {settings.assignment_method}.",
         "!",
         f"ip access-list standard {group_acl}",
-        f" permit host {box_address}",
+        *(f" permit host {address}" for _, address in members),
     ]
     for service in settings.services:
         ports = service.dports
-        out += [
-            "!",
-            f"ip access-list extended CARPFARM-{tag}-REDIRECT-{service.ident}",
-            f" deny   ip host {box_address} any",
-        ]
+        out += ["!", f"ip access-list extended CARPFARM-{tag}-REDIRECT-{service.ident}"]
+        out += [f" deny   ip host {address} any" for _, address in members]
         for network in v4:
             source = "any" if network.prefixlen == 0 else _wildcard(network)
             out += [f" permit {service.protocol} {source} any eq {port}" for port in ports]
@@ -275,6 +279,71 @@ def router_stanza(box: str, box_address: str, client_networks: Sequence[str], se
     out += [f" ip wccp {_service_name(service)} redirect in" for service in settings.services]
     out.append("!")
     return "\n".join(out) + "\n"
+
+
+# ---------------------------------------------------------------- boxes that share a router
+
+# One CARP box with WCCP on, as the cross-box rules see it: name, address, client networks, settings.
+WccpBox = tuple[str, str, Sequence[str], WccpSettings]
+
+
+def service_group(box: str, boxes: Sequence[WccpBox]) -> list[tuple[str, str]]:
+    """(name, address) of every box in ``box``'s service groups: the WCCP boxes with the same routers
+    (a router's service group is its service id: every cache that registers it with that router is
+    in it), in inventory order, ``box`` included."""
+    routers = next(settings.routers for name, _, _, settings in boxes if name == box)
+    return [(name, address) for name, address, _, settings in boxes if set(settings.routers) == set(routers)]
+
+
+def service_group_problems(boxes: Sequence[WccpBox]) -> Iterator[Problem]:
+    """Boxes that share a router share its service groups, and so must agree on them: the same
+    routers, the methods, the client networks (one redirect-list per service on the router) and,
+    service id by service id, the same definition (ports, protocol, priority, flags, password)."""
+    for n, (name, _, clients, settings) in enumerate(boxes):
+        for other, _, other_clients, other_settings in boxes[:n]:
+            shared = set(settings.routers) & set(other_settings.routers)
+            if not shared:
+                continue
+            where = f"shares router {sorted(shared)[0]} with {other}, so both are in its service groups"
+            if set(settings.routers) != set(other_settings.routers):
+                why = "a service group spans the same routers for every cache in it"
+                yield _disagree(
+                    name, other, where, "carpfarm_wccp_routers", settings.routers, other_settings.routers, why
+                )
+                break
+            for variable, mine, theirs in (
+                ("carpfarm_wccp_forwarding_method", settings.forwarding_method, other_settings.forwarding_method),
+                ("carpfarm_wccp_return_method", settings.return_method, other_settings.return_method),
+                ("carpfarm_wccp_assignment_method", settings.assignment_method, other_settings.assignment_method),
+                ("carpfarm_client_networks", sorted(clients), sorted(other_clients)),
+            ):
+                if mine != theirs:
+                    yield _disagree(name, other, where, variable, mine, theirs, "a group has one of each")
+            theirs_by_id = {s.ident: s for s in other_settings.services}
+            for service in settings.services:
+                match = theirs_by_id.get(service.ident)
+                if match is not None and service.model_dump() != match.model_dump():
+                    variable = (
+                        "carpfarm_wccp_password"
+                        if service.model_dump(exclude={"password"}) == match.model_dump(exclude={"password"})
+                        else "carpfarm_wccp_services"
+                    )
+                    shown = {"password": "(differs)"} if variable == "carpfarm_wccp_password" else None
+                    yield _disagree(name, other, where, variable,
+                                    shown or service.model_dump(mode="json", exclude_none=True, exclude={"password"}),
+                                    shown or match.model_dump(mode="json", exclude_none=True, exclude={"password"}),
+                                    f"service {service.ident} has one definition on a router")  # fmt: skip
+            break
+
+
+def _disagree(host: str, other: str, where: str, variable: str, mine: object, theirs: object, why: str) -> Problem:
+    return Problem(
+        host,
+        variable,
+        f"{where}, but {other} has {theirs!r}: {why}",
+        f"set {variable} once for both (group_vars/carp_frontends), or give the boxes different routers",
+        mine,
+    )
 
 
 # ---------------------------------------------------------------- Squid releases that cannot finish the handshake
