@@ -3,7 +3,7 @@
 with --answer, speaks the router's side of the protocol (carpfarm.wccprouter).
 
 carpfarm-wccp-router.py --log FILE [--password SERVICE=PASSWORD]... [--answer --address ROUTER
-    [--redirect --client CIDR... --port PORT... [--destination CIDR...]]]
+    [--misses N] [--redirect --client CIDR... [--destination CIDR...]]]
 
 Each datagram is decoded with carpfarm.wccpwire (installed beside this script) and appended to
 FILE as one JSON line: sender, message type, version, components, service, the cache's identity
@@ -11,14 +11,16 @@ and capabilities, and whether its MD5 verifies with the password configured for 
 With --answer, each HERE_I_AM gets an I_SEE_YOU (from ROUTER:2048, the address Squid's connected
 socket expects), caches silent for 3 HERE_I_AM intervals are dropped, REDIRECT_ASSIGN is kept, and
 every change is one more JSON line ({"at", "event"}). With --redirect, the kept assignment is
-programmed: nftables marks the clients' connections to PORTs by the cache the assignment gives them
-(work of a cache no longer in the group is left unmarked: forwarded normally), and policy routing
-sends each mark to its cache as next hop (layer 2: the destination address is kept).
+programmed: nftables marks the clients' connections to each group's ports by the cache its assignment
+gives them, groups tried by priority (work of a cache no longer in the group is left unmarked:
+forwarded normally), and policy routing sends each mark to its cache as next hop (layer 2: the
+destination address is kept); /run/carpfarm-wccp-router.json then says where each client goes.
 """
 
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import json
 import socket
 import subprocess
@@ -31,6 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from carpfarm import wccprouter, wccpwire  # copied beside this script by the lab_wccp_router role
 
 RULES = Path("/run/carpfarm-wccp-router.nft")
+STATE = Path("/run/carpfarm-wccp-router.json")  # what the router does now (_write_state)
 
 
 def record(packet: bytes, sender: str, passwords: dict[int, str]) -> dict[str, object]:
@@ -57,24 +60,53 @@ def _run(argv: list[str]) -> None:
 
 def program(router: wccprouter.Router, args: argparse.Namespace) -> str:
     """Load the redirect of every group's assignment (without caches that left); what was loaded."""
-    rules = [f"table ip {wccprouter.NFT_TABLE} {{}}", f"delete table ip {wccprouter.NFT_TABLE}"]
-    routes: list[tuple[int, int, str]] = []
-    for group in router.groups.values():
-        if group.assignment is None:
-            continue
-        kept = _members_only(group.assignment, set(group.members))
-        rules.append(wccprouter.redirect_ruleset(kept, group.service, args.client, args.port, args.destination))
-        routes += wccprouter.routing(kept)
-    text = "\n".join(rules) + "\n"
+    groups = [
+        (group.service, _members_only(group.assignment, set(group.members)))
+        for group in router.groups.values()
+        if group.assignment is not None
+    ]
+    rules = wccprouter.redirect_ruleset(groups, args.client, args.destination)
+    text = f"table ip {wccprouter.NFT_TABLE} {{}}\ndelete table ip {wccprouter.NFT_TABLE}\n{rules}"
     RULES.write_text(text)
     _run(["nft", "-c", "-f", str(RULES)])
     _run(["nft", "-f", str(RULES)])
-    for mark, table, cache in routes:
+    for mark, table, cache in wccprouter.routing(groups):
         _run(["ip", "route", "replace", "default", "via", cache, "table", str(table)])
         if _has_rule(mark):
             _run(["ip", "rule", "del", "fwmark", str(mark)])
         _run(["ip", "rule", "add", "fwmark", str(mark), "lookup", str(table), "priority", str(900 + mark)])
+    _write_state(router, groups, args)
     return text
+
+
+def _write_state(router: wccprouter.Router, groups: list[tuple[wccpwire.Service, wccpwire.Assignment]],
+                 args: argparse.Namespace) -> None:  # fmt: skip
+    """What the router does now, for a test to compare traffic with: each group's members, the one
+    Squid designates (lowest), who sent the assignment and what it says, and where a connection from each client address to the first destination's port 80
+    (and 8080) goes."""
+    destination = args.destination[0].split("/")[0] if args.destination else "0.0.0.0"
+    clients = [str(a) for n in args.client for a in ipaddress.ip_network(n, strict=False)]
+    state = {
+        "at": round(time.time(), 3),
+        "groups": {
+            str(service_id): {
+                "members": sorted(group.members),
+                "change": group.change,
+                "assigned_by": group.assigned_by,
+                "lowest": wccprouter.lowest_cache(group.members),
+                "assignment": wccprouter.describe(group.assignment) if group.assignment else None,
+            }
+            for service_id, group in router.groups.items()
+        },
+        "destination": destination,
+        "redirect": {
+            str(port): {c: wccprouter.redirected_to(groups, c, destination, port) for c in clients}
+            for port in (80, 8080)
+        },
+    }
+    tmp = STATE.with_suffix(".tmp")
+    tmp.write_text(json.dumps(state, indent=1))
+    tmp.replace(STATE)
 
 
 def _has_rule(mark: int) -> bool:
@@ -100,7 +132,6 @@ def main() -> int:
     parser.add_argument("--misses", type=int, default=wccprouter.MISSES)
     parser.add_argument("--redirect", action="store_true", help="program the redirect from the assignment")
     parser.add_argument("--client", action="append", default=[])
-    parser.add_argument("--port", action="append", type=int, default=[])
     parser.add_argument("--destination", action="append", default=[])
     args = parser.parse_args()
     passwords = {int(k): v for k, _, v in (p.partition("=") for p in args.password)}
@@ -121,11 +152,17 @@ def main() -> int:
                 rows.append(row)
                 events = _answer(router, sock, packet, sender, port, row) if args.answer else []
             rows += [{"at": round(time.time(), 3), "event": event} for event in events]
-            now_state = [(g.change, g.assignment and g.assignment.key) for g in router.groups.values()]
+            # Every membership change and every assignment received (a restarted cache may repeat a key).
+            now_state = [(g.change, id(g.assignment)) for g in router.groups.values()]
             if args.redirect and now_state != state:
                 state = now_state
-                loaded = program(router, args)
-                rows.append({"at": round(time.time(), 3), "event": f"redirect loaded ({loaded.count(' : ')} entries)"})
+                try:
+                    loaded = program(router, args)
+                except (ValueError, subprocess.CalledProcessError) as exc:
+                    event = f"redirect not loaded: {exc} {getattr(exc, 'stderr', '') or ''}".strip()
+                else:
+                    event = f"redirect loaded ({loaded.count(' : ')} entries)"
+                rows.append({"at": round(time.time(), 3), "event": event})
             if rows:
                 with args.log.open("a") as log:
                     log.writelines(json.dumps(r) + "\n" for r in rows)
