@@ -12,10 +12,13 @@
 #                        releases: <name>-<release>, as lab/build-image.sh names them)
 #   CARPFARM_WCCP_SQUID  where builds live (default .cache/wccp-squid in the checkout)
 #   CARPFARM_JOBS        parallel compile jobs (default: the CPUs)
+#   CARPFARM_NICE        the compile's nice level (default 0; make test builds at 19, beside the
+#                        first molecule scenarios, so the timing checks keep the CPU they need)
 #
 # The build goes to $CARPFARM_WCCP_SQUID/SUITE-<hash of this recipe and the patch>/ (squid, and
 # squid-version: `squid -v`'s first line, written last), linked as $CARPFARM_WCCP_SQUID/SUITE. When
-# that directory is complete the build is skipped: a machine pays for it once per recipe.
+# that directory is complete the build is skipped: a machine pays for it once per recipe. One build
+# at a time: a second call waits for the first (a lock beside the builds), then finds its result.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -25,11 +28,14 @@ image=$base
 [ "$suite" = bookworm ] || image="$base-$suite"
 builds=${CARPFARM_WCCP_SQUID:-$here/../.cache/wccp-squid}
 jobs=${CARPFARM_JOBS:-$(nproc)}
+nice=${CARPFARM_NICE:-0}
 export CONTAINERS_CONF=${CONTAINERS_CONF:-$here/containers.conf}
 
 recipe=$(cat "$0" "$here/wccp-squid.patch" | { cat; echo "$suite"; } | sha256sum | cut -c1-12)
 mkdir -p "$builds"
 builds=$(cd "$builds" && pwd)
+exec 9>"$builds/.lock"
+flock 9
 out="$builds/$suite-$recipe"
 if [ -s "$out/squid-version" ]; then
     ln -sfn "$(basename "$out")" "$builds/$suite"
@@ -68,7 +74,7 @@ autoreconf -fi >/dev/null 2>&1
     --disable-storeid-rewrite-helpers --disable-security-cert-validators --disable-security-cert-generators \
     --without-openssl --without-gnutls --disable-esi --disable-ecap --disable-icap-client --disable-translation \
     --disable-eui --without-mit-krb5 --without-heimdal-krb5 --without-gss >/dev/null
-make -s -j$jobs >/build/make.log 2>&1 || { tail -40 /build/make.log; exit 1; }
+nice -n $nice make -s -j$jobs >/build/make.log 2>&1 || { tail -40 /build/make.log; exit 1; }
 strip -o /out/squid src/squid
 /out/squid -v | head -1 > /out/squid-version.tmp
 "
