@@ -45,6 +45,8 @@ def record(packet: bytes, sender: str, passwords: dict[int, str]) -> dict[str, o
     fields = asdict(message)
     fields["md5"] = message.md5.hex()
     fields["identity"] = message.identity.hex()
+    if message.type == "REDIRECT_ASSIGN":  # rare, and worth keeping whole (a test fixture)
+        fields["raw"] = packet.hex()
     service_id = message.service.id if message.service else None
     password = passwords.get(service_id) if service_id is not None else None
     fields["md5_ok"] = None if password is None else wccpwire.md5_matches(packet, password)
@@ -82,8 +84,8 @@ def program(router: wccprouter.Router, args: argparse.Namespace) -> str:
 def _write_state(router: wccprouter.Router, groups: list[tuple[wccpwire.Service, wccpwire.Assignment]],
                  args: argparse.Namespace) -> None:  # fmt: skip
     """What the router does now, for a test to compare traffic with: each group's members, the one
-    Squid designates (lowest), who sent the assignment and what it says, and where a connection from each client address to the first destination's port 80
-    (and 8080) goes."""
+    Squid designates (lowest), who sent the assignment and what it says, and where a connection
+    from each client address to the first destination's port 80 (and 8080) goes."""
     destination = args.destination[0].split("/")[0] if args.destination else "0.0.0.0"
     clients = [str(a) for n in args.client for a in ipaddress.ip_network(n, strict=False)]
     state = {
