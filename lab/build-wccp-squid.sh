@@ -12,8 +12,10 @@
 #                        releases: <name>-<release>, as lab/build-image.sh names them)
 #   CARPFARM_WCCP_SQUID  where builds live (default .cache/wccp-squid in the checkout)
 #   CARPFARM_JOBS        parallel compile jobs (default: the CPUs)
-#   CARPFARM_NICE        the compile's nice level (default 0; make test builds at 19, beside the
-#                        first molecule scenarios, so the timing checks keep the CPU they need)
+#   CARPFARM_CPU_SHARES  the build container's CPU weight (cgroup v1 cpu.shares; default: podman's
+#                        1024). make test builds with 2 beside the first molecule scenarios, so the
+#                        build takes only CPU they leave idle: nice would not do, since each container
+#                        is its own cgroup and competes with the others by weight, not by nice level
 #
 # The build goes to $CARPFARM_WCCP_SQUID/SUITE-<hash of this recipe and the patch>/ (squid, and
 # squid-version: `squid -v`'s first line, written last), linked as $CARPFARM_WCCP_SQUID/SUITE. When
@@ -28,7 +30,8 @@ image=$base
 [ "$suite" = bookworm ] || image="$base-$suite"
 builds=${CARPFARM_WCCP_SQUID:-$here/../.cache/wccp-squid}
 jobs=${CARPFARM_JOBS:-$(nproc)}
-nice=${CARPFARM_NICE:-0}
+shares=()
+[ -z "${CARPFARM_CPU_SHARES:-}" ] || shares=(--cpu-shares "$CARPFARM_CPU_SHARES")
 export CONTAINERS_CONF=${CONTAINERS_CONF:-$here/containers.conf}
 
 recipe=$(cat "$0" "$here/wccp-squid.patch" | { cat; echo "$suite"; } | sha256sum | cut -c1-12)
@@ -49,7 +52,7 @@ mkdir -p "$out"
 # Inside the container: the source package from the image's own apt sources (deb-src added), the
 # build dependencies of this configure, the patch, configure, make.
 started=$(date +%s)
-podman run --rm --network host -v "$out:/out" -v "$here/wccp-squid.patch:/wccp-squid.patch:ro" \
+podman run --rm "${shares[@]}" --network host -v "$out:/out" -v "$here/wccp-squid.patch:/wccp-squid.patch:ro" \
     "$image" bash -euo pipefail -c "
 export DEBIAN_FRONTEND=noninteractive
 sed -i 's/^Types: deb\$/Types: deb deb-src/' /etc/apt/sources.list.d/*.sources 2>/dev/null || true
@@ -74,7 +77,7 @@ autoreconf -fi >/dev/null 2>&1
     --disable-storeid-rewrite-helpers --disable-security-cert-validators --disable-security-cert-generators \
     --without-openssl --without-gnutls --disable-esi --disable-ecap --disable-icap-client --disable-translation \
     --disable-eui --without-mit-krb5 --without-heimdal-krb5 --without-gss >/dev/null
-nice -n $nice make -s -j$jobs >/build/make.log 2>&1 || { tail -40 /build/make.log; exit 1; }
+make -s -j$jobs >/build/make.log 2>&1 || { tail -40 /build/make.log; exit 1; }
 strip -o /out/squid src/squid
 /out/squid -v | head -1 > /out/squid-version.tmp
 "
