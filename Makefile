@@ -113,8 +113,8 @@ test-molecule: setup image ## molecule test for each scenario in SCENARIOS
 	cd $(CURDIR) && for s in $(SCENARIOS); do $(BIN)/molecule test -s $$s || exit 1; done
 
 # The lab's images (debootstrap: network and disk) build beside lint and pytest (CPU); output stays per target.
-# Then the corrected Squid compiles in the background while the first scenarios run, in a container of
-# CPU weight 2 (against 1024 for every lab container): it takes only the CPU they leave idle, so their
+# Then the corrected Squid compiles in the background while the first scenarios run, in a cgroup of CPU
+# weight 2 beside the lab's (1024) and the controller's: it takes only the CPU they leave idle, so their
 # timing checks keep what they need. The wccp scenario, last, waits for it (the build's lock).
 test: ## everything: lint, unit tests and the lab's images side by side, then molecule on the lab
 	$(MAKE) --no-print-directory -j2 --output-sync=target image lint test-unit

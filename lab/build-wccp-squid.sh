@@ -12,10 +12,11 @@
 #                        releases: <name>-<release>, as lab/build-image.sh names them)
 #   CARPFARM_WCCP_SQUID  where builds live (default .cache/wccp-squid in the checkout)
 #   CARPFARM_JOBS        parallel compile jobs (default: the CPUs)
-#   CARPFARM_CPU_SHARES  the build container's CPU weight (cgroup v1 cpu.shares; default: podman's
-#                        1024). make test builds with 2 beside the first molecule scenarios, so the
-#                        build takes only CPU they leave idle: nice would not do, since each container
-#                        is its own cgroup and competes with the others by weight, not by nice level
+#   CARPFARM_CPU_SHARES  run the build in the background cgroup /carpfarm-background with this CPU
+#                        weight (cgroup v1 cpu.shares; v2: cpu.weight 1). make test gives 2 and builds
+#                        beside the first molecule scenarios: the build then takes only CPU that the
+#                        lab's containers and the Ansible controller leave idle (nice would not do:
+#                        the container would be its own cgroup, weighed like the lab's together)
 #
 # The build goes to $CARPFARM_WCCP_SQUID/SUITE-<hash of this recipe and the patch>/ (squid, and
 # squid-version: `squid -v`'s first line, written last), linked as $CARPFARM_WCCP_SQUID/SUITE. When
@@ -30,8 +31,18 @@ image=$base
 [ "$suite" = bookworm ] || image="$base-$suite"
 builds=${CARPFARM_WCCP_SQUID:-$here/../.cache/wccp-squid}
 jobs=${CARPFARM_JOBS:-$(nproc)}
-shares=()
-[ -z "${CARPFARM_CPU_SHARES:-}" ] || shares=(--cpu-shares "$CARPFARM_CPU_SHARES")
+background=()
+if [ -n "${CARPFARM_CPU_SHARES:-}" ]; then
+    if [ -d /sys/fs/cgroup/cpu ] && mkdir -p /sys/fs/cgroup/cpu/carpfarm-background 2>/dev/null \
+        && echo "$CARPFARM_CPU_SHARES" > /sys/fs/cgroup/cpu/carpfarm-background/cpu.shares; then
+        background=(--cgroup-parent=/carpfarm-background)
+    elif [ -f /sys/fs/cgroup/cgroup.controllers ] && mkdir -p /sys/fs/cgroup/carpfarm-background 2>/dev/null \
+        && echo 1 > /sys/fs/cgroup/carpfarm-background/cpu.weight 2>/dev/null; then
+        background=(--cgroup-parent=/carpfarm-background)
+    else
+        echo "note: no background cgroup here; the build competes with the lab for CPU" >&2
+    fi
+fi
 export CONTAINERS_CONF=${CONTAINERS_CONF:-$here/containers.conf}
 
 recipe=$(cat "$0" "$here/wccp-squid.patch" | { cat; echo "$suite"; } | sha256sum | cut -c1-12)
@@ -52,7 +63,7 @@ mkdir -p "$out"
 # Inside the container: the source package from the image's own apt sources (deb-src added), the
 # build dependencies of this configure, the patch, configure, make.
 started=$(date +%s)
-podman run --rm "${shares[@]}" --network host -v "$out:/out" -v "$here/wccp-squid.patch:/wccp-squid.patch:ro" \
+podman run --rm "${background[@]}" --network host -v "$out:/out" -v "$here/wccp-squid.patch:/wccp-squid.patch:ro" \
     "$image" bash -euo pipefail -c "
 export DEBIAN_FRONTEND=noninteractive
 sed -i 's/^Types: deb\$/Types: deb deb-src/' /etc/apt/sources.list.d/*.sources 2>/dev/null || true
