@@ -261,3 +261,28 @@ def test_squid_designates_the_lowest_address_as_it_compares_them() -> None:
     # The network-order bytes read little-endian: the last octet weighs most.
     assert lowest_cache(["10.0.0.2", "192.168.0.1"]) == "192.168.0.1"
     assert lowest_cache([]) is None
+
+
+def test_two_caches_assignments_captured_in_the_lab_split_the_clients_as_the_traffic_did() -> None:
+    """REDIRECT_ASSIGNs the corrected Squid 5.7 on carp1 (198.18.0.10) sent the router stand-in in the
+    wccp scenario, with carp2 (198.18.0.11) in the group, for dynamic service 90 (src_ip_hash, ports
+    80/8080): mask, then hash. Decoded, the router sends client .130 to carp1 and .131 to carp2 by
+    either, as the scenario's traffic through the real boxes showed."""
+    from carpfarm.wccprouter import cache_for, describe
+
+    carp1, carp2 = "198.18.0.10", "198.18.0.11"
+    service = wccpwire.Service("dynamic", 90, 200, 6, 0x11, (80, 8080))
+    masked = wccpwire.decode(captured("redirect_assign-mask-two-caches"))
+    hashed = wccpwire.decode(captured("redirect_assign-hash-two-caches"))
+    assert wccpwire.md5_matches(captured("redirect_assign-mask-two-caches"), "carpfarm")
+    assert wccpwire.md5_matches(captured("redirect_assign-hash-two-caches"), "carpfarm")
+    assert masked.service is not None and masked.service.id == 90 and masked.assignment is not None
+    assert hashed.service is not None and hashed.service.id == 90 and hashed.assignment is not None
+    by_mask, by_hash = masked.assignment, hashed.assignment
+    assert by_mask.key[0] == carp1 and by_hash.key[0] == carp1  # the designated cache assigns
+    assert describe(by_mask).endswith(f"values {carp1} 32, {carp2} 32")
+    assert by_mask.masks == (0x1741, 0, 0, 0)  # Squid masks the source address for src_ip_hash
+    assert describe(by_hash) == f"hash assignment {by_hash.key[1]}: buckets {carp1} 128, {carp2} 128"
+    for assignment in (by_mask, by_hash):
+        assert cache_for(assignment, service, "198.18.0.130", "198.18.0.50", 40000, 80) == carp1
+        assert cache_for(assignment, service, "198.18.0.131", "198.18.0.50", 40000, 80) == carp2
