@@ -10,7 +10,8 @@
 #
 #   CARPFARM_IMAGE       the lab's base image of bookworm (default localhost/carpfarm-base; other
 #                        releases: <name>-<release>, as lab/build-image.sh names them)
-#   CARPFARM_WCCP_SQUID  where builds live (default .cache/wccp-squid in the checkout)
+#   CARPFARM_WCCP_SQUID  where builds live (default ${XDG_CACHE_HOME:-~/.cache}/carpfarm/wccp-squid: the
+#                        machine's, like the base images in podman's store, so a fresh clone finds it)
 #   CARPFARM_JOBS        parallel compile jobs (default: the CPUs)
 #   CARPFARM_CPU_SHARES  run the build in the background cgroup /carpfarm-background with this CPU
 #                        weight (cgroup v1 cpu.shares; v2: cpu.weight 1). make test gives 2 and builds
@@ -19,9 +20,10 @@
 #                        the container would be its own cgroup, weighed like the lab's together)
 #
 # The build goes to $CARPFARM_WCCP_SQUID/SUITE-<hash of this recipe and the patch>/ (squid, and
-# squid-version: `squid -v`'s first line, written last), linked as $CARPFARM_WCCP_SQUID/SUITE. When
-# that directory is complete the build is skipped: a machine pays for it once per recipe. One build
-# at a time: a second call waits for the first (a lock beside the builds), then finds its result.
+# squid-version: `squid -v`'s first line, written last); the last line printed is "binary: <its path>".
+# When that directory is complete the build is skipped: a machine pays for it once per recipe (each
+# recipe's build stays, about 10 MB, so checkouts of different commits do not rebuild in turn). One
+# build at a time: a second call waits for the first (a lock beside the builds), then finds its result.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -29,7 +31,7 @@ suite=${1:-bookworm}
 base=${CARPFARM_IMAGE:-localhost/carpfarm-base}
 image=$base
 [ "$suite" = bookworm ] || image="$base-$suite"
-builds=${CARPFARM_WCCP_SQUID:-$here/../.cache/wccp-squid}
+builds=${CARPFARM_WCCP_SQUID:-${XDG_CACHE_HOME:-$HOME/.cache}/carpfarm/wccp-squid}
 jobs=${CARPFARM_JOBS:-$(nproc)}
 background=()
 if [ -n "${CARPFARM_CPU_SHARES:-}" ]; then
@@ -52,8 +54,8 @@ exec 9>"$builds/.lock"
 flock 9
 out="$builds/$suite-$recipe"
 if [ -s "$out/squid-version" ]; then
-    ln -sfn "$(basename "$out")" "$builds/$suite"
     echo "wccp squid $out is up to date: $(cat "$out/squid-version")"
+    echo "binary: $out/squid"
     exit 0
 fi
 podman image exists "$image" || { echo "no lab image $image: run make image first" >&2; exit 1; }
@@ -78,8 +80,9 @@ patch -p1 < /wccp-squid.patch
 # Debian's patches change Makefile.am (one removes gopher): regenerate, as Debian's build does.
 autoreconf -fi >/dev/null 2>&1
 # Debian's paths (debian/rules), and of its features those carpfarm's squid.conf uses: intercept
-# (netfilter), systemd notification, ICMP (pinger_enable), the cache stores, WCCPv2. No helpers.
-./configure -q --prefix=/usr --sysconfdir=/etc/squid --localstatedir=/var --libexecdir=/usr/lib/squid \
+# (netfilter), systemd notification, ICMP (pinger_enable), the cache stores, WCCPv2. No helpers, and
+# no debug information (-g): the binary is stripped, and the compile is shorter without it.
+CFLAGS=-O2 CXXFLAGS=-O2 ./configure -q --prefix=/usr --sysconfdir=/etc/squid --localstatedir=/var --libexecdir=/usr/lib/squid \
     --datadir=/usr/share/squid --mandir=/usr/share/man --with-default-user=proxy \
     --with-logdir=/var/log/squid --with-pidfile=/run/squid.pid --with-swapdir=/var/spool/squid \
     --with-filedescriptors=65536 --with-large-files --enable-linux-netfilter --with-systemd --enable-icmp \
@@ -93,7 +96,5 @@ strip -o /out/squid src/squid
 /out/squid -v | head -1 > /out/squid-version.tmp
 "
 mv "$out/squid-version.tmp" "$out/squid-version"
-ln -sfn "$(basename "$out")" "$builds/$suite"
-# Older recipes' builds of this release go.
-find "$builds" -maxdepth 1 -name "$suite-*" ! -name "$(basename "$out")" -exec rm -rf {} +
 echo "built $out in $(( $(date +%s) - started )) s: $(cat "$out/squid-version")"
+echo "binary: $out/squid"
