@@ -110,8 +110,14 @@ WCCP_SQUID_SUITE ?= bookworm
 wccp-squid: image ## build the corrected Squid for the WCCP lab (cached by recipe hash)
 	bash lab/build-wccp-squid.sh $(WCCP_SQUID_SUITE)
 
+# Each scenario's output is also kept in .cache/molecule-<scenario>.log; when one fails, the failed
+# tasks and their messages are printed last (lab/failure-summary.py), where a short report still shows them.
 test-molecule: setup image ## molecule test for each scenario in SCENARIOS
-	cd $(CURDIR) && for s in $(SCENARIOS); do $(BIN)/molecule test -s $$s || exit 1; done
+	mkdir -p .cache
+	cd $(CURDIR) && for s in $(SCENARIOS); do \
+	  $(BIN)/molecule test -s $$s 2>&1 | tee .cache/molecule-$$s.log; rc=$${PIPESTATUS[0]}; \
+	  if [ $$rc -ne 0 ]; then $(BIN)/python lab/failure-summary.py .cache/molecule-$$s.log --scenario $$s; exit $$rc; fi; \
+	done
 
 # The lab's images (debootstrap: network and disk) build beside lint and pytest (CPU); output stays per target.
 # Then the corrected Squid compiles in the background while the first scenarios run, in a cgroup of CPU
