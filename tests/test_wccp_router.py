@@ -137,6 +137,37 @@ def test_a_mask_assignment_is_read_value_by_value() -> None:
     assert describe(assignment) == "mask assignment 1 over masks 0x1741/0x0/0x0/0x0: values 127.0.0.1 32, 127.0.0.3 32"
 
 
+def test_the_work_of_a_cache_that_left_is_unassigned_until_the_next_assignment() -> None:
+    from carpfarm.wccprouter import UNASSIGNED, members_only
+
+    router = Router(ROUTER)
+    router.here_i_am(captured("here_i_am-mask"), SQUID_CACHE, now=0.0)
+    router.here_i_am(as_cache(captured("here_i_am-mask"), "127.0.0.3", None), "127.0.0.3", now=0.0)
+    router.redirect_assign(_squid_hash_assign([SQUID_CACHE, "127.0.0.3"], 4), SQUID_CACHE, now=16.0)
+    assert router.assignments()[0][1].owner_of_bucket()[:2] == [SQUID_CACHE, "127.0.0.3"]
+    router.here_i_am(captured("here_i_am-mask"), SQUID_CACHE, now=31.0)  # 127.0.0.3 silent 31 s: dropped
+    ((service, hashed),) = router.assignments()
+    assert service.id == 0 and hashed.owner_of_bucket()[:2] == [SQUID_CACHE, None]
+    assert hashed.buckets.count(UNASSIGNED) == 128 and hashed.caches == [SQUID_CACHE, "127.0.0.3"]
+    masked = wccpwire.decode(_squid_mask_assign([SQUID_CACHE, "127.0.0.3"])).assignment
+    assert masked is not None
+    assert {cache for _, cache in members_only(masked, {"127.0.0.3"}).values} == {"127.0.0.3"}
+    assert len(members_only(masked, {"127.0.0.3"}).values) == 32
+
+
+def test_a_cache_keeps_its_mark_while_others_come_and_go() -> None:
+    """The caches that stay are never re-routed by another's change: a cache keeps the mark it had,
+    and a new one takes the lowest free mark."""
+    from carpfarm.wccprouter import marks, routing
+
+    first = marks(["198.18.0.11", "198.18.0.10"])
+    assert first == {"198.18.0.10": 0x80, "198.18.0.11": 0x81}
+    survivor = marks(["198.18.0.11"], kept=first)
+    assert survivor == {"198.18.0.11": 0x81} and routing(survivor) == [(0x81, 81, "198.18.0.11")]
+    back = marks(["198.18.0.12", "198.18.0.11", "198.18.0.10"], kept=survivor)
+    assert back == {"198.18.0.11": 0x81, "198.18.0.10": 0x80, "198.18.0.12": 0x82}
+
+
 def test_an_assignment_from_no_member_is_ignored() -> None:
     router = Router(ROUTER)
     events = router.redirect_assign(_squid_hash_assign(["127.0.0.9"], 1), "127.0.0.9", now=0.0)
@@ -183,7 +214,7 @@ def test_the_lab_routers_listener_records_every_captured_message_as_json(monkeyp
 
 
 def test_a_mask_assignment_becomes_marks_by_masked_source_that_nft_accepts(tmp_path: Path) -> None:
-    from carpfarm.wccprouter import redirect_ruleset, routing
+    from carpfarm.wccprouter import assigned_caches, marks, redirect_ruleset, routing
 
     assignment = wccpwire.decode(_squid_mask_assign([SQUID_CACHE, "127.0.0.3"])).assignment
     assert assignment is not None
@@ -194,7 +225,8 @@ def test_a_mask_assignment_becomes_marks_by_masked_source_that_nft_accepts(tmp_p
     assert rules.count(" : 0x80") == rules.count(" : 0x81") == 32
     (tmp_path / "router.nft").write_text(rules)
     subprocess.run(["nft", "-c", "-f", str(tmp_path / "router.nft")], check=True, capture_output=True)
-    assert routing([(service, assignment)]) == [(0x80, 80, SQUID_CACHE), (0x81, 81, "127.0.0.3")]
+    mark = marks(assigned_caches([(service, assignment)]))
+    assert routing(mark) == [(0x80, 80, SQUID_CACHE), (0x81, 81, "127.0.0.3")]
 
 
 def test_a_bucket_is_the_xor_of_the_hashed_addresss_octets() -> None:

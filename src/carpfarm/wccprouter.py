@@ -10,8 +10,8 @@ missed HERE_I_AM intervals, and keeps the assignment the designated cache sends 
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 
 from carpfarm import wccpwire
 from carpfarm.wccpwire import Assignment, Service
@@ -124,6 +124,26 @@ class Router:
         group.assignment, group.assigned_by = found.assignment, source
         return [*events, f"service {found.service.id}: {describe(found.assignment)} from {source}"]
 
+    # ---- what to program
+
+    def assignments(self) -> list[tuple[Service, Assignment]]:
+        """Each group's kept assignment without the work of caches that have left it since: what the
+        router redirects now (a group no cache has assigned yet redirects nothing)."""
+        return [
+            (group.service, members_only(group.assignment, set(group.members)))
+            for group in self.groups.values()
+            if group.assignment is not None
+        ]
+
+
+def members_only(assignment: Assignment, members: set[str]) -> Assignment:
+    """``assignment`` with the work of caches not in ``members`` unassigned (forwarded normally), as a
+    router does between a cache's expiry and the designated cache's next assignment."""
+    if assignment.method == "hash":
+        gone = {n for n, cache in enumerate(assignment.caches) if cache not in members}
+        return replace(assignment, buckets=[UNASSIGNED if b in gone else b for b in assignment.buckets])
+    return replace(assignment, values=[(v, cache) for v, cache in assignment.values if cache in members])
+
 
 def lowest_cache(caches: Iterable[str]) -> str | None:
     """The cache Squid designates among ``caches``: the lowest address as Squid compares them, the
@@ -152,7 +172,7 @@ def describe(assignment: Assignment) -> str:
 # ---------------------------------------------------------------- the redirect an assignment asks for
 
 NFT_TABLE = "carpfarm_wccp_router"
-MARK_BASE = 0x80  # cache n of an assignment: firewall mark MARK_BASE + n, routing table TABLE_BASE + n
+MARK_BASE = 0x80  # a cache's firewall mark is MARK_BASE + n (see marks), its routing table TABLE_BASE + n
 TABLE_BASE = 80
 
 
@@ -196,7 +216,9 @@ def bucket(address: str) -> int:
     return value
 
 
-def _addresses(networks: list[str]) -> list[str]:
+def addresses(networks: Iterable[str]) -> list[str]:
+    """Every address of ``networks`` (at most ENUMERABLE: the stand-in lists what it hashes)."""
+    networks = list(networks)
     count = sum(ipaddress.ip_network(n, strict=False).num_addresses for n in networks)
     if count > ENUMERABLE:
         raise ValueError(f"{count} addresses to hash: the stand-in lists at most {ENUMERABLE}")
@@ -216,10 +238,21 @@ def service_ports(service: Service) -> tuple[int, ...]:
     return (80,) if service.kind == "standard" else service.ports
 
 
-def marks(caches: Iterable[str]) -> dict[str, int]:
-    """Each cache's firewall mark, by address order, the same in every group the router programs."""
+def marks(caches: Iterable[str], kept: Mapping[str, int] | None = None) -> dict[str, int]:
+    """Each cache's firewall mark, the same in every group the router programs. A cache keeps its mark
+    in ``kept`` (the marks programmed before), so a change of membership leaves the routes of the
+    caches that stay alone; every other cache takes the lowest free mark, in address order."""
+    kept = kept or {}
     ordered = sorted(set(caches), key=ipaddress.ip_address)
-    return {cache: MARK_BASE + n for n, cache in enumerate(ordered)}
+    mark = {cache: kept[cache] for cache in ordered if cache in kept}
+    free = (m for m in range(MARK_BASE, MARK_BASE + 256) if m not in mark.values())
+    mark.update((cache, next(free)) for cache in ordered if cache not in mark)
+    return mark
+
+
+def assigned_caches(groups: Sequence[tuple[Service, Assignment]]) -> list[str]:
+    """The caches the groups' assignments give work to."""
+    return [cache for _, assignment in groups for cache in _caches(assignment)]
 
 
 def _by_priority(groups: Sequence[tuple[Service, Assignment]]) -> list[tuple[Service, Assignment]]:
@@ -228,27 +261,31 @@ def _by_priority(groups: Sequence[tuple[Service, Assignment]]) -> list[tuple[Ser
 
 
 def _hash_map(assignment: Assignment, service: Service, clients: list[str], destinations: list[str],
-              mark: dict[str, int]) -> tuple[str, str]:  # fmt: skip
+              mark: Mapping[str, int]) -> tuple[str, str]:  # fmt: skip
     """(the nft selector, its map entries) of a hash assignment: each client address (source hash) or
     destination address (destination hash) with the mark of the cache its bucket goes to; an address
     whose bucket is unassigned is left out, so its packets are forwarded normally."""
     if _hashes_source(service):
-        selector, addresses = "ip saddr", _addresses(clients)
+        selector, hashed = "ip saddr", addresses(clients)
     else:
-        selector, addresses = "ip daddr", _addresses(destinations)
+        selector, hashed = "ip daddr", addresses(destinations)
     owners = assignment.owner_of_bucket()
-    entries = [(a, owners[bucket(a)]) for a in addresses]
+    entries = [(a, owners[bucket(a)]) for a in hashed]
     return selector, ", ".join(f"{a} : {mark[cache]:#x}" for a, cache in entries if cache is not None)
 
 
 def redirect_ruleset(
-    groups: Sequence[tuple[Service, Assignment]], clients: list[str], destinations: Sequence[str] = ()
+    groups: Sequence[tuple[Service, Assignment]],
+    clients: list[str],
+    destinations: Sequence[str] = (),
+    mark: Mapping[str, int] | None = None,
 ) -> str:
     """The router's nftables ruleset for the assignments of its service groups: the clients' TCP
     connections to a group's ports get the firewall mark of the cache its assignment gives them (hash:
     by bucket; mask: by masked value), the groups tried highest priority first; work no cache holds
-    keeps no mark and is forwarded normally, as WCCPv2 says of unassigned work."""
-    mark = marks(cache for _, a in groups for cache in _caches(a))
+    keeps no mark and is forwarded normally, as WCCPv2 says of unassigned work. ``mark``: each cache's
+    mark (default: ``marks`` of the assigned caches)."""
+    mark = mark if mark is not None else marks(assigned_caches(groups))
     rules = []
     for service, assignment in _by_priority(groups):
         if assignment.method == "hash":
@@ -278,11 +315,10 @@ def _caches(assignment: Assignment) -> list[str]:
     return [cache for _, cache in assignment.values]
 
 
-def routing(groups: Sequence[tuple[Service, Assignment]]) -> list[tuple[int, int, str]]:
-    """(firewall mark, routing table, next hop) per cache the groups' assignments name: a marked
-    packet is routed to its cache at layer 2, its destination address unchanged."""
-    mark = marks(cache for _, a in groups for cache in _caches(a))
-    return [(m, TABLE_BASE + m - MARK_BASE, cache) for cache, m in mark.items()]
+def routing(mark: Mapping[str, int]) -> list[tuple[int, int, str]]:
+    """(firewall mark, routing table, next hop) per cache of ``marks``: a marked packet is routed to
+    its cache at layer 2, its destination address unchanged."""
+    return [(m, TABLE_BASE + m - MARK_BASE, cache) for cache, m in sorted(mark.items(), key=lambda i: i[1])]
 
 
 def cache_for(

@@ -20,13 +20,12 @@ destination address is kept); /run/carpfarm-wccp-router.json then says where eac
 from __future__ import annotations
 
 import argparse
-import ipaddress
 import json
 import socket
 import subprocess
 import sys
 import time
-from dataclasses import asdict, replace
+from dataclasses import asdict
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -60,25 +59,27 @@ def _run(argv: list[str]) -> None:
     subprocess.run(argv, check=True, capture_output=True, text=True)
 
 
-def program(router: wccprouter.Router, args: argparse.Namespace) -> str:
-    """Load the redirect of every group's assignment (without caches that left); what was loaded."""
-    groups = [
-        (group.service, _members_only(group.assignment, set(group.members)))
-        for group in router.groups.values()
-        if group.assignment is not None
-    ]
-    rules = wccprouter.redirect_ruleset(groups, args.client, args.destination)
+def program(router: wccprouter.Router, args: argparse.Namespace, kept: dict[str, int]) -> tuple[str, dict[str, int]]:
+    """Load the redirect of every group's assignment (without caches that left); (what nft was given,
+    each cache's mark). A cache keeps its mark while it has work (``kept``: the marks loaded before),
+    and each mark's route and rule are in place before nft sets it: the connections of the caches that
+    stay are never routed elsewhere, even for a moment, by another cache's coming or going."""
+    groups = router.assignments()
+    mark = wccprouter.marks(wccprouter.assigned_caches(groups), kept)
+    rules = wccprouter.redirect_ruleset(groups, args.client, args.destination, mark)
     text = f"table ip {wccprouter.NFT_TABLE} {{}}\ndelete table ip {wccprouter.NFT_TABLE}\n{rules}"
     RULES.write_text(text)
     _run(["nft", "-c", "-f", str(RULES)])
-    _run(["nft", "-f", str(RULES)])
-    for mark, table, cache in wccprouter.routing(groups):
+    for number, table, cache in wccprouter.routing(mark):
         _run(["ip", "route", "replace", "default", "via", cache, "table", str(table)])
-        if _has_rule(mark):
-            _run(["ip", "rule", "del", "fwmark", str(mark)])
-        _run(["ip", "rule", "add", "fwmark", str(mark), "lookup", str(table), "priority", str(900 + mark)])
+        if _rule_tables(number) != [str(table)]:
+            _delete_rules(number)
+            _run(["ip", "rule", "add", "fwmark", str(number), "lookup", str(table), "priority", str(900 + number)])
+    _run(["nft", "-f", str(RULES)])
+    for number in set(kept.values()) - set(mark.values()):  # no packet carries these marks any more
+        _delete_rules(number)
     _write_state(router, groups, args)
-    return text
+    return text, mark
 
 
 def _write_state(router: wccprouter.Router, groups: list[tuple[wccpwire.Service, wccpwire.Assignment]],
@@ -87,7 +88,7 @@ def _write_state(router: wccprouter.Router, groups: list[tuple[wccpwire.Service,
     Squid designates (lowest), who sent the assignment and what it says, and where a connection
     from each client address to the first destination's port 80 (and 8080) goes."""
     destination = args.destination[0].split("/")[0] if args.destination else "0.0.0.0"
-    clients = [str(a) for n in args.client for a in ipaddress.ip_network(n, strict=False)]
+    clients = wccprouter.addresses(args.client)
     state = {
         "at": round(time.time(), 3),
         "groups": {
@@ -111,17 +112,15 @@ def _write_state(router: wccprouter.Router, groups: list[tuple[wccpwire.Service,
     tmp.replace(STATE)
 
 
-def _has_rule(mark: int) -> bool:
+def _rule_tables(mark: int) -> list[str]:
+    """The routing tables of the policy rules for ``mark`` (normally one, or none)."""
     shown = subprocess.run(["ip", "rule", "show", "fwmark", str(mark)], capture_output=True, text=True).stdout
-    return bool(shown.strip())
+    return [line.split("lookup", 1)[1].split()[0] for line in shown.splitlines() if "lookup" in line]
 
 
-def _members_only(assignment: wccpwire.Assignment, members: set[str]) -> wccpwire.Assignment:
-    """The assignment with the work of caches that left the group unassigned."""
-    if assignment.method == "hash":
-        gone = {n for n, cache in enumerate(assignment.caches) if cache not in members}
-        return replace(assignment, buckets=[wccprouter.UNASSIGNED if b in gone else b for b in assignment.buckets])
-    return replace(assignment, values=[(v, cache) for v, cache in assignment.values if cache in members])
+def _delete_rules(mark: int) -> None:
+    for _ in _rule_tables(mark):
+        _run(["ip", "rule", "del", "fwmark", str(mark)])
 
 
 def main() -> int:
@@ -143,6 +142,7 @@ def main() -> int:
         sock.bind((args.address, wccpwire.WCCP_PORT))
         sock.settimeout(1.0)
         state: object = None
+        loaded_marks: dict[str, int] = {}
         while True:
             rows: list[dict[str, object]] = []
             try:
@@ -159,7 +159,7 @@ def main() -> int:
             if args.redirect and now_state != state:
                 state = now_state
                 try:
-                    loaded = program(router, args)
+                    loaded, loaded_marks = program(router, args, loaded_marks)
                 except (ValueError, subprocess.CalledProcessError) as exc:
                     event = f"redirect not loaded: {exc} {getattr(exc, 'stderr', '') or ''}".strip()
                 else:
