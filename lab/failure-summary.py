@@ -19,8 +19,9 @@ import sys
 from pathlib import Path
 
 ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+FRAME = re.compile(r"^\s*[│┌└]\s?")  # molecule frames each playbook's output: "  │ " before every line
 RESULT = re.compile(r"^(fatal|failed): \[")
-TASK = re.compile(r"^TASK \[(.*)\]")
+TASK = re.compile(r"^TASK \[(.*?)(\] \*|\]$|$)")
 
 
 def failures(lines: list[str]) -> list[tuple[str, str]]:
@@ -30,8 +31,8 @@ def failures(lines: list[str]) -> list[tuple[str, str]]:
     at = 0
     while at < len(lines):
         line = lines[at]
-        if match := TASK.match(line):
-            task = match.group(1)
+        if match := TASK.match(line):  # a long name goes on over the next line (molecule wraps at 80)
+            task = match.group(1) if match.group(2) else f"{match.group(1)} {lines[at + 1].strip().split('] *')[0]}"
         if not RESULT.match(line):
             at += 1
             continue
@@ -54,7 +55,7 @@ def main() -> int:
     parser.add_argument("--width", type=int, default=600)
     args = parser.parse_args()
     text = ANSI.sub("", args.log.read_text(errors="replace"))
-    found = failures(text.splitlines())
+    found = failures([FRAME.sub("", line) for line in text.splitlines()] + [""])
     where = f"molecule scenario {args.scenario}" if args.scenario else str(args.log)
     if not found:
         print(f"== {where}: no failed task in {args.log} (see above)")
