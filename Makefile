@@ -104,8 +104,8 @@ test-unit: setup squid-roots ## pytest: library, CLI, filter plugin, roles' inte
 
 # The Squid the wccp scenario's boxes run: Debian's squid source of the lab's release with the two
 # upstream WCCPv2 parser corrections (lab/build-wccp-squid.sh; 754 s the first time on 2 cores, beside
-# the first scenarios, then cached on the machine by the hash of its inputs, in ~/.cache/carpfarm/wccp-squid). The wccp
-# scenario's prepare builds it, or waits for make test's.
+# the first scenarios, then cached on the machine by the hash of its inputs, in
+# ~/.cache/carpfarm/wccp-squid). The wccp scenario's prepare builds it, or waits for make test's.
 WCCP_SQUID_SUITE ?= bookworm
 wccp-squid: image ## build the corrected Squid for the WCCP lab (cached by recipe hash)
 	bash lab/build-wccp-squid.sh $(WCCP_SQUID_SUITE)
