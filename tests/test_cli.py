@@ -171,6 +171,20 @@ def test_invalid_inventory_exits_2_and_lists_every_problem(
     assert "carp1: frontend_balancer_type = 'lvs'" in err
 
 
+@pytest.mark.parametrize("as_json", [False, True])
+def test_plan_shows_no_wccp_password(
+    capsys: pytest.CaptureFixture[str], example_inventory: Path, as_json: bool
+) -> None:
+    """carpfarm plan (text and --json): password=<set> in the squid lines, a placeholder in the IOS stanza."""
+    with (example_inventory / "group_vars" / "carp_frontends.yml").open("a") as out:
+        out.write("carpfarm_wccp: true\ncarpfarm_wccp_routers: [192.0.2.1]\ncarpfarm_wccp_password: s3cret\n")
+    code, out, _ = run(capsys, "plan", str(example_inventory), "--vcpus", "2", *(["--json"] if as_json else []))
+    assert code == 0
+    assert "s3cret" not in out
+    assert "wccp2_service standard 0 password=<set>" in out
+    assert "password 0 <web-cache-password>" in out
+
+
 def test_yaml_error_is_a_problem_not_a_traceback(capsys: pytest.CaptureFixture[str], example_inventory: Path) -> None:
     (example_inventory / "group_vars" / "squid_backends.yml").write_text("squid_backend_instances: [1,\n")
     code, out, _ = run(capsys, "validate", str(example_inventory), "--json")

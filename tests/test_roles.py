@@ -115,6 +115,10 @@ NOT_VARIABLES = {
     "carpfarm_gateway_error",
     "carpfarm_proxy",
     "carpfarm_verify_clients",
+    "carpfarm_boxes",
+    "carpfarm_snmp_community",
+    "carpfarm_to_farm",
+    "carpfarm_to_linklocal",
     "squid_common_started",
     "squid_common_changed",
 }

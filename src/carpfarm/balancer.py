@@ -21,13 +21,12 @@ from fractions import Fraction
 IPTABLES_SCALE = 0x80000000  # xt_statistic: probability * 2**31, compared with random & 0x7FFFFFFF
 
 # How each balancer type takes one frontend instance out of rotation while it restarts: the kernel
-# balancers load the exactly fair rules over the others, HAProxy puts the server in maintenance;
-# balance cannot be told, so with it a changed instance is reloaded in place.
+# balancers load the exactly fair rules over the others, HAProxy puts the server in maintenance. A box
+# with no balancer (SMP workers) has no method: a changed instance is reloaded in place.
 HOLD_METHODS: dict[str, str | None] = {
     "iptables": "kernel",
     "nftables": "kernel",
     "haproxy": "haproxy",
-    "balance": None,
 }
 
 

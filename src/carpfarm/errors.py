@@ -1,7 +1,7 @@
 """Pydantic's validation errors, told as carpfarm problems: host, variable, value, fix.
 
 The fix comes from the variable's declaration (``carpfarm.fields.declare``), so each
-variable's advice is written once, next to its type.
+variable's advice is written once, next to its type; a secret's value is never shown.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from carpfarm.fields import declared
-from carpfarm.problems import Problem
+from carpfarm.problems import HIDDEN, Problem
 
 # Tags of the discriminated unions (count | list, auto | count): not part of a variable's path.
 _UNION_TAGS = ("count", "list", "auto")
@@ -55,8 +55,13 @@ def problems_of(model: type[BaseModel], host: str, data: Mapping[str, Any], exc:
             )
         else:
             message = err["msg"]
-            yield Problem(host, variable, message[0].lower() + message[1:], _fix(field), _value_at(data, alias, loc))
+            value = HIDDEN if _secret(field) else _value_at(data, alias, loc)
+            yield Problem(host, variable, message[0].lower() + message[1:], _fix(field), value)
 
 
 def _fix(field: Any) -> str:
     return declared(field).fix if field is not None else "correct it"
+
+
+def _secret(field: Any) -> bool:
+    return field is not None and declared(field).secret

@@ -6,7 +6,10 @@ Every variable a carpfarm role or playbook reads is a pydantic field made by ``d
 * ``description``: its one-line meaning (the roles' ``argument_specs`` repeat it; a test checks);
 * ``fix``: what to tell a user whose value is refused;
 * ``scope``: the inventory groups whose hosts may set it (``ANYWHERE`` for farm-wide ones);
-* ``roles``: the roles whose ``defaults/main.yml`` carry it.
+* ``roles``: the roles whose ``defaults/main.yml`` carry it;
+* ``multiline``: true only for free-form squid.conf text; every other string, and every string
+  inside a list or mapping, is one line (a newline would start a squid.conf line of its own);
+* ``secret``: its value is never shown, not even in a problem about it.
 
 Values arrive as Ansible gives them: ``-e var=24`` and INI inventories give strings, so
 whole numbers and booleans written as text are read the way Ansible's ``int`` and ``bool`` do.
@@ -64,6 +67,8 @@ class Declared:
     fix: str
     scope: tuple[str, ...]
     roles: tuple[str, ...]
+    multiline: bool = False
+    secret: bool = False
 
 
 def declare(
@@ -74,10 +79,18 @@ def declare(
     *,
     scope: Sequence[str],
     roles: Sequence[str] = (),
+    multiline: bool = False,
+    secret: bool = False,
     **constraints: Any,
 ) -> Any:
     """A pydantic field for inventory variable ``name`` (the field's alias)."""
-    extra: dict[str, Any] = {"fix": fix, "scope": list(scope), "roles": list(roles)}
+    extra: dict[str, Any] = {
+        "fix": fix,
+        "scope": list(scope),
+        "roles": list(roles),
+        "multiline": multiline,
+        "secret": secret,
+    }
     if default is ...:
         return Field(alias=name, description=meaning, json_schema_extra=extra, **constraints)
     if isinstance(default, list | dict):
@@ -99,4 +112,6 @@ def declared(field: FieldInfo) -> Declared:
         fix=str(extra.get("fix", "correct it")),
         scope=tuple(str(s) for s in extra.get("scope", ()) or ()),  # type: ignore[union-attr]
         roles=tuple(str(r) for r in extra.get("roles", ()) or ()),  # type: ignore[union-attr]
+        multiline=extra.get("multiline") is True,
+        secret=extra.get("secret") is True,
     )

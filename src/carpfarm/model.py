@@ -292,15 +292,25 @@ class _Builder:
 
     def _parse(self, model: type[_Vars], host: str) -> _Vars | None:
         data = self.hostvars.get(host, {})
+        broken = list(rules.one_line(host, model, data))
         try:
             parsed = model.model_validate(data)
         except ValidationError as exc:
-            self.add(errors.problems_of(model, host, data, exc))
+            refused = list(errors.problems_of(model, host, data, exc))
+            told = {p.variable for p in refused}
+            self.add([*refused, *(p for p in broken if p.variable not in told)])
             return None
+        self.add(broken)
         if isinstance(parsed, SquidVars):
             self.add(rules.port_list(host, "carpfarm_safe_ports", parsed.safe_ports))
             self.add(rules.port_list(host, "carpfarm_ssl_ports", parsed.ssl_ports))
+            self.add(rules.cidrs(host, "carpfarm_denied_destinations", parsed.denied_destinations))
         return parsed
+
+    def _allow_open(self, host: str) -> bool:
+        """carpfarm_allow_open_proxy on ``host`` (its FarmVars; their problems are told once, when parsed)."""
+        farm = self._parse(FarmVars, host)
+        return farm.allow_open_proxy if isinstance(farm, FarmVars) else False
 
     def _address(self, host: str, variable: str, explicit: str) -> tuple[str, str]:
         """(IP literal, as written): names resolve once, here; what cannot be used is a problem."""
@@ -320,7 +330,14 @@ class _Builder:
         if not isinstance(parsed, BackendVars):
             return None
         address, written = self._address(host, "squid_backend_address", parsed.address)
-        self.add(rules.extra_allowed_networks(host, parsed.extra_allowed_networks))
+        allow_open = self._allow_open(host)
+        self.add(rules.extra_allowed_networks(host, parsed.extra_allowed_networks, allow_open))
+        self.add(rules.snmp_community(host, parsed.snmp_port_base, parsed.snmp_community))
+        extra = [
+            ("squid_backend_extra_http_access", parsed.extra_http_access),
+            ("squid_backend_extra_config", parsed.extra_config),
+        ]
+        self.add(rules.extra_access(host, extra, allow_open))
         instances = backend_instances(host, address, parsed)
         return BackendHost(name=host, address=address, address_written=written, instances=instances)
 
@@ -351,6 +368,12 @@ class _Builder:
             return None
         if not isinstance(parsed, FrontendVars) or not isinstance(farm, FarmVars):
             return None
+        self.add(rules.balancer_type(host, parsed.balancer_type))
+        extra = [
+            ("carp_frontend_extra_http_access", parsed.extra_http_access),
+            ("carp_frontend_extra_config", parsed.extra_config),
+        ]
+        self.add(rules.extra_access(host, extra, allow_open))
         vcpus = known_vcpus(data.get("ansible_processor_vcpus"))
         count = frontend_count(parsed.instances, vcpus)
         is_smp = parsed.mode == "smp"
@@ -443,7 +466,9 @@ class _Builder:
             if host not in frontend_names:
                 self._parse(FarmVars, host)
         for host in self.groups.get(RETIRED_GROUP, []):
-            self._parse(BackendVars, host)
+            parsed = self._parse(BackendVars, host)
+            if isinstance(parsed, BackendVars):  # its cache_dirs are what a purge would delete
+                self.add(rules.cache_dirs(host, backend_instances(host, "", parsed)))
         for host in self.groups.get(WCCP_GROUP, []):
             self._parse(RouterVars, host)
 

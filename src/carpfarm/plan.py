@@ -136,7 +136,7 @@ def cache_peers(topology: Topology, options: PeerOptions | None = None) -> list[
 
 
 def balancer_targets(topology: Topology, host: str) -> list[dict[str, Any]]:
-    """The frontend instances a userspace balancer (haproxy, balance) sends to."""
+    """The frontend instances a userspace balancer (haproxy) sends to."""
     return [
         {"name": i.name, "address": LOOPBACK, "port": i.port, "endpoint": f"{LOOPBACK}:{i.port}"}
         for i in _frontend(topology, host).instances
@@ -245,7 +245,8 @@ def plan(
     *,
     progress: Callable[[int, int], None] | None = None,
 ) -> dict[str, Any]:
-    """Everything carpfarm would build, as plain data (what ``carpfarm plan --json`` prints).
+    """Everything carpfarm would build, as plain data (what ``carpfarm plan --json`` prints); no
+    secret: WCCP passwords show as ``<set>``.
 
     ``progress`` is called with (done, total) while the CARP shares are sampled."""
     shares = carp_shares(topology, sample, progress)
@@ -270,8 +271,8 @@ def plan(
                 "wccp": None
                 if f.wccp is None
                 else {
-                    "settings": f.wccp.model_dump(mode="json"),
-                    "squid": wccp.squid_stanza(f.wccp, f.address),
+                    "settings": wccp.shown_settings(f.wccp),
+                    "squid": wccp.squid_stanza(f.wccp, f.address, masked=True),
                     "router": wccp_router_stanza(topology, f.name),
                 },
             }

@@ -12,15 +12,19 @@ import ipaddress
 import socket
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from fractions import Fraction
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from carpfarm import vip
-from carpfarm.fields import ANYWHERE, INTERNAL
-from carpfarm.problems import Problem
+from pydantic import BaseModel
+
+from carpfarm import addrspace, cachedirs, squidconf, vip
+from carpfarm.fields import ANYWHERE, INTERNAL, declared
+from carpfarm.problems import HIDDEN, Problem
 from carpfarm.variables import (
     BACKEND_GROUP,
     DECLARED,
+    DEFAULT_CACHE_ROOT,
     FRONTEND_GROUP,
     GROUPS,
     INTERNAL_NAMES,
@@ -33,11 +37,16 @@ if TYPE_CHECKING:
 
 MAX_PORT = 65535
 # Balancers whose listener and rules are IPv4 only: iptables (no ip6tables rules) and
-# HAProxy (binds 0.0.0.0). nftables (inet table) and balance take both families.
+# HAProxy (binds 0.0.0.0). nftables (an inet table) takes both families.
 IPV4_ONLY_BALANCERS = {
     "iptables": "its REDIRECT rules are iptables (IPv4) rules; there are no ip6tables rules",
     "haproxy": "HAProxy is bound to the IPv4 wildcard address only",
 }
+OPEN_PROXY_FIX = "list only your client networks, or set carpfarm_allow_open_proxy: true if you really mean it"
+# A line break in a one-line value would start a configuration line of its own (squid.conf and the rest).
+LINE_BREAKS = ("\n", "\r")
+# The communities every SNMP scanner tries first.
+WELL_KNOWN_COMMUNITIES = frozenset({"public", "private"})
 VARS_DIRS = ("group_vars", "host_vars")
 VARS_SUFFIXES = ("", ".yml", ".yaml", ".json")
 
@@ -119,9 +128,15 @@ def variable_names(groups: Mapping[str, Sequence[str]], hostvars: Mapping[str, M
             problem = _name_problem(name, member[host], shared)
             if problem is not None:
                 message, fix = problem
-                yield Problem(where, name, message, fix, hostvars[host][name])
+                yield Problem(where, name, message, fix, HIDDEN if _secret(name) else hostvars[host][name])
                 if shared:
                     reported.add(name)
+
+
+def _secret(name: str) -> bool:
+    """A secret's name, or one close enough to be a misspelling of one: its value is never shown."""
+    closest = difflib.get_close_matches(name, list(DECLARED), n=1, cutoff=0.75)
+    return bool(closest) and DECLARED[closest[0]].secret
 
 
 def _name_problem(name: str, member: set[str], shared: bool) -> tuple[str, str] | None:
@@ -216,54 +231,184 @@ def address_problem(host: str, variable: str, written: str) -> Problem | None:
     )
 
 
-def extra_allowed_networks(host: str, networks: Sequence[str]) -> Iterator[Problem]:
-    """squid_backend_extra_allowed_networks: each a CIDR."""
-    for n, cidr in enumerate(networks):
+def cidrs(host: str, variable: str, items: Any) -> Iterator[Problem]:
+    """Each item of a list of networks is a CIDR without host bits (Squid would warn, and read
+    10.50.1.7/16 as 10.50.0.0/16)."""
+    if not isinstance(items, list):
+        return
+    for n, cidr in enumerate(items):
+        if not isinstance(cidr, str):
+            continue
         try:
-            ipaddress.ip_network(cidr, strict=False)
+            network = ipaddress.ip_network(cidr, strict=False)
         except ValueError:
             yield Problem(
+                host, f"{variable}[{n}]", "is not a valid CIDR", "write an address/prefix such as 192.0.2.0/24", cidr
+            )
+            continue
+        if network.network_address != ipaddress.ip_interface(cidr).ip:
+            yield Problem(
                 host,
-                f"squid_backend_extra_allowed_networks[{n}]",
-                "is not a valid CIDR",
-                "write an address/prefix such as 192.0.2.0/24",
+                f"{variable}[{n}]",
+                f"has host bits set: it means the network {network}, and Squid would warn",
+                f"write {network}",
                 cidr,
             )
+
+
+def _networks(items: Any) -> list[tuple[int, addrspace.Network]]:
+    """(index, network) of each item that is a CIDR."""
+    found = []
+    for n, cidr in enumerate(items if isinstance(items, list) else []):
+        try:
+            found.append((n, ipaddress.ip_network(cidr, strict=False)))
+        except (TypeError, ValueError):
+            continue
+    return found
+
+
+def admitted_space(host: str, variable: str, items: Any, allow_open: bool, fix: str) -> Iterator[Problem]:
+    """The networks a proxy admits cover, together, at most addrspace.THRESHOLD of the public
+    space of each family: more is an open proxy, unless carpfarm_allow_open_proxy says so.
+    Each item over it on its own is named, and the list as a whole when together they cover more
+    than any one of them."""
+    if allow_open:
+        return
+    networks = _networks(items)
+    limit = f"more than {addrspace.threshold_text()} of it is an open proxy"
+    largest: dict[int, Fraction] = {}
+    for n, network in networks:
+        for version, share in addrspace.public_share([network]).items():
+            largest[version] = max(share, largest.get(version, Fraction(0)))
+        shares = addrspace.over_threshold([network])
+        if shares:
+            yield Problem(
+                host, f"{variable}[{n}]", f"admits {addrspace.describe(shares)} on its own: {limit}", fix, items[n]
+            )
+    together = addrspace.over_threshold(network for _, network in networks)
+    if any(share > largest[version] for version, share in together.items()):
+        yield Problem(
+            host, variable, f"admits, all items together, {addrspace.describe(together)}: {limit}", fix, items
+        )
 
 
 # ---------------------------------------------------------------- client networks
 
 
 def client_networks(host: str, networks: Any, allow_open: bool, balancer: str) -> Iterator[Problem]:
-    """Each client network is a CIDR, not the whole Internet, of a family the balancer serves."""
-    if not isinstance(networks, list):
-        return
-    for n, cidr in enumerate(networks):
-        if not isinstance(cidr, str):
-            continue
-        variable = f"carpfarm_client_networks[{n}]"
-        try:
-            network = ipaddress.ip_network(cidr, strict=False)
-        except ValueError:
-            yield Problem(host, variable, "is not a valid CIDR", "write an address/prefix such as 192.0.2.0/24", cidr)
-            continue
-        if network.prefixlen == 0 and not allow_open:
-            yield Problem(
-                host,
-                variable,
-                "allows every address on the Internet: this would build an open proxy",
-                "list only your client networks, or set carpfarm_allow_open_proxy: true if you really mean it",
-                cidr,
-            )
+    """Each client network is a CIDR of a family the balancer serves; together not the Internet."""
+    variable = "carpfarm_client_networks"
+    yield from cidrs(host, variable, networks)
+    yield from admitted_space(host, variable, networks, allow_open, OPEN_PROXY_FIX)
+    for n, network in _networks(networks):
         if network.version == 6 and balancer in IPV4_ONLY_BALANCERS:
             yield Problem(
                 host,
-                variable,
+                f"{variable}[{n}]",
                 f"is an IPv6 network, but the {balancer} balancer serves IPv4 clients only: "
                 + IPV4_ONLY_BALANCERS[balancer],
                 "use frontend_balancer_type: nftables for IPv6 clients, or list IPv4 networks only",
-                cidr,
+                networks[n],
             )
+
+
+def extra_allowed_networks(host: str, networks: Sequence[str], allow_open: bool) -> Iterator[Problem]:
+    """squid_backend_extra_allowed_networks: CIDRs, together not the Internet."""
+    variable = "squid_backend_extra_allowed_networks"
+    fix = "list only the networks that must reach the backends directly, or set carpfarm_allow_open_proxy: true"
+    yield from cidrs(host, variable, list(networks))
+    yield from admitted_space(host, variable, list(networks), allow_open, fix)
+
+
+def balancer_type(host: str, balancer: str) -> Iterator[Problem]:
+    """balance is refused: Squid would see every client as the box itself."""
+    if balancer == "balance":
+        yield Problem(
+            host,
+            "frontend_balancer_type",
+            "is refused: balance hides every client's address from Squid (it has no PROXY protocol), so Squid's "
+            "client ACLs, the cache manager's localhost-only rule and both layers' logs would see 127.0.0.1 "
+            "for everyone",
+            "use haproxy (L4, PROXY v2 keeps the client) or iptables/nftables",
+            balancer,
+        )
+
+
+# ---------------------------------------------------------------- operator text
+
+
+def one_line(host: str, model: type[BaseModel], data: Mapping[str, Any]) -> Iterator[Problem]:
+    """Every declared string but free-form squid.conf text, and every string inside a declared list
+    or mapping, is one line: a line break would start a configuration line of its own."""
+    for field in model.model_fields.values():
+        declaration = declared(field)
+        if declaration.multiline or declaration.name not in data:
+            continue
+        for variable, text in _broken_strings(declaration.name, data[declaration.name]):
+            yield Problem(
+                host,
+                variable,
+                "holds a line break: what follows it would become a configuration line of its own "
+                "(e.g. http_access allow all)",
+                f"write it on one line: {declaration.fix}",
+                HIDDEN if declaration.secret else text,
+            )
+
+
+def _broken_strings(path: str, value: Any) -> Iterator[tuple[str, str]]:
+    """(variable, text) of every string in ``value`` with a line break, named as errors.py names them."""
+    if isinstance(value, str):
+        if any(c in value for c in LINE_BREAKS):
+            yield path, value
+    elif isinstance(value, list | tuple):
+        for n, item in enumerate(value):
+            yield from _broken_strings(f"{path}[{n}]", item)
+    elif isinstance(value, Mapping):
+        for key, item in value.items():
+            yield from _broken_strings(f"{path}.{key}", item)
+
+
+def extra_access(host: str, texts: Sequence[tuple[str, str | Sequence[str]]], allow_open: bool) -> Iterator[Problem]:
+    """The operator's squid.conf lines (``texts``: variable and value, free-form text or a list of
+    lines) open no proxy: no allow that names no client unless carpfarm_allow_open_proxy, and never
+    an acl line that adds to one of Squid's or carpfarm's own ACLs."""
+    sources = [value.splitlines() if isinstance(value, str) else list(value) for _, value in texts]
+    open_fix = (
+        "name your clients on the line (an ACL of theirs, e.g. an src ACL of your networks), make it a deny, "
+        "or set carpfarm_allow_open_proxy: true if you really mean it"
+    )
+    own_fix = (
+        "give your ACL a name of its own; change carpfarm's through carpfarm_client_networks, "
+        "carpfarm_safe_ports, carpfarm_ssl_ports or carpfarm_denied_destinations"
+    )
+    found = [(f, own_fix, "") for f in squidconf.redefinitions(sources)]
+    if not allow_open:
+        found += [(f, open_fix, ", an open proxy") for f in squidconf.open_allows(sources)]
+    for finding, fix, open_ in found:
+        variable, value = texts[finding.source]
+        where, line = (
+            (variable, f"line {finding.index + 1} ") if isinstance(value, str) else (f"{variable}[{finding.index}]", "")
+        )
+        yield Problem(host, where, f"{line}{finding.does}{open_}: {finding.why}", fix, finding.text)
+
+
+def snmp_community(host: str, port_base: int, community: str) -> Iterator[Problem]:
+    """With SNMP on, the instances answer a community of the operator's, never a well-known one."""
+    if not port_base:
+        return
+    if not community:
+        message = "is required with squid_backend_snmp_port_base set (SNMP on)"
+    elif community.lower() in WELL_KNOWN_COMMUNITIES:
+        message = "is a well-known default community, the first one any scanner tries"
+    else:
+        return
+    yield Problem(
+        host,
+        "squid_backend_snmp_community",
+        message,
+        "set squid_backend_snmp_community from your vault (a word of your own), or squid_backend_snmp_port_base: 0",
+        HIDDEN,
+    )
 
 
 # ---------------------------------------------------------------- ports
@@ -354,7 +499,7 @@ def instance_names(backends: Sequence[BackendHost], frontends: Sequence[Frontend
     for b in backends:
         yield from _names_taken_twice(b, by_host[b.name])
         by_host[b.name] |= {i.name for i in b.instances}
-        yield from _cache_dirs_shared(b)
+        yield from cache_dirs(b.name, b.instances)
     for f in frontends:
         yield from _names_shared_with_frontends(f, by_host.get(f.name, set()))
     yield from _peers_and_endpoints(backends)
@@ -375,19 +520,37 @@ def _names_taken_twice(backend: BackendHost, earlier: set[str]) -> Iterator[Prob
         seen.add(i.name)
 
 
-def _cache_dirs_shared(backend: BackendHost) -> Iterator[Problem]:
-    """One cache_dir belongs to one Squid of a host."""
-    dirs: dict[str, str] = {}
-    for n, i in enumerate(backend.instances):
-        owner = dirs.setdefault(i.cache_dir, i.name)
-        if owner != i.name:
+def cache_dirs(host: str, instances: Sequence[BackendInstance]) -> Iterator[Problem]:
+    """A cache_dir is a directory of its own: no system directory (carpfarm.cachedirs), and not the
+    same as, inside or around another instance's of the host (defaults included)."""
+    fix = (
+        "give every instance a directory of its own: the default /var/spool/squid/<name>, or one on its own "
+        "disk such as /srv/cache1 or /mnt/disk1/squid"
+    )
+    for n, i in enumerate(instances):
+        why = cachedirs.refusal(i.cache_dir)
+        if why:
             yield Problem(
-                backend.name,
-                f"squid_backend_instances[{n}].cache_dir",
-                f"cache_dir {i.cache_dir} is also instance '{owner}''s (one cache_dir belongs to one Squid)",
-                "give every instance on a host its own cache_dir directory",
-                i.cache_dir,
+                host, f"squid_backend_instances[{n}].cache_dir", f"cache_dir {i.cache_dir} {why}", fix, i.cache_dir
             )
+    for n, m, how in cachedirs.collisions([i.cache_dir for i in instances]):
+        mine, other = instances[n], instances[m]
+        if how == "is" and mine.name == other.name:  # one name twice: _names_taken_twice says so
+            continue
+        theirs = f"instance '{other.name}''s" + (" (its default)" if _defaulted(other) else "")
+        relation = f"is also {theirs}" if how == "is" else f"{how} {theirs} cache_dir {other.cache_dir}"
+        yield Problem(
+            host,
+            f"squid_backend_instances[{n}].cache_dir",
+            f"cache_dir {mine.cache_dir} {relation}: one cache_dir belongs to one Squid, and the purge of one "
+            "instance would delete the other's cache",
+            fix,
+            mine.cache_dir,
+        )
+
+
+def _defaulted(instance: BackendInstance) -> bool:
+    return instance.cache_dir == f"{DEFAULT_CACHE_ROOT}/{instance.name}"
 
 
 def _names_shared_with_frontends(frontend: FrontendHost, backend_names: set[str]) -> Iterator[Problem]:

@@ -48,16 +48,19 @@ NAMESPACES = (
 MAX_INSTANCES = 64
 MAX_WEIGHT = 1000
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$"
+# balance stays a choice so that validate can tell why it is refused (rules.balancer_type).
 BalancerType = Literal["iptables", "nftables", "haproxy", "balance"]
 BalancerMode = Literal["random", "roundrobin"]
 FrontendMode = Literal["instances", "smp"]
 CacheType = Literal["aufs", "rock", "ufs"]
 ParentSelection = Literal["carp", "round-robin"]
 State = Literal["active", "drained"]
+ForwardedFor = Literal["delete", "on", "off", "transparent", "truncate"]  # Squid's forwarded_for
 BALANCER_TYPES: tuple[str, ...] = get_args(BalancerType)
 BALANCER_MODES: tuple[str, ...] = get_args(BalancerMode)
 FRONTEND_MODES: tuple[str, ...] = get_args(FrontendMode)
 CACHE_TYPES: tuple[str, ...] = get_args(CacheType)
+FORWARDED_FOR: tuple[str, ...] = get_args(ForwardedFor)
 # Squid's stock Safe_ports and SSL_ports (Debian's /etc/squid/squid.conf).
 SAFE_PORTS: list[int | str] = [80, 21, 443, 70, 210, "1025-65535", 280, 488, 591, 777]
 SSL_PORTS: list[int | str] = [443]
@@ -68,10 +71,16 @@ Megabytes = Annotated[int, WholeNumber, Field(ge=1, le=16 * 1024 * 1024)]
 Count = Annotated[int, WholeNumber, Field(ge=1, le=MAX_INSTANCES)]
 Seconds = Annotated[int, WholeNumber, Field(ge=0, le=86400)]
 # An absolute directory for a cache_dir: no spaces (squid.conf splits on them), no trailing slash, and no
-# component that starts with a dot (so no "." or "..").
-CACHE_DIR_PATTERN = r"^(?:/[A-Za-z0-9_@+-][A-Za-z0-9_.@+-]*)+$"
+# component that starts with a dot (so no "." or ".."). "/" passes here so that rules.cache_dirs can say
+# why it may not be one (carpfarm.cachedirs).
+CACHE_DIR_PATTERN = r"^(?:/|(?:/[A-Za-z0-9_@+-][A-Za-z0-9_.@+-]*)+)$"
 CacheDir = Annotated[str, Field(pattern=CACHE_DIR_PATTERN, max_length=255)]
 DEFAULT_CACHE_ROOT = "/var/spool/squid"
+# A shared secret written into a config file as one word: nothing the file's syntax would cut or misread.
+SECRET_WORD = r"^[A-Za-z0-9._~%+=:@^,/-]*$"
+SECRET_WORD_CHARACTERS = "letters, digits, ._~%+=:@^,/-"
+# One operator line of squid.conf: not empty, not blank (one line: every string is, see fields.declare).
+SquidLine = Annotated[str, Field(min_length=1, pattern=r"\S")]
 # One item of carpfarm_safe_ports / carpfarm_ssl_ports: a port, or a "lo-hi" range.
 PortOrRange = Annotated[
     int | Annotated[str, Field(pattern=r"^\s*\d{1,5}\s*-\s*\d{1,5}\s*$")], Field(union_mode="smart")
@@ -230,6 +239,15 @@ class BackendVars(_Vars):
         "SNMP port base (0 = SNMP off); instance i uses port_base + i.",
         "set 0 (SNMP off) or a port; instance i uses port_base + i",
     )
+    snmp_community: str = _backend(
+        "squid_backend_snmp_community",
+        "",
+        "The SNMP community the instances answer (from localhost only); required, and not 'public', when "
+        "squid_backend_snmp_port_base is not 0. Keep it in Ansible Vault.",
+        f"set squid_backend_snmp_community from your vault: one word of {SECRET_WORD_CHARACTERS}",
+        pattern=SECRET_WORD,
+        secret=True,
+    )
     purge_removed: AnsibleBool = _backend(
         "squid_backend_purge_removed",
         False,
@@ -260,6 +278,13 @@ class BackendVars(_Vars):
         "Sources besides the CARP boxes' addresses that may use the backends.",
         "list CIDRs such as 192.0.2.0/24, or []",
     )
+    extra_http_access: list[SquidLine] = _backend(
+        "squid_backend_extra_http_access",
+        [],
+        "squid.conf lines (acl and http_access), one per item, placed before the allow of the frontends, "
+        "e.g. a blocklist.",
+        "list squid.conf lines, one per item (e.g. 'http_access deny blocked'), or []",
+    )
     collapsed_forwarding: AnsibleBool = _backend(
         "squid_backend_collapsed_forwarding",
         True,
@@ -275,6 +300,7 @@ class BackendVars(_Vars):
         "Free-form squid.conf lines for every backend instance, placed before the final http_access deny all "
         "(checked by squid -k parse).",
         "write squid.conf lines as one string (a YAML block: |), or ''",
+        multiline=True,
     )
 
 
@@ -370,12 +396,20 @@ class FrontendVars(_Vars):
     log_format: str = _frontend(
         "carp_frontend_log_format", "squid", "access_log format.", "name a Squid logformat, e.g. squid"
     )
+    extra_http_access: list[SquidLine] = _frontend(
+        "carp_frontend_extra_http_access",
+        [],
+        "squid.conf lines (acl and http_access), one per item, placed before the allow of the clients, "
+        "e.g. a blocklist.",
+        "list squid.conf lines, one per item (e.g. 'http_access deny blocked'), or []",
+    )
     extra_config: str = _frontend(
         "carp_frontend_extra_config",
         "",
         "Free-form squid.conf lines for every frontend instance, placed before the final http_access deny all "
         "(checked by squid -k parse).",
         "write squid.conf lines as one string (a YAML block: |), or ''",
+        multiline=True,
     )
     parent_selection: ParentSelection = _frontend(
         "carp_frontend_parent_selection",
@@ -393,12 +427,6 @@ class FrontendVars(_Vars):
         "random",
         "random, or roundrobin (iptables nth, nftables numgen inc, haproxy roundrobin).",
         f"use one of: {', '.join(BALANCER_MODES)}",
-    )
-    balance_binary: str = _balancer(
-        "frontend_balancer_balance_binary",
-        "",
-        "A balance binary to use where the distro has no package; empty means the package.",
-        "give the absolute path of a balance binary, or '' for the package",
     )
     haproxy_check_interval: Annotated[int, WholeNumber, Field(ge=1, le=3600)] = _balancer(
         "frontend_balancer_haproxy_check_interval",
@@ -503,7 +531,8 @@ class FrontendVars(_Vars):
         "set 1-8 characters (letters, digits, ._~%+=:@^,/-; keepalived.conf would cut or misread others), the "
         "same on every box sharing the address",
         max_length=8,
-        pattern=r"^[A-Za-z0-9._~%+=:@^,/-]*$",
+        pattern=SECRET_WORD,
+        secret=True,
     )
     vrrp_interface: str = _vip(
         "carpfarm_vrrp_interface",
@@ -560,6 +589,7 @@ class FrontendVars(_Vars):
         "Default MD5 password of the services, at most 8 characters.",
         "set at most 8 characters (WCCPv2 MD5 security)",
         max_length=8,
+        secret=True,
     )
     wccp_weight: Annotated[int, WholeNumber, Field(ge=0, le=65535)] = _wccp(
         "carpfarm_wccp_weight", 10000, "The box's WCCPv2 weight.", "set a whole number from 0 to 65535"
@@ -664,6 +694,34 @@ class SquidVars(_Vars):
         scope=EVERYWHERE,
         roles=("squid_backend", "carp_frontend"),
     )
+    denied_destinations: list[str] = declare(
+        "carpfarm_denied_destinations",
+        [],
+        "Farm-wide: destinations no request may reach, besides the proxies' own loopback, link-local and farm "
+        "addresses (always denied); e.g. your RFC 1918 ranges.",
+        "list CIDRs without host bits, e.g. ['10.0.0.0/8', '192.168.0.0/16'], or []",
+        scope=EVERYWHERE,
+        roles=("squid_backend", "carp_frontend"),
+    )
+    forwarded_for: ForwardedFor = declare(
+        "carpfarm_forwarded_for",
+        "delete",
+        "Farm-wide: what the backends tell origins about the client (Squid's forwarded_for): delete drops "
+        "X-Forwarded-For, on adds the client's address, off adds 'unknown', truncate sends the client's address "
+        "alone, transparent passes on what arrived.",
+        f"use one of: {', '.join(FORWARDED_FOR)} (quote 'on' and 'off': YAML reads them unquoted as booleans)",
+        scope=EVERYWHERE,
+        roles=("squid_backend",),
+    )
+    cache_status_headers: AnsibleBool = declare(
+        "carpfarm_cache_status_headers",
+        False,
+        "Farm-wide: keep the farm's X-Cache, X-Cache-Lookup and Cache-Status headers toward clients (true, "
+        "for debugging: they name the farm's hosts and instances); false strips them.",
+        "set true or false",
+        scope=EVERYWHERE,
+        roles=("carp_frontend",),
+    )
 
 
 class FarmVars(_Vars):
@@ -678,7 +736,10 @@ class FarmVars(_Vars):
     allow_open_proxy: AnsibleBool = _farm(
         "carpfarm_allow_open_proxy",
         False,
-        "Allow a client network of /0 (an open proxy).",
+        "Allow an open proxy: carpfarm_client_networks or squid_backend_extra_allowed_networks that together "
+        "cover more than 1/256 of the public IPv4 or IPv6 space (about a /8 of IPv4, a /11 of IPv6), and "
+        "extra_config or extra_http_access allow lines that name no client (allow all, !acl, a method or "
+        "destination alone).",
         "set true or false",
     )
     accept_remap: AnsibleBool = _farm(
@@ -753,6 +814,7 @@ INTERNAL_NAMES: dict[str, str] = {
     "squid_common_changed": "squid_common",
     "squid_common_template": "squid_common",
     "squid_common_reload": "squid_common",
+    "squid_common_diff": "squid_common",
     "frontend_balancer_hold_port": "frontend_balancer",
 }
 

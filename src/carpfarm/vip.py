@@ -39,7 +39,6 @@ BALANCER_UNITS = {
     "iptables": "carpfarm-balancer.service",
     "nftables": "carpfarm-balancer.service",
     "haproxy": "haproxy.service",
-    "balance": "carpfarm-balance.service",
     "none": "",  # carp_frontend_mode: smp
 }
 

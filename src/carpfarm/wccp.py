@@ -43,6 +43,7 @@ WCCP_GROUP = "wccp_routers"  # the inventory group of routers that every WCCP bo
 INTERCEPT_BALANCERS: tuple[str, ...] = ("iptables", "nftables")
 TUNNEL_PREFIX = "carpfarm-wccp"  # GRE tunnel to router n: carpfarm-wccp<n> (at most 15 characters)
 PASSWORD_MAX = 8  # WCCPv2 MD5 security: Squid and IOS take at most 8 characters
+MASKED = "<set>"  # what carpfarm plan shows of a password
 Password = Annotated[str, Field(min_length=1, max_length=PASSWORD_MAX)]
 
 
@@ -202,10 +203,12 @@ def _with_password(services: Sequence[WccpService], password: str) -> tuple[Wccp
     return tuple(s if s.password or not password else s.model_copy(update={"password": password}) for s in services)
 
 
-def squid_stanza(settings: WccpSettings, address: str | None = None) -> list[str]:
+def squid_stanza(settings: WccpSettings, address: str | None = None, *, masked: bool = False) -> list[str]:
     """The ``wccp2_*`` lines for the one frontend instance that speaks WCCP on a box.
 
     ``address`` pins ``wccp2_address``: the source of HERE_I_AM and so the cache's identity.
+    The ``wccp2_service`` lines carry each service's password (``password=...``) for squid.conf;
+    ``masked`` shows ``password=<set>`` instead, for output a person reads (carpfarm plan).
     """
     lines = [f"wccp2_address {address}"] if address else []
     lines += [f"wccp2_router {router}" for router in settings.routers]
@@ -215,7 +218,7 @@ def squid_stanza(settings: WccpSettings, address: str | None = None) -> list[str
         f"wccp2_assignment_method {settings.assignment_method}",
     ]
     for service in settings.services:
-        password = f" password={service.password}" if service.password else ""
+        password = f" password={MASKED if masked else service.password}" if service.password else ""
         if service.standard is not None:
             lines.append(f"wccp2_service standard {WEB_CACHE}{password}")
         else:
@@ -226,6 +229,18 @@ def squid_stanza(settings: WccpSettings, address: str | None = None) -> list[str
             )
     lines.append(f"wccp2_weight {settings.weight}")
     return lines
+
+
+def shown_settings(settings: WccpSettings) -> dict[str, object]:
+    """The settings as plain data with every password masked (``<set>``), for carpfarm plan."""
+    data = settings.model_dump(mode="json")
+    for service in data["services"]:
+        service["password"] = MASKED if service["password"] else None
+    return data
+
+
+def _password_placeholder(service: WccpService) -> str:
+    return "<web-cache-password>" if service.standard is not None else f"<service-{service.id}-password>"
 
 
 def _wildcard(network: ipaddress.IPv4Network) -> str:
@@ -246,6 +261,7 @@ def router_stanza(
     (``service_group``; alone when empty): ``group-list`` admits exactly those boxes as caches, and
     each service's ``redirect-list`` redirects only ``client_networks`` (IPv4: WCCPv2 on IOS) to its
     ports, never a box's own traffic. The boxes of one group get the same text (named after the first).
+    It carries no password: a service with one gets a placeholder the operator replaces.
     """
     members = list(group) or [(box, box_address)]
     tag = members[0][0].upper().replace("-", "_").replace(".", "_")
@@ -269,8 +285,13 @@ def router_stanza(
             source = "any" if network.prefixlen == 0 else _wildcard(network)
             out += [f" permit {service.protocol} {source} any eq {port}" for port in ports]
     out.append("!")
+    if any(service.password for service in settings.services):
+        out.append(
+            "! carpfarm writes no password here: replace each <...-password> below with that service's WCCP "
+            "password (carpfarm_wccp_password, or the service's own) from your vault before pasting."
+        )
     for service in settings.services:
-        password = f" password 0 {service.password}" if service.password else ""
+        password = f" password 0 {_password_placeholder(service)}" if service.password else ""
         out.append(
             f"ip wccp {_service_name(service)} redirect-list CARPFARM-{tag}-REDIRECT-{service.ident} "
             f"group-list {group_acl}{password}"
