@@ -1,8 +1,7 @@
 """Role templates rendered by Ansible's own templar, and checked by the real tools where they exist here.
 
-The molecule scenarios run the iptables, nftables and HAProxy balancers for real. `balance`
-has no Debian 12 package, so its unit file and command line are checked here, and its client
-filter is handed to the real `nft -c`.
+The molecule scenarios run the iptables, nftables and HAProxy balancers for real; here their
+rules go to the real `iptables-restore --test` and `nft -c`, and the Squid configs to `squid -k parse`.
 """
 
 from __future__ import annotations
@@ -39,40 +38,6 @@ def balancer(vcpus: int = 4, **overrides: Any) -> dict[str, Any]:
     data = {**balancer_rules(topology, "carp1"), "targets": balancer_targets(topology, "carp1")}
     data.update(overrides)
     return data
-
-
-def test_balance_unit_runs_balance_in_the_foreground_over_every_frontend() -> None:
-    unit = render(
-        ROLE / "templates/etc/systemd/system/carpfarm-balance.service.j2",
-        __frontend_balancer=balancer(type="balance"),
-        frontend_balancer_balance_binary="",
-    )
-    lines = unit.splitlines()
-    assert "ExecStart=/usr/sbin/balance -f 3128 127.0.0.1:3129 127.0.0.1:3130 127.0.0.1:3131 127.0.0.1:3132" in lines
-    assert "ExecStartPre=/usr/sbin/nft -f /etc/carpfarm/balance-clients.nft" in lines
-    assert "Restart=on-failure" in lines
-
-
-def test_balance_unit_uses_the_binary_the_user_names() -> None:
-    unit = render(
-        ROLE / "templates/etc/systemd/system/carpfarm-balance.service.j2",
-        __frontend_balancer=balancer(vcpus=2, type="balance"),
-        frontend_balancer_balance_binary="/opt/balance/bin/balance",
-    )
-    assert "ExecStart=/opt/balance/bin/balance -f 3128 127.0.0.1:3129 127.0.0.1:3130" in unit.splitlines()
-
-
-@pytest.mark.nft
-def test_balance_client_filter_passes_nft_check(tmp_path: Path) -> None:
-    rules = render(
-        ROLE / "templates/etc/carpfarm/balance-clients.nft.j2",
-        __frontend_balancer=balancer(client_networks_v6=["2001:db8::/32"]),
-    )
-    assert "ip saddr { 198.51.100.0/24, 203.0.113.0/24 } tcp dport 3128 accept" in rules
-    assert "ip6 saddr { 2001:db8::/32 } tcp dport 3128 accept" in rules
-    assert rules.rstrip().splitlines()[-3].strip() == "tcp dport 3128 drop"
-    (tmp_path / "f.nft").write_text(rules)
-    subprocess.run(["nft", "-c", "-f", str(tmp_path / "f.nft")], check=True, capture_output=True)
 
 
 @pytest.mark.iptables
@@ -132,6 +97,7 @@ def frontend_confs(carp1: dict[str, Any] | None = None, peers: Any = None, **var
     settings = {**role_defaults("carp_frontend"), **variables}
     facts = {
         "__carp_frontend_self": f["carpfarm_frontend"](hostvars, groups, "carp1"),
+        "__carp_frontend_own": f["carpfarm_own_destinations"](hostvars, groups),
         "__carp_frontend_peers": peers or f["carpfarm_cache_peers"](hostvars, groups, options=peer_options(settings)),
     }
     return {
@@ -150,9 +116,20 @@ def backend_confs(**variables: Any) -> dict[str, str]:
             BACKEND_CONF,
             **{**role_defaults("squid_backend"), **variables},
             __squid_backend_frontends=frontends,
+            __squid_backend_own=f["carpfarm_own_destinations"](hostvars, groups),
             item=item,
         )
         for item in f["carpfarm_backend_ports"](hostvars, groups, "cache1")
+    }
+
+
+def _backend_facts(groups: dict[str, list[str]], hostvars: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """What squid_backend's preflight gives its template besides the instance: the CARP boxes and the
+    destinations no request may reach."""
+    f = filters()
+    return {
+        "__squid_backend_frontends": ["192.0.2.10"],
+        "__squid_backend_own": f["carpfarm_own_destinations"](hostvars, groups),
     }
 
 
@@ -167,7 +144,6 @@ def _squid_parses(tmp_path: Path, name: str, conf: str) -> None:
 ROLE_CASES = {
     "frontend behind iptables": lambda **v: frontend_confs(**v),
     "frontend behind HAProxy": lambda **v: frontend_confs({"frontend_balancer_type": "haproxy"}, **v),
-    "frontend behind balance": lambda **v: frontend_confs({"frontend_balancer_type": "balance"}, **v),
     "frontend without localhost": lambda **v: frontend_confs(carp_frontend_allow_localhost=False, **v),
     "frontend in SMP mode": lambda **v: frontend_confs({"carp_frontend_mode": "smp"}, **v),
     "backend": lambda **v: backend_confs(**v),
@@ -239,6 +215,10 @@ class _Parent(BaseHTTPRequestHandler):
         self.send_response(200)
         self.send_header("Content-Length", "0")
         self.send_header("Cache-Control", "no-store")
+        # What a backend tells about itself (Squid 5: X-Cache*, Squid 6: Cache-Status).
+        self.send_header("X-Cache", "HIT from cache1-backend1")
+        self.send_header("X-Cache-Lookup", "HIT from cache1-backend1:4001")
+        self.send_header("Cache-Status", "cache1-backend1;hit")
         self.end_headers()
 
     def do_CONNECT(self) -> None:
@@ -266,7 +246,7 @@ def _recording_parent() -> Iterator[tuple[int, list[str]]]:
 
 @contextmanager
 def _running_frontend(parent_port: int, workdir: Path) -> Iterator[int]:
-    """carp1's frontend1 as the role renders it (behind balance: on 127.0.0.1), with one parent.
+    """carp1's frontend1 as the role renders it (behind iptables, moved to 127.0.0.1), with one parent.
 
     Its pid file and logs go to workdir, which must outlive it (Squid writes the logs as it stops).
     """
@@ -275,22 +255,29 @@ def _running_frontend(parent_port: int, workdir: Path) -> Iterator[int]:
     hostvars[groups["squid_backends"][0]].update(squid_backend_address="127.0.0.1", squid_backend_port_base=parent_port)
     options = peer_options(role_defaults("carp_frontend"))
     peer = filters()["carpfarm_cache_peers"](hostvars, groups, options=options)[0]
-    carp1 = {"frontend_balancer_type": "balance", "carp_frontend_instances": 1, "carp_frontend_port_base": port}
+    carp1 = {"carp_frontend_instances": 1, "carp_frontend_port_base": port}
     conf = frontend_confs(carp1, peers=[peer], carp_frontend_shutdown_lifetime=1)["frontend1"]
     conf = conf.replace("/run/squid-frontend1.pid", f"{workdir}/squid.pid")
     conf = conf.replace("/var/log/squid/frontend1/", f"{workdir}/")
-    assert f"http_port 127.0.0.1:{port}" in conf.splitlines()
+    assert f"http_port {port}" in conf.splitlines()
+    conf = conf.replace(f"http_port {port}\n", f"http_port 127.0.0.1:{port}\n")
     with _running_squid(conf + f"coredump_dir {workdir}\n", port, workdir) as running:
         yield running
 
 
 @contextmanager
-def _running_backend(workdir: Path) -> Iterator[int]:
-    """cache1's backend1 as the role renders it, on 127.0.0.1, which it serves as if a CARP box, memory only."""
+def _running_backend(workdir: Path, loopback_origin: bool = False) -> Iterator[int]:
+    """cache1's backend1 as the role renders it, on 127.0.0.1, which it serves as if a CARP box, memory only.
+
+    ``loopback_origin``: let it fetch from an origin on 127.0.0.1 (a test's), which the role's
+    ``http_access deny to_localhost`` refuses; test_a_real_backend_refuses_the_proxies_own_hosts keeps it."""
     port = free_port()
     conf = backend_confs(squid_backend_extra_config="", squid_backend_extra_allowed_networks=["127.0.0.1/32"])[
         "backend1"
     ]
+    if loopback_origin:
+        assert "\nhttp_access deny to_localhost\n" in conf
+        conf = conf.replace("\nhttp_access deny to_localhost\n", "\n")
     conf = re.sub(r"(?m)^http_port .*$", f"http_port 127.0.0.1:{port}", conf)
     conf = re.sub(r"(?m)^(cache_dir|coredump_dir) .*$", "", conf)
     conf += f"coredump_dir {workdir}\nshutdown_lifetime 1 seconds\n"
@@ -337,8 +324,20 @@ def _status(port: int, method: str, target: str) -> int:
 
 @pytest.mark.squid
 def test_a_real_frontend_refuses_unsafe_ports_and_forwards_the_rest() -> None:
-    """The rendered frontend allows localhost (behind balance), so only the port rules can say 403."""
-    refused = [("CONNECT", "127.0.0.1:22"), ("CONNECT", "127.0.0.1:80"), ("GET", "http://127.0.0.1:25/smtp")]
+    """The rendered frontend allows localhost (carp_frontend_allow_localhost), so only the port rules and
+    the tunnel denials (no CONNECT to the proxies' own hosts) can say 403. 192.0.2.1 is a documentation
+    address: the recording parent answers for it, nothing leaves the machine."""
+    refused = [
+        ("CONNECT", "192.0.2.1:22"),
+        ("CONNECT", "192.0.2.1:80"),
+        ("GET", "http://192.0.2.1:25/smtp"),
+        # The proxies' loopback in three spellings, the cloud metadata service, a farm host (cache1).
+        ("CONNECT", "127.0.0.1:443"),
+        ("CONNECT", "localhost:443"),
+        ("CONNECT", "[::1]:443"),
+        ("CONNECT", "169.254.169.254:443"),
+        ("CONNECT", "192.0.2.21:443"),
+    ]
     with tempfile.TemporaryDirectory() as tmp, _recording_parent() as (parent_port, seen):
         workdir = Path(tmp)
         workdir.chmod(0o777)  # squid drops to the 'proxy' user for its logs
@@ -347,14 +346,14 @@ def test_a_real_frontend_refuses_unsafe_ports_and_forwards_the_rest() -> None:
                 target: 403 for _, target in refused
             }
             # A URL without a port is port 80 to Squid's port ACL; 8080 is in 1025-65535; 443 may be tunnelled.
-            assert _status(port, "GET", "http://127.0.0.1/no-port") == 200
-            assert _status(port, "GET", "http://127.0.0.1:8080/high-port") == 200
-            assert _status(port, "CONNECT", "127.0.0.1:443") == 200
+            assert _status(port, "GET", "http://192.0.2.1/no-port") == 200
+            assert _status(port, "GET", "http://192.0.2.1:8080/high-port") == 200
+            assert _status(port, "CONNECT", "192.0.2.1:443") == 200
         log = (workdir / "access.log").read_text().splitlines()
     assert sorted(seen) == [
-        "CONNECT 127.0.0.1:443",
-        "GET http://127.0.0.1/no-port",
-        "GET http://127.0.0.1:8080/high-port",
+        "CONNECT 192.0.2.1:443",
+        "GET http://192.0.2.1/no-port",
+        "GET http://192.0.2.1:8080/high-port",
     ]
     # Squid 6 tags a denial whose client hung up first TCP_DENIED_ABORTED; a denial is a denial.
     denied = [line.split()[6] for line in log if re.search(r" TCP_DENIED(_ABORTED)?/403 ", line)]
@@ -392,7 +391,7 @@ def test_a_real_backend_answers_an_origins_failure_with_503_which_frontends_do_n
         with tempfile.TemporaryDirectory() as tmp:
             workdir = Path(tmp)
             workdir.chmod(0o777)  # squid drops to the 'proxy' user for its logs
-            with _running_backend(workdir) as port:
+            with _running_backend(workdir, loopback_origin=True) as port:
                 answers = {path: _status(port, "GET", f"{at}/{path}") for path in ("reset", "gateway", "fine")}
     finally:
         origin.shutdown()
@@ -434,7 +433,7 @@ def test_an_ipv6_backend_listens_in_brackets(tmp_path: Path) -> None:
     groups, hostvars = _example()
     hostvars["cache1"]["squid_backend_address"] = "2001:db8::21"
     item = filters()["carpfarm_backend_ports"](hostvars, groups, "cache1")[0]
-    conf = render(BACKEND_CONF, **role_defaults("squid_backend"), __squid_backend_frontends=["192.0.2.10"], item=item)
+    conf = render(BACKEND_CONF, **role_defaults("squid_backend"), **_backend_facts(groups, hostvars), item=item)
     assert "http_port [2001:db8::21]:4001\n" in conf
     _squid_parses(tmp_path, "v6", conf)
 
@@ -505,9 +504,7 @@ def test_an_instance_cache_dir_is_its_cache_dir_and_coredump_dir(tmp_path: Path,
     items = filters()["carpfarm_backend_ports"](hostvars, groups, "cache1")
     assert [i["cache_dir"] for i in items] == ["/srv/disk1/squid", "/var/spool/squid/backend2"]
     for item in items:
-        conf = render(
-            BACKEND_CONF, **role_defaults("squid_backend"), __squid_backend_frontends=["192.0.2.10"], item=item
-        )
+        conf = render(BACKEND_CONF, **role_defaults("squid_backend"), **_backend_facts(groups, hostvars), item=item)
         lines = conf.splitlines()
         size = item["cache_size_mb"]
         geometry = "" if cache_type == "rock" else " 16 256"
@@ -553,3 +550,92 @@ def test_the_roles_unit_check_passes_the_unit_and_refuses_a_broken_one(tmp_path:
         good.write_text(broken)
         refused = subprocess.run(argv, capture_output=True, text=True, check=False)
         assert refused.returncode != 0, broken
+
+
+def _headers(port: int, target: str, extra: str = "") -> tuple[int, dict[str, str]]:
+    """Status and headers (names lower-cased) of one GET through the proxy."""
+    request = f"GET {target} HTTP/1.1\r\nHost: {target.split('/')[2]}\r\n{extra}Connection: close\r\n\r\n"
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as conn:
+        conn.sendall(request.encode())
+        head = conn.makefile("rb").read().split(b"\r\n\r\n", 1)[0].decode()
+    lines = head.split("\r\n")
+    fields = dict(line.split(":", 1) for line in lines[1:])
+    return int(lines[0].split()[1]), {k.strip().lower(): v.strip() for k, v in fields.items()}
+
+
+@pytest.mark.squid
+def test_a_real_frontend_strips_the_farms_cache_headers_and_its_version_by_default() -> None:
+    """carpfarm_cache_status_headers: false (the default): clients learn neither which host or instance
+    answered nor the Squid version; the backend gets X-Forwarded-For with the client alone."""
+    with tempfile.TemporaryDirectory() as tmp, _recording_parent() as (parent_port, _seen):
+        workdir = Path(tmp)
+        workdir.chmod(0o777)  # squid drops to the 'proxy' user for its logs
+        with _running_frontend(parent_port, workdir) as port:
+            status, headers = _headers(port, "http://192.0.2.1/headers", "X-Forwarded-For: 203.0.113.66\r\n")
+    assert status == 200
+    assert {"x-cache", "x-cache-lookup", "cache-status"} & set(headers) == set()
+    assert "via" in headers and not re.search(r"squid/\d", headers["via"]), headers["via"]
+
+
+class _XffOrigin(BaseHTTPRequestHandler):
+    """An origin that answers with the X-Forwarded-For it was sent (or 'none')."""
+
+    protocol_version = "HTTP/1.1"
+
+    def do_GET(self) -> None:
+        body = (self.headers.get("X-Forwarded-For") or "none").encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Cache-Control", "no-store")
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@pytest.mark.squid
+def test_a_real_backend_refuses_the_proxies_own_hosts_and_tells_the_origin_nothing() -> None:
+    """SSRF: loopback in every spelling, link-local (cloud metadata) and the farm's own addresses are
+    refused before any allow, by GET and CONNECT, and the origin listening on 127.0.0.1 never hears of
+    them; with the loopback denial lifted for a test origin, X-Forwarded-For is deleted (the default
+    carpfarm_forwarded_for) and the answer carries no Squid version."""
+    origin = ThreadingHTTPServer(("127.0.0.1", 0), _XffOrigin)
+    origin.daemon_threads = True
+    threading.Thread(target=origin.serve_forever, daemon=True).start()
+    o = origin.server_address[1]
+    refused = [
+        ("GET", f"http://127.0.0.1:{o}/a"),
+        ("GET", f"http://localhost:{o}/b"),
+        ("GET", f"http://[::1]:{o}/c"),
+        ("GET", f"http://2130706433:{o}/d"),
+        ("GET", f"http://0x7f000001:{o}/e"),
+        ("GET", "http://169.254.169.254/latest/meta-data/"),
+        ("GET", "http://[fe80::1]/"),
+        ("GET", "http://192.0.2.10:3129/"),  # the example farm's carp1
+        ("GET", "http://192.0.2.22:4001/"),  # and cache2
+        ("CONNECT", "127.0.0.1:443"),
+        ("CONNECT", "169.254.169.254:443"),
+    ]
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            workdir = Path(tmp)
+            workdir.chmod(0o777)  # squid drops to the 'proxy' user for its logs
+            with _running_backend(workdir) as port:
+                answers = {target: _status(port, method, target) for method, target in refused}
+            with _running_backend(workdir, loopback_origin=True) as port:
+                status, headers = _headers(port, f"http://127.0.0.1:{o}/xff", "X-Forwarded-For: 198.51.100.7\r\n")
+                with socket.create_connection(("127.0.0.1", port), timeout=10) as conn:
+                    conn.sendall(
+                        f"GET http://127.0.0.1:{o}/xff HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode()
+                    )
+                    body = conn.makefile("rb").read().split(b"\r\n\r\n", 1)[1]
+            log = (workdir / "access.log").read_text().splitlines()
+    finally:
+        origin.shutdown()
+        origin.server_close()
+    assert answers == {target: 403 for _, target in refused}
+    direct = [line for line in log if " HIER_DIRECT/" in line and "/xff" not in line]
+    assert direct == []
+    assert status == 200 and body == b"none"
+    assert "via" in headers and not re.search(r"squid/\d", headers["via"]), headers["via"]

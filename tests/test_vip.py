@@ -313,7 +313,11 @@ def test_every_box_writes_the_same_cache_peer_lines_in_the_same_order() -> None:
     peers = f["carpfarm_cache_peers"](hostvars, groups, options=peer_options(settings))
     lines = {}
     for box in ("carp1", "carp2"):
-        facts = {"__carp_frontend_self": f["carpfarm_frontend"](hostvars, groups, box), "__carp_frontend_peers": peers}
+        facts = {
+            "__carp_frontend_self": f["carpfarm_frontend"](hostvars, groups, box),
+            "__carp_frontend_own": f["carpfarm_own_destinations"](hostvars, groups),
+            "__carp_frontend_peers": peers,
+        }
         item = f["carpfarm_frontend_ports"](hostvars, groups, box)[0]
         conf = render(FRONTEND_CONF, **{**settings, **facts}, item=item, inventory_hostname=box)
         lines[box] = [line for line in conf.splitlines() if line.startswith("cache_peer")]

@@ -7,14 +7,16 @@ its rules, tunnel script and Squid configs are checked here: rendered, then hand
 
 from __future__ import annotations
 
+import json
 import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from ansible.errors import AnsibleFilterError
 
-from support.ansible import filters, render
+from support.ansible import filters, render, role_defaults
 from support.inventories import wccp_box
 from support.paths import ROOT
 
@@ -34,12 +36,17 @@ def _facts(method: str) -> dict[str, Any]:
     f = filters()
     return {
         "__carp_frontend_self": f["carpfarm_frontend"](hostvars, groups, "carp1"),
+        "__carp_frontend_own": f["carpfarm_own_destinations"](hostvars, groups),
         "__carp_frontend_instances": f["carpfarm_frontend_ports"](hostvars, groups, "carp1"),
         "__carp_frontend_peers": f["carpfarm_cache_peers"](
             hostvars, groups, options={"selection": "carp", "connect_fail_limit": 2, "connect_timeout": 2}
         ),
         "__frontend_balancer": f["carpfarm_balancer"](hostvars, groups, "carp1"),
         "__wccp_box": f["carpfarm_frontend"](hostvars, groups, "carp1"),
+        # What the squid.conf template reads besides the facts (carpfarm_wccp_squid's input).
+        "hostvars": hostvars,
+        "groups": groups,
+        "inventory_hostname": "carp1",
     }
 
 
@@ -52,17 +59,7 @@ def test_every_instance_intercepts_and_only_the_first_joins_the_routers(tmp_path
         text = render(
             ROLES / "carp_frontend/templates/etc/squid/frontend.conf.j2",
             item=item,
-            carp_frontend_cache_mem_mb=0,
-            carp_frontend_peer_connect_timeout=2,
-            carp_frontend_forward_max_tries=5,
-            carp_frontend_connect_fail_limit=2,
-            carp_frontend_log_format="squid",
-            carp_frontend_extra_config="",
-            carp_frontend_allow_localhost=True,
-            carp_frontend_shutdown_lifetime=3,
-            carp_frontend_parent_selection="carp",
-            carpfarm_safe_ports=[80, 21, 443, 70, 210, "1025-65535", 280, 488, 591, 777],
-            carpfarm_ssl_ports=[443],
+            **role_defaults("carp_frontend"),
             **facts,
         )
         path = tmp_path / f"{item['name']}.conf"
@@ -79,6 +76,21 @@ def test_every_instance_intercepts_and_only_the_first_joins_the_routers(tmp_path
     assert "wccp2_address 192.0.2.10" in one and f"wccp2_forwarding_method {method}" in one
     assert "wccp2_service dynamic 90 password=pw90" in one
     assert not any(line.startswith("wccp2_") for line in two)
+
+
+def test_no_fact_holds_a_wccp_password() -> None:
+    """What the filters return becomes facts, which -v prints: the passwords are masked there, and the
+    topology made from those facts masks them still; only carpfarm_wccp_squid (squid.conf) has them."""
+    facts = _facts("gre")
+    groups, hostvars = facts["groups"], facts["hostvars"]
+    f = filters()
+    topology = f["carpfarm_topology"](hostvars, groups)
+    shown = [facts[k] for k in facts if k.startswith("__")] + [topology, f["carpfarm_frontend"](topology, "carp1")]
+    assert "pw90" not in json.dumps(shown)
+    assert "password=<set>" in json.dumps(facts["__carp_frontend_self"])
+    assert "wccp2_service dynamic 90 password=pw90" in f["carpfarm_wccp_squid"](hostvars, groups, "carp1")
+    with pytest.raises(AnsibleFilterError, match="holds no WCCP password"):
+        f["carpfarm_wccp_squid"](topology, groups, "carp1")
 
 
 @pytest.mark.iptables
@@ -141,19 +153,17 @@ def test_the_gre_tunnel_script_names_one_tunnel_per_router(tmp_path: Path) -> No
     assert "local_address=192.0.2.10" in lines
     assert "carpfarm-wccp0 192.0.2.1" in lines and "carpfarm-wccp1 192.0.2.2" in lines
     assert 'ip tunnel add "$1" mode gre remote "$2" local "$local_address" ttl 255' in script
-    assert 'echo 0 > "/proc/sys/net/ipv4/conf/$1/rp_filter"' in script
+    # Loose reverse-path filtering on the tunnel alone (the kernel takes the higher of 'all' and the tunnel's).
+    assert 'echo 2 > "/proc/sys/net/ipv4/conf/$1/rp_filter"' in script
+    assert "ip_forward" not in script.replace("no ip_forward", "")
 
 
-def test_gre_turns_forwarding_on_and_reverse_path_filtering_off_for_good() -> None:
+def test_gre_makes_the_box_no_router() -> None:
+    """A REDIRECTed packet is delivered locally: no ip_forward, no host-wide rp_filter change."""
     tasks = yaml.safe_load((ROLES / "wccp/tasks/tunnels.yml").read_text())
     build = next(t for t in tasks if t["name"] == "Build the GRE tunnels")["block"]
-    sysctl = next(t for t in build if "ansible.posix.sysctl" in t)
-    assert sysctl["ansible.posix.sysctl"]["sysctl_file"] == "/etc/sysctl.d/60-carpfarm-wccp.conf"
-    assert sysctl["ansible.posix.sysctl"]["reload"] is True
-    assert {i["name"]: i["value"] for i in sysctl["loop"]} == {
-        "net.ipv4.ip_forward": "1",
-        "net.ipv4.conf.all.rp_filter": "0",
-    }
+    assert [t for t in build if "ansible.posix.sysctl" in t] == []
+    assert "net.ipv4.ip_forward: 1" not in (ROLES / "wccp/tasks/tunnels.yml").read_text()
 
 
 PREFLIGHT_INVENTORY = """

@@ -13,6 +13,7 @@ from ansible.errors import AnsibleFilterError
 
 try:
     from carpfarm import balancer as _balancer
+    from carpfarm import destinations as _destinations
     from carpfarm import haproxy as _haproxy
     from carpfarm import judge as _judge
     from carpfarm import kernelrules as _kernelrules
@@ -115,7 +116,22 @@ def carpfarm_topology(
     also refuses unknown and misplaced carpfarm variables, and (with the inventory ``sources``)
     group_vars/host_vars entries that reach no host."""
     topology = _topology(hostvars, groups, bool(check_names), list(sources or ()))
-    return {**topology.model_dump(mode="json"), _FORMAT_KEY: _FORMAT}
+    return {**_masked(topology.model_dump(mode="json")), _FORMAT_KEY: _FORMAT}
+
+
+def _masked(dump: dict[str, Any]) -> dict[str, Any]:
+    """A topology's plain data with every WCCP service password shown as set (``<set>``), never in the
+    clear: what the filters return becomes facts, which ``-v`` prints. (The VRRP password is excluded
+    by its model.) Only carpfarm_wccp_squid, inside the squid.conf template, writes the password."""
+    for box in dump.get("frontends", []):
+        _mask_services(box.get("wccp"))
+    return dump
+
+
+def _mask_services(wccp: Any) -> None:
+    for service in (wccp or {}).get("services", []):
+        if service.get("password"):
+            service["password"] = _wccp.MASKED
 
 
 @_guard
@@ -149,7 +165,8 @@ def carpfarm_frontend(source: Any, *args: Any) -> dict[str, Any]:
         if box.name == host:
             wccp = (
                 {
-                    "squid": _wccp.squid_stanza(box.wccp, box.address),
+                    # Passwords masked: squid.conf takes its lines from carpfarm_wccp_squid instead.
+                    "squid": _wccp.squid_stanza(box.wccp, box.address, masked=True),
                     "router": _plan.wccp_router_stanza(topology, box.name),
                     "dports": list(box.wccp.dports),
                     "tunnels": list(box.wccp.tunnels),
@@ -158,8 +175,35 @@ def carpfarm_frontend(source: Any, *args: Any) -> dict[str, Any]:
                 else None
             )
             hold = _balancer.hold_method(box.balancer_type)
-            return {**box.model_dump(mode="json"), "balancer_hold": hold, "wccp_rendered": wccp}
+            view = box.model_dump(mode="json")
+            _mask_services(view.get("wccp"))
+            return {**view, "balancer_hold": hold, "wccp_rendered": wccp}
     raise AnsibleFilterError(f"carpfarm_frontend: {host} is not in the carp_frontends group")
+
+
+@_guard
+def carpfarm_wccp_squid(hostvars: Mapping[str, Any], groups: Mapping[str, Sequence[str]], host: str) -> list[str]:
+    """The ``wccp2_*`` lines of CARP box ``host``'s WCCP-speaking instance, passwords included.
+
+    For the squid.conf template only (rendered with diff off): never set a fact from it."""
+    if _is_dump(hostvars):
+        raise AnsibleFilterError(
+            "carpfarm_wccp_squid: give it the play's hostvars and groups; a topology from carpfarm_topology "
+            "holds no WCCP password (it is masked there)"
+        )
+    topology = _topology(hostvars, groups)
+    box = next((b for b in topology.frontends if b.name == host), None)
+    if box is None:
+        raise AnsibleFilterError(f"carpfarm_wccp_squid: {host} is not in the carp_frontends group")
+    return _wccp.squid_stanza(box.wccp, box.address) if box.wccp else []
+
+
+@_guard
+def carpfarm_own_destinations(source: Any, *args: Any) -> dict[str, list[str]]:
+    """What no request through the farm may reach: link-local networks and every farm host's
+    address (CARP boxes, floating addresses, backends)."""
+    topology, _ = _farm("carpfarm_own_destinations", source, args)
+    return _destinations.own_destinations(topology)
 
 
 @_guard
@@ -333,6 +377,7 @@ class FilterModule:
             "carpfarm_frontend": carpfarm_frontend,
             "carpfarm_frontend_ports": carpfarm_frontend_ports,
             "carpfarm_backend_ports": carpfarm_backend_ports,
+            "carpfarm_own_destinations": carpfarm_own_destinations,
             "carpfarm_cache_peers": carpfarm_cache_peers,
             "carpfarm_balancer": carpfarm_balancer,
             "carpfarm_kernel_rules": carpfarm_kernel_rules,
@@ -349,5 +394,6 @@ class FilterModule:
             "carpfarm_watch_config": carpfarm_watch_config,
             "carpfarm_watch_modules": carpfarm_watch_modules,
             "carpfarm_watch_out_and_back": carpfarm_watch_out_and_back,
+            "carpfarm_wccp_squid": carpfarm_wccp_squid,
             "carpfarm_wccp_squid_defects": carpfarm_wccp_squid_defects,
         }
