@@ -14,6 +14,7 @@ import io
 import itertools
 import json
 import os
+import pwd
 import random
 import re
 import shutil
@@ -278,6 +279,7 @@ def test_the_configuration_round_trips_through_json(tmp_path: Path) -> None:
         "probe",
         "rules_file",
         "ruleset",
+        "squid_user",
         "state_file",
     ]
     assert sorted(data["ruleset"]) == [
@@ -300,6 +302,7 @@ def test_the_configuration_round_trips_through_json(tmp_path: Path) -> None:
         (lambda d: d["probe"].update(every=1), "unknown setting"),
         (lambda d: d.pop("host"), "missing or unknown setting: 'host'"),
         (lambda d: d.update(format=2), "not a carpfarm watch configuration of format 1"),
+        (lambda d: d.update(squid_user="carpfarm-nobody-here"), "squid_user 'carpfarm-nobody-here' is no user on this"),
     ],
 )
 def test_a_bad_configuration_is_refused_with_the_reason(
@@ -351,7 +354,7 @@ def _watch(tmp_path: Path, answers: dict[int, bool], kernel: FakeKernel, **probi
     clock = itertools.count(NOW, 0.2)
     return watch.Watch(
         str(_write_config(tmp_path, **probing)),
-        probe=lambda ports, timeout: {p: answers.get(p, True) for p in ports},
+        probe=lambda ports, timeout, owners: {p: answers.get(p, True) for p in ports},
         clock=lambda: next(clock),
         run=kernel,
         out=io.StringIO(),
@@ -417,7 +420,8 @@ def test_the_probe_tells_a_listener_from_a_closed_port_and_a_full_accept_queue()
         with socket.socket() as spare:
             spare.bind(("127.0.0.1", 0))
             closed = spare.getsockname()[1]
-        assert watch.probe_listening([open_port, other_port, closed], 0.5) == {
+        mine = {os.geteuid()}
+        assert watch.probe_listening([open_port, other_port, closed], 0.5, mine) == {
             open_port: True,
             other_port: True,
             closed: False,
@@ -425,10 +429,94 @@ def test_the_probe_tells_a_listener_from_a_closed_port_and_a_full_accept_queue()
         # Nobody accepts: once the accept queue is full, the listener counts as not answering.
         clients = [socket.create_connection(("127.0.0.1", open_port)) for _ in range(3)]
         try:
-            assert watch.probe_listening([open_port], 0.5) == {open_port: False}
+            assert watch.probe_listening([open_port], 0.5, mine) == {open_port: False}
         finally:
             for client in clients:
                 client.close()
+
+
+# ---------------------------------------------------------------- whose listener it is
+
+ROOT_UID, PROXY_UID, OTHER_UID = 0, 13, 65534
+SQUIDS = frozenset({ROOT_UID, PROXY_UID})
+
+
+def _listening(*uids: int, queued: int = 0) -> list[watch.Listener]:
+    return [watch.Listener(queued, 128, uid) for uid in uids]
+
+
+@pytest.mark.parametrize(
+    ("sockets", "answers"),
+    [
+        pytest.param([], False, id="nobody listens"),
+        pytest.param(_listening(ROOT_UID), True, id="root: Squid opens its listeners as root"),
+        pytest.param(_listening(PROXY_UID), True, id="proxy"),
+        pytest.param(_listening(OTHER_UID), False, id="another user took the dead instance's port"),
+        pytest.param(_listening(ROOT_UID, OTHER_UID), False, id="another user beside the instance"),
+        pytest.param(_listening(ROOT_UID, queued=128), False, id="Squid stopped accepting"),
+        pytest.param(_listening(ROOT_UID, PROXY_UID), True, id="root and proxy"),
+    ],
+)
+def test_a_port_answers_only_when_the_squid_user_alone_listens_on_it(
+    sockets: list[watch.Listener], answers: bool
+) -> None:
+    assert watch.answering({3130: sockets, 3131: _listening(ROOT_UID)}, [3130, 3131], SQUIDS) == {
+        3130: answers,
+        3131: True,
+    }
+
+
+def test_the_squid_users_listeners_are_roots_and_its_own() -> None:
+    assert watch.listener_owners("proxy", uid_of={"proxy": 13}.__getitem__) == {0, 13}
+    with pytest.raises(KeyError):
+        watch.listener_owners("nobody-here", uid_of={"proxy": 13}.__getitem__)
+
+
+def test_the_watch_hands_the_probe_the_squid_users_listeners(tmp_path: Path) -> None:
+    """Whatever probe the watch runs, it names root and the configured Squid user, looked up by name."""
+    seen: list[Any] = []
+
+    def probe(ports: Sequence[int], timeout: float, owners: Any) -> dict[int, bool]:
+        seen.append(owners)
+        return dict.fromkeys(ports, True)
+
+    proxy = pwd.getpwnam("proxy").pw_uid  # Debian's base-passwd has it, with or without squid
+    w = watch.Watch(str(_write_config(tmp_path)), probe=probe, run=FakeKernel(), out=io.StringIO())
+    w.tick()
+    assert w.config.squid_user == "proxy" and seen == [frozenset({0, proxy})]
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root, to listen as another user")
+def test_a_listener_of_another_user_is_not_an_instance() -> None:
+    """The real kernel's sock_diag: the same port, listened on by nobody, then by us."""
+    import socket
+
+    code = (
+        "import socket, sys\n"
+        "server = socket.create_server(('127.0.0.1', 0))\n"
+        "print(server.getsockname()[1], flush=True)\n"
+        "sys.stdin.read()\n"
+    )
+    other = subprocess.Popen(
+        [SYSTEM_PYTHON, "-c", code],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        user=OTHER_UID,
+        group=OTHER_UID,
+    )
+    try:
+        assert other.stdout is not None
+        port = int(other.stdout.readline())
+        owners = watch.listener_owners("proxy")
+        found = watch.listeners(0.5)
+        assert [s.uid for s in found[port]] == [OTHER_UID]
+        assert watch.probe_listening([port], 0.5, owners) == {port: False}
+    finally:
+        other.kill()
+        other.wait()
+    with socket.create_server(("127.0.0.1", port)):
+        assert watch.probe_listening([port], 0.5, owners) == {port: True}
 
 
 # ---------------------------------------------------------------- on the box: plain python3
@@ -492,8 +580,13 @@ class Box:
         command = ["ip", "netns", "exec", self.ns, *argv]
         return subprocess.run(command, capture_output=True, text=True, check=check).stdout
 
-    def listen(self, port: int) -> None:
-        argv = ["ip", "netns", "exec", self.ns, sys.executable, "-c", LISTENER, str(port)]
+    def listen(self, port: int, uid: int | None = None) -> None:
+        """A stand-in instance on ``port``: ours (root's, like Squid's), or user ``uid``'s."""
+        if uid is None:
+            argv = ["ip", "netns", "exec", self.ns, sys.executable, "-c", LISTENER, str(port)]
+        else:
+            as_user = ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups", SYSTEM_PYTHON]
+            argv = ["ip", "netns", "exec", self.ns, *as_user, "-c", LISTENER, str(port)]
         self.listeners[port] = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True)
         assert self.listeners[port].stdout is not None
         assert self.listeners[port].stdout.readline() == "ready\n", f"listener on {port} did not start"
@@ -501,6 +594,13 @@ class Box:
     def kill(self, port: int) -> None:
         self.listeners[port].kill()
         self.listeners.pop(port).wait()
+
+    def start_all(self, kind: str, config: Config) -> None:
+        """Every instance listening, then the watch, until it has loaded the rules over all of them."""
+        for port in config.ports:
+            self.listen(port)
+        self.start_watch()
+        wait_for(lambda: loaded_rules_are(self, kind, config, config.ports), "the rules over every instance")
 
     def start_watch(self) -> None:
         argv = ["ip", "netns", "exec", self.ns, SYSTEM_PYTHON, "-E", "-s", "-m", "carpfarm.watch", str(self.config)]
@@ -582,10 +682,7 @@ def test_in_a_namespace_a_dead_instance_is_taken_out_and_put_back(tmp_path: Path
     with namespace() as ns:
         box = Box(ns, box_package, config_path)
         try:
-            for port in config.ports:
-                box.listen(port)
-            box.start_watch()
-            wait_for(lambda: loaded_rules_are(box, kind, config, PORTS), "the rules over all three")
+            box.start_all(kind, config)
             if kind == "iptables":  # the loader script's jump, which the watch leaves alone
                 box.run(*f"iptables -t nat -A OUTPUT -p tcp --dport {listen} -j {config.names.chain}".split())
             assert box.served(listen, 30) == {3129: 10, 3130: 10, 3131: 10}
@@ -614,6 +711,38 @@ def test_in_a_namespace_a_dead_instance_is_taken_out_and_put_back(tmp_path: Path
         assert kinds[:1] == ["start:"] and kinds[-1] == "stop:" and {"down:", "up:", "live:"} <= set(kinds), log
         assert f"127.0.0.1:3130 answers again ({rise} good probes in a row)" in log
         assert "held: held 3131 (was none)" in log
+
+
+@pytest.mark.nft
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root, to listen as another user")
+def test_in_a_namespace_another_users_listener_on_a_dead_instances_port_gets_no_clients(
+    tmp_path: Path, box_package: Path
+) -> None:
+    """A process of another user that takes a dead instance's port stays out of the rules; the
+    instance's own listener (root's, as Squid's) is put back."""
+    rise, interval = 2, 0.05
+    config_path = _write_config(tmp_path, 3, "nftables", interval=interval, timeout=0.1, rise=rise, min_interval=0.2)
+    config = watch.load_config(config_path)
+    with namespace() as ns:
+        box = Box(ns, box_package, config_path)
+        try:
+            box.start_all("nftables", config)
+            box.kill(3130)
+            wait_for(lambda: loaded_rules_are(box, "nftables", config, (3129, 3131)), "3130 taken out")
+
+            box.listen(3130, uid=OTHER_UID)
+            time.sleep(1.0)  # many times rise probes and min_interval
+            assert loaded_rules_are(box, "nftables", config, (3129, 3131)), "nobody's listener was put back"
+            assert box.served(int(config.ruleset["listen_port"]), 20) == {3129: 10, 3131: 10}
+
+            box.kill(3130)
+            box.listen(3130)
+            wait_for(lambda: loaded_rules_are(box, "nftables", config, PORTS), "the instance's own listener put back")
+        finally:
+            code, log = box.stop()
+            box.close()
+        assert code == 0, log
+        assert log.count("answers again") == 1, log
 
 
 @pytest.mark.nft
@@ -651,6 +780,7 @@ ROLE_DEFAULTS = {
     "frontend_balancer_watch_rise": 5,
     "frontend_balancer_watch_min_interval_ms": 2000,
     "__frontend_balancer_watch_files": {k: f"/run/x-{k}" for k in watch.DEFAULT_FILES},
+    "__frontend_balancer_squid_user": "proxy",
 }
 
 
@@ -667,6 +797,7 @@ def test_the_roles_configuration_makes_the_watch_print_the_roles_rules_file(
     config = watch.load_config(tmp_path / "watch.json")
     assert config.probing == Probing(interval=0.2, timeout=0.2, fall=1, rise=5, min_interval=2.0)
     assert config.held_file == "/run/x-held_file" and config.ports == tuple(t["port"] for t in ruleset["targets"])
+    assert config.squid_user == "proxy"
     rules_file = render(TEMPLATES / TEMPLATE[kind], __frontend_balancer_ruleset=ruleset)
     assert watch.sha256(watch.rules_text(config, config.ports)) == watch.sha256(rules_file)
 
@@ -687,6 +818,28 @@ def test_out_and_back_reads_the_watchs_own_log_lines() -> None:
 
 
 LOADERS = ROOT / "roles" / "frontend_balancer" / "templates" / "usr" / "local" / "sbin"
+
+
+@pytest.mark.iptables
+def test_the_iptables_loader_fails_when_its_rules_do_not_load(tmp_path: Path) -> None:
+    """carpfarm-balancer.service (and Ansible) must see a failed load: the loader exits non-zero and
+    does not mark the rules as loaded."""
+    ruleset = balancer(*farm(3, "iptables"))
+    rules_file, applied = tmp_path / "balancer.rules", tmp_path / "balancer.applied"
+    rules_file.write_text("*nat\n:CARPFARM_BALANCE - [0:0]\n-A CARPFARM_BALANCE -p tcp -j NO_SUCH_TARGET\nCOMMIT\n")
+    loader = render(LOADERS / "carpfarm-balancer-iptables.j2", __frontend_balancer=ruleset)
+    loader = loader.replace("/run/carpfarm-balancer.applied", str(applied)).replace(
+        "/etc/carpfarm/balancer.rules", str(rules_file)
+    )
+    (tmp_path / "carpfarm-balancer").write_text(loader)
+    with namespace() as ns:
+        done = subprocess.run(
+            ["ip", "netns", "exec", ns, "sh", str(tmp_path / "carpfarm-balancer"), "apply"],
+            capture_output=True,
+            text=True,
+        )
+    assert done.returncode != 0, done.stdout + done.stderr
+    assert not applied.exists()
 
 
 @pytest.mark.nft

@@ -2,8 +2,11 @@
 
 Runs on the CARP box with plain ``python3 -m carpfarm.watch CONFIG`` (standard library only; of
 carpfarm it uses kernelrules and balancer). Several times a second it asks the kernel
-(sock_diag) which TCP ports are listened on and whether their accept queues are full: it never
-connects to an instance, so a Squid's access log does not fill with probes. An instance that
+(sock_diag) which TCP ports are listened on, by whom, and whether their accept queues are full:
+it never connects to an instance, so a Squid's access log does not fill with probes. A port
+counts only while every socket listening on it belongs to the instances' Squid (``squid_user``,
+or root, which opens Squid's listening sockets before Squid drops to that user): a process of
+any other user that takes a dead instance's port is never given clients. An instance that
 fails ``fall`` probes in a row is taken out of the rules at once; one that answers ``rise``
 probes in a row is put back, but the rules are never widened sooner than ``min_interval`` after
 their last change, so a flapping instance cannot churn them faster than that. The rules are
@@ -12,7 +15,8 @@ code as the role's templates, checked (``iptables-restore --test`` / ``nft -c``)
 atomically.
 
 The configuration (JSON, see ``config_data``) carries the ruleset without its fair parts, the
-chain and table names, the header comment, the probe settings and three paths: the held file
+chain and table names, the header comment, the probe settings, the Squid user's name (looked up
+on the box when the configuration is read) and three paths: the held file
 (ports an operator or Ansible holds out, one a line, ``#`` comments), the state file (JSON the
 watch rewrites: health, live ports, sha256 of the rules over every instance and of the rules
 loaded) and the rules file it writes before checking and loading it.
@@ -30,6 +34,7 @@ import argparse
 import hashlib
 import json
 import os
+import pwd
 import signal
 import socket
 import struct
@@ -48,6 +53,8 @@ from carpfarm.kernelrules import Names
 
 FORMAT = 1
 PROBE_HOST = "127.0.0.1"
+# The user Debian's squid package runs Squid as (cache_effective_user); its listeners are root's.
+SQUID_USER = "proxy"
 DEFAULT_FILES = {
     "held_file": "/etc/carpfarm/held",
     "state_file": "/run/carpfarm-watch.json",
@@ -61,7 +68,8 @@ COMMANDS = {
 
 # The modules the box needs to run the watch: all standard library only.
 BOX_MODULES = ("__init__", "balancer", "kernelrules", "watch")
-Probe = Callable[[Sequence[int], float], Mapping[int, bool]]
+# ports, timeout, the uids whose listeners count -> port: answers
+Probe = Callable[[Sequence[int], float, Collection[int]], Mapping[int, bool]]
 Runner = Callable[..., subprocess.CompletedProcess[str]]
 
 
@@ -92,6 +100,7 @@ class Config:
     names: Names
     ruleset: Mapping[str, Any]  # kernelrules.base_ruleset: no fair parts, the instances' ports
     probing: Probing = Probing()
+    squid_user: str = SQUID_USER  # the instances' Squid runs as this user (listener_owners)
     held_file: str = DEFAULT_FILES["held_file"]
     state_file: str = DEFAULT_FILES["state_file"]
     rules_file: str = DEFAULT_FILES["rules_file"]
@@ -111,6 +120,7 @@ def config_data(
     managed: str,
     names: Names = kernelrules.DEFAULT_NAMES,
     probing: Probing = Probing(),
+    squid_user: str = SQUID_USER,
     **files: str,
 ) -> dict[str, Any]:
     """The configuration JSON for a full ruleset from ``plan.balancer_rules`` (every instance)."""
@@ -124,6 +134,7 @@ def config_data(
         "names": vars(names),
         "ruleset": kernelrules.base_ruleset(ruleset),
         "probe": vars(probing),
+        "squid_user": squid_user,
         **DEFAULT_FILES,
         **files,
     }
@@ -144,6 +155,7 @@ def load_config(path: str | os.PathLike[str]) -> Config:
             names=Names(**data.get("names", {})),
             ruleset=data["ruleset"],
             probing=Probing(**data.get("probe", {})),
+            squid_user=str(data.get("squid_user", SQUID_USER)),
             **{k: str(data.get(k, v)) for k, v in DEFAULT_FILES.items()},
         )
     except (KeyError, TypeError) as exc:
@@ -164,6 +176,26 @@ def _check(config: Config, path: str | os.PathLike[str]) -> None:
             f"{path}: probe settings {vars(p)}: interval and timeout > 0, min_interval >= 0, fall and rise >= 1"
         )
     rules_text(config, ports)  # a ruleset the rules cannot be printed from fails here, not later
+    try:
+        listener_owners(config.squid_user)
+    except KeyError:
+        raise ConfigError(
+            f"{path}: squid_user {config.squid_user!r} is no user on this host: name the user the"
+            " frontend Squids run as (cache_effective_user; Debian's squid package runs them as 'proxy')"
+        ) from None
+
+
+def _uid_of(user: str) -> int:
+    return pwd.getpwnam(user).pw_uid
+
+
+def listener_owners(squid_user: str, uid_of: Callable[[str], int] = _uid_of) -> frozenset[int]:
+    """The uids whose listening sockets count as a Squid instance's: root's and ``squid_user``'s.
+
+    Squid creates its listening sockets while it is still root (they are root's in sock_diag, on
+    Squid 5.7 and 6.13 alike) and then runs as ``squid_user``. Root can change the rules anyway;
+    any other user's listener is not the instance's. KeyError when there is no such user."""
+    return frozenset({0, uid_of(squid_user)})
 
 
 def read_held(path: str | os.PathLike[str]) -> tuple[frozenset[int], list[str]]:
@@ -371,13 +403,27 @@ TCP_LISTEN = 10
 _NLMSGHDR = struct.Struct("=IHHII")  # length, type, flags, sequence, port id
 _DIAG_REQ = struct.Struct("=BBBxI48x")  # family, protocol, ext, pad, states, inet_diag_sockid (zero)
 _DIAG_MSG = struct.Struct("=BBBBHH")  # family, state, timer, retrans, sport, dport (network order)
-_QUEUES = struct.Struct("=II")  # idiag_rqueue, idiag_wqueue: for a listener, accept queue and its limit
+# idiag_rqueue, idiag_wqueue (for a listener: its accept queue and the queue's limit), idiag_uid
+_QUEUES_AND_UID = struct.Struct("=III")
 _QUEUES_AT = 4 + 48 + 4  # after family..retrans, the socket id and expires
 
 
-def listeners(timeout: float) -> dict[int, tuple[int, int]]:
-    """Every local TCP port in LISTEN state (IPv4 and IPv6): its accept queue length and limit."""
-    found: dict[int, tuple[int, int]] = {}
+@dataclass(frozen=True)
+class Listener:
+    """One listening socket, as sock_diag reports it."""
+
+    queued: int  # connections waiting in the accept queue
+    limit: int  # the accept queue's length (the listen backlog)
+    uid: int  # the socket's owner: the user that created it
+
+    @property
+    def full(self) -> bool:
+        return self.limit > 0 and self.queued >= self.limit
+
+
+def listeners(timeout: float) -> dict[int, list[Listener]]:
+    """Every local TCP port in LISTEN state (IPv4 and IPv6), with the sockets listening on it."""
+    found: dict[int, list[Listener]] = {}
     with socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM, NETLINK_SOCK_DIAG) as link:
         link.settimeout(timeout)
         for family in (socket.AF_INET, socket.AF_INET6):
@@ -389,7 +435,7 @@ def listeners(timeout: float) -> dict[int, tuple[int, int]]:
     return found
 
 
-def _read_dump(link: socket.socket, found: dict[int, tuple[int, int]]) -> None:
+def _read_dump(link: socket.socket, found: dict[int, list[Listener]]) -> None:
     while True:
         data = link.recv(65536)
         offset = 0
@@ -401,27 +447,31 @@ def _read_dump(link: socket.socket, found: dict[int, tuple[int, int]]) -> None:
                 raise OSError("sock_diag refused the dump of listening sockets")
             message = offset + _NLMSGHDR.size
             sport = socket.ntohs(_DIAG_MSG.unpack_from(data, message)[4])
-            queued, limit = _QUEUES.unpack_from(data, message + _QUEUES_AT)
-            old = found.get(sport, (0, 0))
-            found[sport] = (max(old[0], queued), max(old[1], limit))
+            found.setdefault(sport, []).append(Listener(*_QUEUES_AND_UID.unpack_from(data, message + _QUEUES_AT)))
             offset += (length + 3) & ~3
 
 
-def probe_listening(ports: Sequence[int], timeout: float) -> dict[int, bool]:
-    """True for each port some process listens on and accepts from (its accept queue is not full).
+def probe_listening(ports: Sequence[int], timeout: float, owners: Collection[int]) -> dict[int, bool]:
+    """True for each port that the ``owners`` alone listen on and accept from (``answering``).
 
     Nothing connects to the instance, so its access log stays clean; a killed Squid's listener
     is gone at once, and a Squid that stopped accepting fills its queue."""
     try:
-        open_ports = listeners(timeout)
+        found = listeners(timeout)
     except OSError:
         return dict.fromkeys(ports, False)
-    return {port: port in open_ports and not _full(open_ports[port]) for port in ports}
+    return answering(found, ports, owners)
 
 
-def _full(queue: tuple[int, int]) -> bool:
-    queued, limit = queue
-    return limit > 0 and queued >= limit
+def answering(
+    found: Mapping[int, Sequence[Listener]], ports: Sequence[int], owners: Collection[int]
+) -> dict[int, bool]:
+    """True for each port with at least one listener, every one of them the ``owners``' and none
+    with a full accept queue.
+
+    A port that any other user listens on (too) does not answer: a process that took over a dead
+    instance's port, on any address, must not get the instance's clients."""
+    return {port: bool(found.get(port)) and all(s.uid in owners and not s.full for s in found[port]) for port in ports}
 
 
 # ---------------------------------------------------------------- applying
@@ -493,6 +543,7 @@ class Watch:
         self.config_path = config_path
         self.probe, self.clock, self.run, self.out = probe, clock, run, out
         self.config = load_config(config_path)
+        self.owners = listener_owners(self.config.squid_user)
         self.state = initial(self.config.ports, clock())
         self.held: frozenset[int] = frozenset()
         self.applied: tuple[int, ...] | None = None  # the live ports whose rules are loaded
@@ -515,19 +566,20 @@ class Watch:
         now = self.clock()
         try:
             config = load_config(self.config_path)
-        except ConfigError as exc:
+            owners = listener_owners(config.squid_user)
+        except (ConfigError, KeyError) as exc:
             self.log([Event(now, "problem", f"{exc}; keeping the configuration loaded before")])
         else:
             if config.ports != self.config.ports:
                 self.state = initial(config.ports, now)
-            self.config = config
+            self.config, self.owners = config, owners
             self.log([Event(now, "start", f"configuration {self.config_path} read again")])
         self.read_held()
         self.applied, self.retry_at = None, 0.0
 
     def tick(self) -> bool:
         """One round: probe, decide, load the rules if they changed; False when the rules could not be loaded."""
-        answers = self.probe(self.config.ports, self.config.probing.timeout)
+        answers = self.probe(self.config.ports, self.config.probing.timeout, self.owners)
         now = self.clock()
         self.state = step(self.state, answers, self.held, self.config.probing, now)
         self.log(self.state.events)
