@@ -30,7 +30,7 @@ def test_the_public_spaces_have_the_sizes_the_threshold_comment_gives() -> None:
     [
         (["0.0.0.0/0"], {4: Fraction(1)}),
         (["0.0.0.0/1", "128.0.0.0/1"], {4: Fraction(1)}),
-        (["::/0"], {6: Fraction(1)}),
+        (["::/0"], {4: Fraction(1), 6: Fraction(1)}),  # IPv4 clients are ::ffff:a.b.c.d to Squid
         (["2000::/3"], {6: Fraction(1)}),
         (["0.0.0.0/0", "::/0"], {4: Fraction(1), 6: Fraction(1)}),
         (["11.0.0.0/8"], {4: Fraction(2**24, 3_702_258_432)}),
@@ -43,14 +43,49 @@ def test_the_public_spaces_have_the_sizes_the_threshold_comment_gives() -> None:
         (["2a00::/12"], {}),  # a registry's block: 1/512
         (["2400::/12", "2600::/12", "2a00::/12"], {6: Fraction(3 * 2**116, addrspace.size(addrspace.PUBLIC[6]))}),
         (["2001:db8::/32", "10.0.0.0/8"], {}),
+        (["::ffff:0:0/96"], {4: Fraction(1)}),
+        (["::ffff:0.0.0.0/96"], {4: Fraction(1)}),
+        (["::ffff:0.0.0.0/97", "::ffff:128.0.0.0/97"], {4: Fraction(1)}),
+        (["::fffe:0:0/95"], {4: Fraction(1)}),
+        (["::/96"], {4: Fraction(1)}),  # IPv4-compatible ::a.b.c.d, counted the same
+        (["64:ff9b::/96"], {4: Fraction(1)}),  # NAT64's well-known prefix
+        (["::/64"], {4: Fraction(1)}),
+        (["::ffff:10.0.0.0/104"], {}),
+        (["::ffff:11.0.0.0/105", "11.128.0.0/9"], {4: Fraction(2**24, 3_702_258_432)}),
+        (["::ffff:11.0.0.0/104", "11.0.0.0/8"], {4: Fraction(2**24, 3_702_258_432)}),  # the same clients, once
+        (["::ffff:11.0.0.0/105"], {}),
     ],
 )
 def test_networks_over_the_threshold_are_told_with_their_share(cidrs: list[str], over: dict[int, Fraction]) -> None:
     assert addrspace.over_threshold(_nets(*cidrs)) == over
 
 
+@pytest.mark.parametrize(
+    ("cidrs", "shares"),
+    [
+        (["::ffff:10.0.0.0/104"], {4: Fraction(0), 6: Fraction(0)}),
+        (["::ffff:0:0/96"], {4: Fraction(1), 6: Fraction(0)}),
+        (["2001:db8::/32"], {6: Fraction(0)}),
+        (["10.0.0.0/8"], {4: Fraction(0)}),
+    ],
+)
+def test_ipv4_inside_ipv6_is_measured_as_ipv4(cidrs: list[str], shares: dict[int, Fraction]) -> None:
+    assert addrspace.public_share(_nets(*cidrs)) == shares
+
+
+def test_spans_add_up_and_intersect_across_the_families() -> None:
+    mapped = addrspace.spans(_nets("::ffff:0:0/96"))
+    ten = addrspace.spans(_nets("10.0.0.0/8"))
+    assert addrspace.intersection(mapped, ten) == ten
+    assert addrspace.intersection(ten, addrspace.spans(_nets("2001:db8::/32"))) == {}
+    assert addrspace.share(addrspace.union(ten, addrspace.spans(_nets("11.0.0.0/8")))) == {
+        4: Fraction(2**24, 3_702_258_432)
+    }
+    assert addrspace.share(addrspace.EVERYTHING) == {4: Fraction(1), 6: Fraction(1)}
+
+
 def test_the_description_says_the_share_and_the_family() -> None:
-    shares = addrspace.public_share(_nets("0.0.0.0/1", "::/0"))
+    shares = addrspace.public_share(_nets("0.0.0.0/1", "2000::/3"))
     assert addrspace.describe(shares) == "56.53% of the public IPv4 space and 100.00% of the public IPv6 space"
     assert addrspace.threshold_text() == "1/256 (0.39%)"
 

@@ -80,6 +80,12 @@ def _with(host: str, **values: Any) -> list[Problem]:
         ("cache1", {"squid_backend_snmp_community": ""}),  # SNMP off: no community needed
         ("carp1", {"carpfarm_forwarded_for": "truncate", "carpfarm_cache_status_headers": "true"}),
         ("carp1", {"carp_frontend_extra_config": "acl a src 10.0.0.0/8\nhttp_access allow a\n# two\n# lines\n"}),
+        ("carp1", {"carp_frontend_extra_config": "acl a src \\\n  10.0.0.0/8\r\nhttp_access allow a\r\n"}),
+        ("carp1", {"carp_frontend_extra_config": "include /etc/squid/more.conf\n", "carpfarm_allow_open_proxy": True}),
+        ("carp1", {"carp_frontend_extra_config": "acl a src 11.0.0.0/9\nhttp_access allow a\n"}),
+        ("cache1", {"squid_backend_extra_http_access": ["acl a src 11.0.0.0/10", "http_access allow a"]}),
+        ("carp1", {"carp_frontend_extra_http_access": ["acl users proxy_auth REQUIRED", "http_access allow users"]}),
+        ("carp1", {"carpfarm_client_networks": ["::ffff:10.0.0.0/104"], "frontend_balancer_type": "nftables"}),
     ],
 )
 def test_a_safe_inventory_stays_valid(host: str, values: dict[str, Any]) -> None:
@@ -167,6 +173,123 @@ def test_a_safe_inventory_stays_valid(host: str, values: dict[str, Any]) -> None
             "squid_backend_snmp_community",
             "well-known",
         ),
+        (
+            "carp1",
+            {"carp_frontend_extra_http_access": ["http_access allow ALL"]},
+            "carp_frontend_extra_http_access[0]",
+            "'ALL' matches every client",
+        ),
+        (
+            "carp1",
+            {"carp_frontend_extra_config": "acl CARPFARM_CLIENTS src 0.0.0.0/0", "carpfarm_allow_open_proxy": True},
+            "carp_frontend_extra_config",
+            "adds to ACL 'carpfarm_clients'",
+        ),
+        (
+            "carp1",
+            {"carp_frontend_extra_config": "http_access allow al\\\nl\n"},
+            "carp_frontend_extra_config",
+            "line 1 lets every client use the proxy, an open proxy: 'all' matches every client",
+        ),
+        (
+            "carp1",
+            {"carp_frontend_extra_config": "acl x src 0.0.0.0/0\n# \racl x proxy_auth REQUIRED\nhttp_access allow x\n"},
+            "carp_frontend_extra_config",
+            "line 3 lets every client use the proxy, an open proxy: 'x' is src over 100.00%",
+        ),
+        (
+            "carp1",
+            {"carp_frontend_extra_config": "acl office\x0ccall src all\nhttp_access allow office\x0ccall\n"},
+            "carp_frontend_extra_config",
+            "line 2 lets every client",
+        ),
+        (
+            "carp1",
+            {"carp_frontend_extra_config": "\xa0http_access allow all"},
+            "carp_frontend_extra_config",
+            "line 1 lets every client",
+        ),
+        (
+            "cache1",
+            {"squid_backend_extra_http_access": ["acl x src ipv4", "http_access allow x"]},
+            "squid_backend_extra_http_access[1]",
+            "'x' is src with a value that could not be measured ('ipv4'",
+        ),
+        (
+            "carp1",
+            {"carp_frontend_extra_config": "Include /etc/squid/conf.d/*.conf"},
+            "carp_frontend_extra_config",
+            "line 1 includes other files",
+        ),
+        (
+            "carp1",
+            {"carp_frontend_extra_config": "acl ${service_name} src all\nhttp_access allow frontend1\n"},
+            "carp_frontend_extra_config",
+            "line 1 names an ACL through a macro",
+        ),
+        (
+            "carp1",
+            {"carp_frontend_extra_config": "configuration_includes_quoted_values on\n"},
+            "carp_frontend_extra_config",
+            "changes how Squid reads",
+        ),
+        (
+            "carp1",
+            {
+                "carp_frontend_extra_http_access": ["acl m method PURGE", "http_access deny m \\"],
+                "carpfarm_allow_open_proxy": True,
+            },
+            "carp_frontend_extra_http_access[1]",
+            "ends in a backslash",
+        ),
+        (
+            "carp1",
+            {"carp_frontend_extra_config": "acl d dstdomain " + "a" * 8200 + " b\n"},
+            "carp_frontend_extra_config",
+            "line 1 is 8218 bytes long",
+        ),
+        (
+            "carp1",
+            {
+                "carp_frontend_extra_config": "acl a all-of carpfarm_clients CONNECT\nacl a all-of all\n"
+                "http_access allow a\n"
+            },
+            "carp_frontend_extra_config",
+            "line 3 lets every client",
+        ),
+        (
+            "carp1",
+            {"carpfarm_client_networks": ["::ffff:0:0/96"], "frontend_balancer_type": "nftables"},
+            "carpfarm_client_networks[0]",
+            "admits 100.00% of the public IPv4 space on its own",
+        ),
+        (
+            "cache1",
+            {"squid_backend_extra_allowed_networks": ["::ffff:0.0.0.0/97", "::ffff:128.0.0.0/97"]},
+            "squid_backend_extra_allowed_networks",
+            "100.00% of the public IPv4 space",
+        ),
+        (
+            "cache1",
+            {"squid_backend_extra_http_access": ["acl x src ::ffff:0:0/96", "http_access allow x"]},
+            "squid_backend_extra_http_access[1]",
+            "'x' is src over 100.00% of the public IPv4 space",
+        ),
+        (
+            "carp1",
+            {
+                "carp_frontend_extra_config": "acl a src 11.0.0.0/9\nacl b src 12.0.0.0/9\n"
+                "http_access allow a\nhttp_access allow b\n"
+            },
+            "carp_frontend_extra_config",
+            "admit together 0.45% of the public IPv4 space",
+        ),
+        (
+            "carp1",
+            {"carp_frontend_extra_http_access": ["acl d srcdomain .", "http_access allow d"]},
+            "carp_frontend_extra_http_access[1]",
+            "'d' is srcdomain '.', which matches every client",
+        ),
     ],
 )
 def test_each_refusal_names_host_variable_and_reason(
@@ -188,6 +311,49 @@ def test_an_open_proxy_is_told_once_per_item_and_once_for_what_the_items_add() -
     halves = list(rules.admitted_space("carp1", "v", ["0.0.0.0/1", "128.0.0.0/1"], False, fix))
     assert [p.variable for p in halves] == ["v[0]", "v[1]", "v"]
     assert list(rules.admitted_space("carp1", "v", ["0.0.0.0/0"], True, fix)) == []
+
+
+@pytest.mark.parametrize(
+    ("admitted", "lines", "allow_open", "variables"),
+    [
+        ([("carpfarm_client_networks", ["12.0.0.0/9"])], ["acl a src 11.0.0.0/9", "http_access allow a"], False, ["e"]),
+        ([("v", ["::ffff:12.0.0.0/105"])], ["acl a src 11.0.0.0/9", "http_access allow a"], False, ["e"]),
+        ([("v", ["12.0.0.0/9"])], ["acl a src 11.0.0.0/9", "acl m method GET", "http_access allow a m"], False, ["e"]),
+        ([("v", ["12.0.0.0/9"])], ["acl a src 11.0.0.0/9", "follow_x_forwarded_for allow a"], False, ["e"]),
+        ([("v", ["12.0.0.0/9"])], ["acl a src 11.0.0.0/9", "http_access deny a"], False, []),
+        (
+            [("v", ["12.0.0.0/9"])],
+            ["acl a src 11.0.0.0/9", "acl u proxy_auth REQUIRED", "http_access allow a u"],
+            False,
+            [],
+        ),
+        (
+            [("v", ["12.0.0.0/9"])],
+            ["acl a src 11.0.0.0/9", "acl b src 11.0.0.0/10", "http_access allow a b"],
+            False,
+            [],
+        ),
+        ([("v", ["12.0.0.0/9"])], ["acl a src 11.0.0.0/9", "http_access allow a"], True, []),
+        ([("v", ["11.0.0.0/9"])], ["acl a src 11.0.0.0/9", "http_access allow a"], False, []),  # the same clients
+        ([], ["http_access allow all"], False, ["e[0]"]),  # told for the line alone, not again for the total
+    ],
+)
+def test_the_allow_lines_and_the_hosts_networks_are_measured_together(
+    admitted: list[tuple[str, list[str]]], lines: list[str], allow_open: bool, variables: list[str]
+) -> None:
+    found = list(rules.extra_access("carp1", [("e", lines)], allow_open, admitted))
+    assert [p.variable for p in found] == variables, found
+    if variables == ["e"]:
+        assert "admit together 0.45% of the public IPv4 space" in found[0].message
+        assert f"with {admitted[0][0]}" in found[0].message and "carpfarm_allow_open_proxy" in found[0].fix
+
+
+def test_many_small_src_acls_add_up() -> None:
+    lines = [f"acl a{n} src 11.{n // 2}.{128 * (n % 2)}.0/17" for n in range(512)]
+    lines += [f"http_access allow a{n}" for n in range(512)]
+    (problem,) = rules.extra_access("carp1", [("carp_frontend_extra_http_access", lines)], False)
+    assert problem.variable == "carp_frontend_extra_http_access"
+    assert "the allow lines of carp_frontend_extra_http_access admit together 0.45%" in problem.message
 
 
 # ---------------------------------------------------------------- one line, from the declarations
@@ -267,6 +433,25 @@ def test_the_snmp_community_is_a_secret_never_shown() -> None:
     groups, hostvars = _inventory()
     hostvars["cache1"].update(squid_backend_snmp_port_base=3401, squid_backend_snmp_community="k7-Frog")
     assert "k7-Frog" not in json.dumps(Topology.from_inventory(groups, hostvars).model_dump())
+
+
+@pytest.mark.parametrize(
+    "services",
+    [
+        [{"id": 90, "standard": 0, "password": "Sekrit12"}],
+        [{"id": 90, "password": "Sekrit12"}],
+        [{"standard": 0, "ports": [80], "password": "Sekrit12"}],
+        [{"standard": 0, "password": "Sekrit1234"}],
+        [{"id": 90, "ports": [8080], "password": "Sekrit12", "flags": ["bogus"], "extra": {"pwd": "Sekrit12"}}],
+        [{"id": 9, "ports": [8080], "password": "Sekrit12"}],
+    ],
+)
+def test_a_wccp_services_password_is_never_shown(services: list[dict[str, Any]]) -> None:
+    groups, hostvars = _inventory(carpfarm_wccp=True, carpfarm_wccp_services=services)
+    problems = _problems(groups, hostvars)
+    text = "\n".join(str(p) for p in problems) + json.dumps([p.as_dict() for p in problems])
+    assert any(p.variable.startswith("carpfarm_wccp_services") for p in problems), problems
+    assert "Sekrit" not in text, text
 
 
 def test_every_problem_of_a_secure_default_is_reported_at_once() -> None:

@@ -3,16 +3,25 @@
 The open-proxy guard measures the union of the networks a proxy admits against its family's
 public unicast space: every address that can be an Internet client's. Networks are closed
 intervals of integers (first, last); overlapping ones are merged before they are counted.
+
+Squid keeps every address as IPv6 and an IPv4 client as ``::ffff:a.b.c.d``, so an IPv6 network
+admits the IPv4 clients it holds there: ``::ffff:0:0/96`` (and ``::/0``) all of them. The part of
+an IPv6 network inside an IPv4-in-IPv6 prefix is therefore counted as the IPv4 addresses it
+embeds, besides its IPv6 addresses (none of which are public). Two more prefixes are counted the
+same way, to be safe: the deprecated IPv4-compatible ``::/96`` (``::a.b.c.d``; no Squid stores a
+client so, but no real IPv6 client sends from it either, so nothing legitimate is lost) and
+NAT64's well-known ``64:ff9b::/96``, where a translator (SIIT) shows IPv4 clients to an IPv6 box.
 """
 
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from fractions import Fraction
 
 Interval = tuple[int, int]  # the first and the last address, both included
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+Spans = dict[int, list[Interval]]  # by family (4, 6): sorted, disjoint intervals
 
 # IPv4: everything outside IANA's special-purpose address registry (RFC 6890 and its updates),
 # none of which is an Internet client's source: "this network", private use, shared (CGN) space,
@@ -50,6 +59,8 @@ SPECIAL_V6 = (
     "3fff::/20",
 )
 FAMILY = {4: "IPv4", 6: "IPv6"}
+# IPv6 prefixes whose last 32 bits are an IPv4 client's address (see the module's docstring).
+IPV4_IN_IPV6 = ("::ffff:0:0/96", "::/96", "64:ff9b::/96")
 # More than this share of a family's public space is an open proxy, unless carpfarm_allow_open_proxy.
 # IPv4: the public space is 3,702,258,432 addresses, so 1/256 of it is 14,461,947 addresses, 0.86 of
 # a /8: a /9 (8,388,608) passes, a whole public /8 (16,777,216, as IANA once gave a registry) does not.
@@ -121,20 +132,62 @@ PUBLIC: dict[int, list[Interval]] = {
 }
 
 
-def public_share(networks: Iterable[Network]) -> dict[int, Fraction]:
-    """For each family present: the share of its public space the union of ``networks`` covers."""
+def _embedded_v4(span: Interval) -> Iterator[Interval]:
+    """The IPv4 addresses an IPv6 interval holds in the IPv4-in-IPv6 prefixes."""
+    for first, last in map(interval, _networks(IPV4_IN_IPV6)):
+        for low, high in overlap([span], [(first, last)]):
+            yield low - first, high - first
+
+
+def spans(networks: Iterable[Network]) -> Spans:
+    """The addresses of ``networks`` by family, IPv4 clients inside IPv6 networks counted as IPv4."""
     by_family: dict[int, list[Interval]] = {}
     for network in networks:
-        by_family.setdefault(network.version, []).append(interval(network))
+        span = interval(network)
+        by_family.setdefault(network.version, []).append(span)
+        if network.version == 6 and (embedded := list(_embedded_v4(span))):
+            by_family.setdefault(4, []).extend(embedded)
+    return {version: merged(found) for version, found in sorted(by_family.items())}
+
+
+def union(*many: Spans) -> Spans:
+    together: dict[int, list[Interval]] = {}
+    for one in many:
+        for version, found in one.items():
+            together.setdefault(version, []).extend(found)
+    return {version: merged(found) for version, found in sorted(together.items())}
+
+
+def intersection(a: Spans, b: Spans) -> Spans:
+    """The addresses in both, in the families both have."""
+    return {version: overlap(a[version], b[version]) for version in sorted(a.keys() & b.keys())}
+
+
+EVERYTHING: Spans = spans([ipaddress.ip_network("0.0.0.0/0"), ipaddress.ip_network("::/0")])
+
+
+def share(found: Mapping[int, Sequence[Interval]]) -> dict[int, Fraction]:
+    """For each family in ``found``: the share of its public space those addresses cover."""
     return {
-        version: Fraction(size(overlap(merged(spans), PUBLIC[version])), size(PUBLIC[version]))
-        for version, spans in sorted(by_family.items())
+        version: Fraction(size(overlap(merged(found[version]), PUBLIC[version])), size(PUBLIC[version]))
+        for version in sorted(found)
     }
+
+
+def public_share(networks: Iterable[Network]) -> dict[int, Fraction]:
+    """For each family present: the share of its public space the union of ``networks`` covers
+    (an IPv6 network holding IPv4 clients counts for IPv4 too)."""
+    return share(spans(networks))
+
+
+def over(shares: Mapping[int, Fraction]) -> dict[int, Fraction]:
+    """The shares above THRESHOLD."""
+    return {version: part for version, part in shares.items() if part > THRESHOLD}
 
 
 def over_threshold(networks: Iterable[Network]) -> dict[int, Fraction]:
     """The families whose public space ``networks`` cover more than THRESHOLD of, with the share."""
-    return {version: share for version, share in public_share(networks).items() if share > THRESHOLD}
+    return over(public_share(networks))
 
 
 def describe(shares: dict[int, Fraction]) -> str:

@@ -1,7 +1,8 @@
 """Pydantic's validation errors, told as carpfarm problems: host, variable, value, fix.
 
 The fix comes from the variable's declaration (``carpfarm.fields.declare``), so each
-variable's advice is written once, next to its type; a secret's value is never shown.
+variable's advice is written once, next to its type; a secret's value is never shown, nor a
+secret inside a value shown (a WCCP service's password, when the service is what is wrong).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from carpfarm.fields import declared
-from carpfarm.problems import HIDDEN, Problem
+from carpfarm.problems import HIDDEN, SECRET_NAME, Problem
 
 # Tags of the discriminated unions (count | list, auto | count): not part of a variable's path.
 _UNION_TAGS = ("count", "list", "auto")
@@ -51,11 +52,15 @@ def problems_of(model: type[BaseModel], host: str, data: Mapping[str, Any], exc:
             yield Problem(host, variable, "is required but not set", _fix(field), None)
         elif err["type"] == "extra_forbidden":
             yield Problem(
-                host, variable, "is not a known key", f"remove it; instance keys are {_INSTANCE_KEYS}", err.get("input")
+                host,
+                variable,
+                "is not a known key",
+                f"remove it; instance keys are {_INSTANCE_KEYS}",
+                _masked(err.get("input")),
             )
         else:
             message = err["msg"]
-            value = HIDDEN if _secret(field) else _value_at(data, alias, loc)
+            value = HIDDEN if _secret(field) else _masked(_value_at(data, alias, loc))
             yield Problem(host, variable, message[0].lower() + message[1:], _fix(field), value)
 
 
@@ -65,3 +70,12 @@ def _fix(field: Any) -> str:
 
 def _secret(field: Any) -> bool:
     return field is not None and declared(field).secret
+
+
+def _masked(value: Any) -> Any:
+    """``value`` with whatever a secret-looking key holds (``password``, ``pwd``...) hidden, at any depth."""
+    if isinstance(value, Mapping):
+        return {k: HIDDEN if SECRET_NAME.search(str(k)) else _masked(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_masked(v) for v in value]
+    return value

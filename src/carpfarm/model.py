@@ -337,7 +337,8 @@ class _Builder:
             ("squid_backend_extra_http_access", parsed.extra_http_access),
             ("squid_backend_extra_config", parsed.extra_config),
         ]
-        self.add(rules.extra_access(host, extra, allow_open))
+        admitted = [("squid_backend_extra_allowed_networks", parsed.extra_allowed_networks)]
+        self.add(rules.extra_access(host, extra, allow_open, admitted))
         instances = backend_instances(host, address, parsed)
         return BackendHost(name=host, address=address, address_written=written, instances=instances)
 
@@ -373,7 +374,8 @@ class _Builder:
             ("carp_frontend_extra_http_access", parsed.extra_http_access),
             ("carp_frontend_extra_config", parsed.extra_config),
         ]
-        self.add(rules.extra_access(host, extra, allow_open))
+        admitted = [("carpfarm_client_networks", farm.client_networks)]
+        self.add(rules.extra_access(host, extra, allow_open, admitted, frontend=True))
         vcpus = known_vcpus(data.get("ansible_processor_vcpus"))
         count = frontend_count(parsed.instances, vcpus)
         is_smp = parsed.mode == "smp"

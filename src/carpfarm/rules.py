@@ -259,7 +259,7 @@ def cidrs(host: str, variable: str, items: Any) -> Iterator[Problem]:
 def _networks(items: Any) -> list[tuple[int, addrspace.Network]]:
     """(index, network) of each item that is a CIDR."""
     found = []
-    for n, cidr in enumerate(items if isinstance(items, list) else []):
+    for n, cidr in enumerate(items if isinstance(items, list | tuple) else []):
         try:
             found.append((n, ipaddress.ip_network(cidr, strict=False)))
         except (TypeError, ValueError):
@@ -275,7 +275,7 @@ def admitted_space(host: str, variable: str, items: Any, allow_open: bool, fix: 
     if allow_open:
         return
     networks = _networks(items)
-    limit = f"more than {addrspace.threshold_text()} of it is an open proxy"
+    limit = _open_limit()
     largest: dict[int, Fraction] = {}
     for n, network in networks:
         for version, share in addrspace.public_share([network]).items():
@@ -290,6 +290,10 @@ def admitted_space(host: str, variable: str, items: Any, allow_open: bool, fix: 
         yield Problem(
             host, variable, f"admits, all items together, {addrspace.describe(together)}: {limit}", fix, items
         )
+
+
+def _open_limit() -> str:
+    return f"more than {addrspace.threshold_text()} of it is an open proxy"
 
 
 # ---------------------------------------------------------------- client networks
@@ -368,28 +372,91 @@ def _broken_strings(path: str, value: Any) -> Iterator[tuple[str, str]]:
             yield from _broken_strings(f"{path}.{key}", item)
 
 
-def extra_access(host: str, texts: Sequence[tuple[str, str | Sequence[str]]], allow_open: bool) -> Iterator[Problem]:
+EXTRA_OPEN_FIX = (
+    "name your clients on the line (an ACL of theirs, e.g. an src ACL of your networks), make it a deny, "
+    "or set carpfarm_allow_open_proxy: true if you really mean it"
+)
+EXTRA_OWN_FIX = (
+    "give your ACL a name of its own; change carpfarm's through carpfarm_client_networks, "
+    "carpfarm_safe_ports, carpfarm_ssl_ports or carpfarm_denied_destinations"
+)
+EXTRA_UNCHECKED_FIX = (
+    "write the lines themselves here, without include, macros in ACL names or quoted values, "
+    "or set carpfarm_allow_open_proxy: true if you really mean it"
+)
+EXTRA_LONG_FIX = (
+    "split the line: end it in a backslash to go on in the next, or repeat the acl line (its values add up)"
+)
+EXTRA_OPEN_END_FIX = "remove the backslash at the end of the last line"
+EXTRA_FORWARDING_FIX = (
+    "remove the line: carpfarm writes the frontends' forwarding (carp_frontend_parent_selection, and the "
+    "backends' weights and states)"
+)
+
+
+def extra_access(
+    host: str,
+    texts: Sequence[tuple[str, str | Sequence[str]]],
+    allow_open: bool,
+    admitted: Sequence[tuple[str, Any]] = (),
+    frontend: bool = False,
+) -> Iterator[Problem]:
     """The operator's squid.conf lines (``texts``: variable and value, free-form text or a list of
-    lines) open no proxy: no allow that names no client unless carpfarm_allow_open_proxy, and never
-    an acl line that adds to one of Squid's or carpfarm's own ACLs."""
-    sources = [value.splitlines() if isinstance(value, str) else list(value) for _, value in texts]
-    open_fix = (
-        "name your clients on the line (an ACL of theirs, e.g. an src ACL of your networks), make it a deny, "
-        "or set carpfarm_allow_open_proxy: true if you really mean it"
-    )
-    own_fix = (
-        "give your ACL a name of its own; change carpfarm's through carpfarm_client_networks, "
-        "carpfarm_safe_ports, carpfarm_ssl_ports or carpfarm_denied_destinations"
-    )
-    found = [(f, own_fix, "") for f in squidconf.redefinitions(sources)]
+    lines) open no proxy: no allow that names no client, nothing this check cannot read (include,
+    macros), and, together with the host's own admitted networks (``admitted``: variable and
+    CIDRs), no more than addrspace.THRESHOLD of the public space, unless carpfarm_allow_open_proxy;
+    and never an acl line that adds to one of Squid's or carpfarm's own ACLs, nor a line Squid
+    would read otherwise than written; on a CARP box (``frontend``), no line that decides where a
+    request goes (squidconf.FORWARDING)."""
+    sources = [squidconf.trimmed_lines(value) if isinstance(value, str) else list(value) for _, value in texts]
+    found = [(f, EXTRA_OWN_FIX, "") for f in squidconf.redefinitions(sources)]
+    found += [(f, EXTRA_LONG_FIX, "") for f in squidconf.long_lines(sources)]
+    found += [(f, EXTRA_OPEN_END_FIX, "") for f in squidconf.open_ends(sources)]
+    if frontend:
+        found += [(f, EXTRA_FORWARDING_FIX, "") for f in squidconf.forwarding(sources)]
     if not allow_open:
-        found += [(f, open_fix, ", an open proxy") for f in squidconf.open_allows(sources)]
+        found += [(f, EXTRA_OPEN_FIX, ", an open proxy") for f in squidconf.open_allows(sources)]
+        found += [(f, EXTRA_UNCHECKED_FIX, "") for f in squidconf.unchecked(sources)]
     for finding, fix, open_ in found:
         variable, value = texts[finding.source]
         where, line = (
             (variable, f"line {finding.index + 1} ") if isinstance(value, str) else (f"{variable}[{finding.index}]", "")
         )
         yield Problem(host, where, f"{line}{finding.does}{open_}: {finding.why}", fix, finding.text)
+    if not allow_open:
+        yield from _admitted_together(host, texts, sources, admitted)
+
+
+def _admitted_together(
+    host: str,
+    texts: Sequence[tuple[str, Any]],
+    sources: Sequence[Sequence[str]],
+    admitted: Sequence[tuple[str, Any]],
+) -> Iterator[Problem]:
+    """The addresses every allow line lets in, with the host's own networks, cover at most
+    addrspace.THRESHOLD of the public space: told once, when together they cover more than the
+    largest of them alone (which is told for itself)."""
+    allows = squidconf.admitted(sources)
+    own = addrspace.spans(network for _, items in admitted for _, network in _networks(items))
+    pieces = [own, *(space for _, space in allows)]
+    together = addrspace.over(addrspace.share(addrspace.union(*pieces)))
+    largest: dict[int, Fraction] = {}
+    for piece in pieces:
+        for version, share in addrspace.share(piece).items():
+            largest[version] = max(share, largest.get(version, Fraction(0)))
+    if not any(share > largest[version] for version, share in together.items()):
+        return
+    variables = [texts[n][0] for n in sorted({line.source for line, _ in allows})]
+    own_variables = " and ".join(variable for variable, _ in admitted)
+    yield Problem(
+        host,
+        variables[0],
+        f"the allow lines of {' and '.join(variables)}{f', with {own_variables},' if admitted else ''} admit "
+        f"together {addrspace.describe(together)}: {_open_limit()}",
+        f"admit fewer networks across these allow lines{f' and {own_variables}' if admitted else ''}, or set "
+        "carpfarm_allow_open_proxy: true if you really mean it",
+        [line.text for line, _ in allows],
+    )
 
 
 def snmp_community(host: str, port_base: int, community: str) -> Iterator[Problem]:
