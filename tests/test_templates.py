@@ -610,6 +610,10 @@ def test_a_real_backend_refuses_the_proxies_own_hosts_and_tells_the_origin_nothi
         ("GET", f"http://[::1]:{o}/c"),
         ("GET", f"http://2130706433:{o}/d"),
         ("GET", f"http://0x7f000001:{o}/e"),
+        ("GET", f"http://127.0.0.2:{o}/f"),
+        ("GET", f"http://0.0.0.0:{o}/g"),
+        ("GET", f"http://[::ffff:127.0.0.1]:{o}/h"),
+        ("GET", "http://[::ffff:169.254.169.254]/"),
         ("GET", "http://169.254.169.254/latest/meta-data/"),
         ("GET", "http://[fe80::1]/"),
         ("GET", "http://192.0.2.10:3129/"),  # the example farm's carp1
