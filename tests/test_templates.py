@@ -528,6 +528,14 @@ def _unit(**variables: Any) -> str:
     return render(UNIT, **{**role_defaults("squid_common"), **variables})
 
 
+def _checkable_unit() -> str:
+    """The unit, its ExecStartPre pointed at the repository's carpfarm-squid-parse: systemd-analyze verify
+    wants every command to exist, and on a host the role installs it before the unit."""
+    installed = "/usr/local/sbin/carpfarm-squid-parse"
+    assert installed in _unit()
+    return _unit().replace(installed, (ROOT / "roles/squid_common/files/carpfarm-squid-parse").as_posix())
+
+
 def test_the_unit_waits_for_the_network_and_is_sandboxed() -> None:
     lines = _unit().splitlines()
     for line in ("Wants=network-online.target", "NoNewPrivileges=yes", "ProtectSystem=full", "ProtectHome=yes"):
@@ -539,13 +547,13 @@ def test_the_unit_waits_for_the_network_and_is_sandboxed() -> None:
 def test_the_roles_unit_check_passes_the_unit_and_refuses_a_broken_one(tmp_path: Path) -> None:
     """squid_common validates squid@.service with systemd-analyze verify before it goes live."""
     good = tmp_path / "candidate"
-    good.write_text(_unit())
+    good.write_text(_checkable_unit())
     argv = [good.as_posix() if a == "%s" else a for a in _unit_validate()]
     checked = subprocess.run(argv, capture_output=True, text=True, check=False)
     assert checked.returncode == 0, checked.stderr
     for broken in (
-        _unit().replace("ProtectSystem=full", "ProtectSystem=fully"),
-        _unit().replace("/usr/sbin/squid --foreground", "/usr/sbin/nosquid --foreground"),
+        _checkable_unit().replace("ProtectSystem=full", "ProtectSystem=fully"),
+        _checkable_unit().replace("/usr/sbin/squid --foreground", "/usr/sbin/nosquid --foreground"),
     ):
         good.write_text(broken)
         refused = subprocess.run(argv, capture_output=True, text=True, check=False)
