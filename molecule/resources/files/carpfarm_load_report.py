@@ -5,8 +5,9 @@ carpfarm_load_report.py --inventory INV --rows FILE [--down PEER ...] [--after-i
                         [--fault-at T] [--back-at T]
 
 Every request is put in a phase by its send time: ``before`` the fault, ``during``
-it (fault-at .. back-at) and ``after`` (from back-at, when the broken part listens again). For each answered request the
-backend that served it (its cache verdict, X-Cache or Cache-Status) is compared with:
+it (fault-at .. back-at) and ``after`` (from back-at, when the broken part listens again); a
+request sent before the fault that failed while still in flight when it struck counts ``during``.
+For each answered request the backend that served it (its cache verdict, X-Cache or Cache-Status) is compared with:
 
 * ``owner``: where carpfarm routes the URL with every peer up;
 * ``alternate``: where it routes it with the --down peers marked down, or, for a
@@ -65,6 +66,18 @@ def _phase(t: float, fault_at: float | None, back_at: float | None) -> str:
     return "after"
 
 
+def _in_flight(row: dict[str, Any], fault_at: float | None) -> bool:
+    """Whether a failed request was already on the wire when the fault struck: no balancer can
+    save a request whose server process is killed under it. The fault's time is read just before
+    the kill, and a killed Squid's sockets close only once the kernel has torn the process down,
+    so a request that reached it up to KILL_TAKES_S after that time was still inside it (seen: a
+    request sent 4 ms after, reset 2 ms later, behind HAProxy); one sent before it and answered
+    (broken) after it was inside it too (seen: sent 0.2 s before a kill -9, behind HAProxy)."""
+    if not fault_at:
+        return False
+    return bool(row["t"] - KILL_TAKES_S <= fault_at <= row["t"] + row["dt"] + 0.05)
+
+
 def report(
     rows: list[dict[str, Any]],
     owner: dict[str, str],
@@ -82,6 +95,9 @@ def report(
     returned_at = back_at  # the last time a down URL was served elsewhere after back-at
     for row in sorted(rows, key=lambda r: r["t"]):
         phase = _phase(row["t"], fault_at, back_at)
+        if row["status"] != 200 and _in_flight(row, fault_at):
+            # Sent just before the fault, broken by it: the fault's failure, not the farm's before it.
+            phase = "during"
         count = phases[phase]
         count["requests"] += 1
         url, served = row["url"], row.get("backend", "")
@@ -106,12 +122,7 @@ def report(
             if phase == "after" and served != owner[url] and returned_at is not None:
                 returned_at = max(returned_at, row["t"])
     fail_at = [f["at"] for f in failures]
-    # Requests already on the wire when the fault struck: no balancer can save a request
-    # whose server process is killed under it. The fault's time is read just before the kill,
-    # and a killed Squid's sockets close only once the kernel has torn the process down, so a
-    # request that reached it up to KILL_TAKES_S after that time was still inside it (seen:
-    # a request sent 4 ms after, reset 2 ms later, behind HAProxy).
-    in_flight = [f for f in failures if fault_at and f["t"] - KILL_TAKES_S <= fault_at <= f["t"] + f["dt"] + 0.05]
+    in_flight = [f for f in failures if _in_flight(f, fault_at)]
     return {
         "requests": len(rows),
         "failed": len(failures),
