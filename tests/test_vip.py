@@ -4,6 +4,7 @@ on each box is given, and how the role reads the boxes' VRRP states."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -261,6 +262,17 @@ ROLE_VARS = {
 }
 
 
+def _conntrack_stub(tmp_path: Path) -> dict[str, str]:
+    """An environment whose ``conntrack`` only records its arguments in tmp_path/calls."""
+    stub = tmp_path / "bin" / "conntrack"
+    stub.parent.mkdir()
+    stub.write_text(
+        f'#!/bin/sh\necho "$@" >> {tmp_path / "calls"}\necho "conntrack: 3 flow entries have been deleted." >&2\n'
+    )
+    stub.chmod(0o755)
+    return {**os.environ, "PATH": f"{stub.parent}:{os.environ['PATH']}"}
+
+
 def _rendered(boxes: int, host: str = "carp1", **shared: Any) -> dict[str, str]:
     groups, hostvars = _inventory(boxes, **shared)
     view = filters()["carpfarm_vrrp"](hostvars, groups, host, facts=FACTS)
@@ -298,11 +310,29 @@ def test_the_scripts_are_valid_shell_and_the_notify_script_keeps_the_state(tmp_p
     state = tmp_path / "vrrp.json"
     notify = scripts["carpfarm-vrrp-notify"].replace("/run/carpfarm-vrrp.json", str(state))
     (tmp_path / "notify").write_text(notify)
-    subprocess.run(["sh", str(tmp_path / "notify"), "INSTANCE", "carpfarm_vip51", "MASTER", "150"], check=True)
+    env = _conntrack_stub(tmp_path)  # this host's own tracked connections are not the test's
+    subprocess.run(["sh", str(tmp_path / "notify"), "INSTANCE", "carpfarm_vip51", "MASTER", "150"], check=True, env=env)
     written = json.loads(state.read_text())
     assert written["instance"] == "carpfarm_vip51" and written["state"] == "MASTER" and written["priority"] == 150
     clock = subprocess.run(["date", "+%s.%N"], capture_output=True, text=True, check=True).stdout
     assert vip.read_state(f"{clock}\n{state.read_text()}", "carpfarm_vip51") is not None
+
+
+def test_taking_the_address_forgets_only_the_untranslated_connections_tracked_to_it(tmp_path: Path) -> None:
+    """Behind a redirecting balancer, the notify script deletes, on MASTER only, the conntrack
+    entries to the address whose reply comes from the listen port itself (never redirected)."""
+    env = _conntrack_stub(tmp_path)
+    notify = _rendered(2)["carpfarm-vrrp-notify"].replace("/run/carpfarm-vrrp.json", str(tmp_path / "vrrp.json"))
+    (tmp_path / "notify").write_text(notify)
+    for state in ("BACKUP", "FAULT", "MASTER"):
+        subprocess.run(
+            ["sh", str(tmp_path / "notify"), "INSTANCE", "carpfarm_vip51", state, "150"], check=True, env=env
+        )
+    assert (tmp_path / "calls").read_text().split("\n") == [
+        "-D -p tcp --orig-dst 192.0.2.9 --orig-port-dst 3128 --reply-port-src 3128",
+        "",
+    ]
+    assert "conntrack" not in _rendered(2, frontend_balancer_type="haproxy")["carpfarm-vrrp-notify"]
 
 
 def test_every_box_writes_the_same_cache_peer_lines_in_the_same_order() -> None:

@@ -41,6 +41,9 @@ BALANCER_UNITS = {
     "haproxy": "haproxy.service",
     "none": "",  # carp_frontend_mode: smp
 }
+# Balancers that redirect the listen port with NAT (the kernel's REDIRECT): the box that takes the
+# address must forget what its conntrack learnt of it while another box held it (keepalived_view).
+REDIRECTING = frozenset({"iptables", "nftables"})
 
 
 class VipSettings(BaseModel):
@@ -296,6 +299,12 @@ def keepalived_view(boxes: Sequence[FrontendHost], host: str, facts: Mapping[str
         "listen_port": box.listen_port,
         "balancer_unit": BALANCER_UNITS[box.balancer_type],
         "frontend_units": [f"squid@{i.name}.service" for i in box.instances],
+        # A box without the address forwards its clients' packets for it and conntrack keeps them,
+        # untranslated, for minutes (SYN_SENT: 120 s). A client that reuses such a source port once
+        # this box holds the address again matches that entry, skips the REDIRECT, and is refused.
+        # The notify script deletes those entries (reply from the listen port itself: never
+        # redirected) when the box becomes MASTER.
+        "stale_conntrack_port": box.listen_port if box.balancer_type in REDIRECTING else None,
     }
 
 

@@ -1,14 +1,16 @@
 #!/usr/bin/env python3
 """Send request lines to a proxy exactly as written, one new connection each, and print the answers.
 
-carpfarm-raw-request.py --proxy HOST:PORT [--source ADDR] [--timeout S] TARGET...
+carpfarm-raw-request.py --proxy HOST:PORT [--source ADDR [--source-port N]] [--timeout S] TARGET...
 
 A TARGET is a request line's method and target, e.g. "GET http://2130706433/" or
 "CONNECT [::1]:443". A client library would normalise such URLs (curl turns 2130706433 into
 127.0.0.1) before the proxy sees them; this sends the bytes as written, so the proxy's own
 parsing is what is tested. Output, one JSON line per target: {"target", "status", "error"}; the
 status is the proxy's answer (for CONNECT, its answer to the CONNECT itself). A bounded probe:
-one request per target, each with a timeout, then it exits.
+one request per target, each with a timeout, then it exits. With --source-port, every request
+leaves from that port, and the answer is read to its end (the proxy closes first, so the port is
+free again at once: no TIME_WAIT on this side).
 """
 
 from __future__ import annotations
@@ -35,12 +37,27 @@ def status_of(answer: bytes) -> int | None:
     return None
 
 
-def probe(proxy: tuple[str, int], source: str | None, target: str, timeout: float) -> dict[str, object]:
+def _connect(proxy: tuple[str, int], source: str | None, port: int, timeout: float) -> socket.socket:
+    if not port:
+        return socket.create_connection(proxy, timeout=timeout, source_address=(source, 0) if source else None)
+    s = socket.socket(socket.AF_INET6 if ":" in proxy[0] else socket.AF_INET, socket.SOCK_STREAM)
     try:
-        with socket.create_connection(proxy, timeout=timeout, source_address=(source, 0) if source else None) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.settimeout(timeout)
+        s.bind((source or "", port))
+        s.connect(proxy)
+    except OSError:
+        s.close()
+        raise
+    return s
+
+
+def probe(proxy: tuple[str, int], source: str | None, target: str, timeout: float, port: int = 0) -> dict[str, object]:
+    try:
+        with _connect(proxy, source, port, timeout) as s:
             s.sendall(request_bytes(target))
             answer = b""
-            while b"\r\n" not in answer:
+            while b"\r\n" not in answer or port:
                 chunk = s.recv(4096)
                 if not chunk:
                     break
@@ -54,12 +71,16 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--proxy", required=True, help="HOST:PORT")
     parser.add_argument("--source", help="local source address")
+    parser.add_argument("--source-port", type=int, default=0, help="local source port (default: any)")
     parser.add_argument("--timeout", type=float, default=20.0)
     parser.add_argument("targets", nargs="+")
     args = parser.parse_args(argv)
     host, _, port = args.proxy.rpartition(":")
     for target in args.targets:
-        print(json.dumps(probe((host.strip("[]"), int(port)), args.source, target, args.timeout)), flush=True)
+        print(
+            json.dumps(probe((host.strip("[]"), int(port)), args.source, target, args.timeout, args.source_port)),
+            flush=True,
+        )
     return 0
 
 
