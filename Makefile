@@ -26,7 +26,7 @@ COLLECTIONS_STAMP := collections/ansible_collections/.carpfarm-$(ANSIBLE_BUNDLE)
 LAB_INVENTORY := inventory/lab
 SCENARIOS ?= default nftables haproxy failover wccp
 
-.PHONY: help setup deps collections image squid-roots wccp-squid lint test test-unit test-molecule lab lab-up lab-down bench clean
+.PHONY: help setup deps collections image squid-roots wccp-squid lint roles-interface test test-unit test-molecule lab lab-up lab-down bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -92,6 +92,11 @@ lint: setup ## ruff, mypy, yamllint, ansible-lint (production profile)
 	$(BIN)/mypy
 	$(BIN)/yamllint -s .
 	$(BIN)/ansible-lint --profile production
+
+# Each role's defaults/main.yml, meta/argument_specs.yml and README variable tables are written from the
+# declarations in src/carpfarm/variables.py; tests/test_roles.py fails while one differs (--check).
+roles-interface: setup ## rewrite the roles' defaults, argument_specs and README variable tables from src/carpfarm/variables.py
+	$(BIN)/python -m carpfarm.roledocs
 
 # The CARP agreement test runs Debian 12's squid 5.7 and Debian 13's 6.13: the host's own, and the
 # other from a debootstrapped root.

@@ -1,18 +1,15 @@
-"""Roles' public interfaces agree: defaults/main.yml, meta/argument_specs.yml and the model."""
+"""Roles' public interfaces: generated from the model's declarations (carpfarm.roledocs), and used as declared."""
 
 from __future__ import annotations
 
 import re
 from pathlib import Path
-from types import UnionType
-from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 import pytest
 import yaml
-from pydantic.fields import FieldInfo
 
-from carpfarm.fields import INTERNAL, Declared
-from carpfarm.variables import DECLARED, INTERNAL_NAMES, declarations, in_namespace
+from carpfarm import roledocs
+from carpfarm.variables import DECLARED, INTERNAL_NAMES
 from support.ansible import filters
 from support.paths import ROOT
 
@@ -23,86 +20,22 @@ def _load(path: Path) -> dict:  # type: ignore[type-arg]
     return yaml.safe_load(path.read_text()) or {}
 
 
-@pytest.mark.parametrize("role", ROLES)
-def test_argument_specs_defaults_match_defaults_main(role: str) -> None:
-    defaults = _load(ROOT / "roles" / role / "defaults" / "main.yml")
-    options = _load(ROOT / "roles" / role / "meta" / "argument_specs.yml")["argument_specs"]["main"]["options"]
-    assert set(defaults) == set(options), f"{role}: variables in only one of defaults/argument_specs"
-    for name, spec in options.items():
-        assert spec.get("default") == defaults[name], f"{role}: {name} default differs"
-        assert spec.get("description"), f"{role}: {name} has no description"
+def test_generated_role_files_are_the_declarations(capsys: pytest.CaptureFixture[str]) -> None:
+    """defaults/main.yml, meta/argument_specs.yml and the README variable tables are carpfarm.roledocs' output."""
+    code = roledocs.main(["--check", "--root", str(ROOT)])
+    out = capsys.readouterr()
+    assert code == 0, out.out + out.err
 
 
-def _declared_for(role: str) -> dict[str, tuple[FieldInfo, Declared]]:
-    return {d.name: (model.model_fields[field], d) for model, field, d in declarations() if role in d.roles}
-
-
-def _default(field: FieldInfo) -> Any:
-    value = field.get_default(call_default_factory=True)
-    value = "" if value is None else value
-    if isinstance(value, list):
-        return [
-            v.model_dump(exclude_none=True, exclude_defaults=True) if hasattr(v, "model_dump") else v for v in value
-        ]
-    return value
-
-
-def _spec_type(field: FieldInfo) -> tuple[str, list[str] | None]:
-    """argument_specs' type (and choices) for a declared field."""
-    annotation = field.annotation
-    args = [a for a in get_args(annotation) if a is not type(None)]
-    if get_origin(annotation) in (Union, UnionType) and len(args) == 1:
-        annotation = args[0]
-    while get_origin(annotation) is Annotated:
-        annotation = get_args(annotation)[0]
-    if get_origin(annotation) is Literal:
-        return "str", list(get_args(annotation))
-    if annotation is bool:
-        return "bool", None
-    if annotation is int:
-        return "int", None
-    if annotation is str:
-        return "str", None
-    if get_origin(annotation) is list:
-        return "list", None
-    return "raw", None
+def test_every_role_with_declared_variables_is_generated() -> None:
+    assert set(roledocs.roles()) == {r for r in ROLES if not r.startswith("lab_")}
 
 
 @pytest.mark.parametrize("role", ROLES)
 def test_public_variables_carry_the_role_prefix_or_are_declared_farm_wide(role: str) -> None:
-    declared = _declared_for(role)
+    declared = {name for name, d in DECLARED.items() if role in d.roles}
     for name in _load(ROOT / "roles" / role / "defaults" / "main.yml"):
         assert name.startswith(role + "_") or (name.startswith("carpfarm_") and name in declared), f"{role}: {name}"
-
-
-@pytest.mark.parametrize("role", [r for r in ROLES if not r.startswith("lab_")])
-def test_defaults_and_argument_specs_are_the_models_declarations(role: str) -> None:
-    """One declaration per variable: the model's (carpfarm.variables); the role's files must agree."""
-    declared = _declared_for(role)
-    defaults = _load(ROOT / "roles" / role / "defaults" / "main.yml")
-    options = _load(ROOT / "roles" / role / "meta" / "argument_specs.yml")["argument_specs"]["main"]["options"]
-    assert set(defaults) == set(declared), f"{role}: defaults/main.yml and the model declare different variables"
-    assert set(options) == set(declared), f"{role}: argument_specs and the model declare different variables"
-    for name, (field, d) in declared.items():
-        assert defaults[name] == _default(field), f"{role}: {name} default differs from the model's"
-        spec = options[name]
-        assert spec.get("default") == defaults[name], f"{role}: {name} argument_specs default differs"
-        kind, choices = _spec_type(field)
-        assert spec.get("type", "str") == kind, f"{role}: {name} type {spec.get('type')} is not the model's {kind}"
-        assert spec.get("choices") == choices, f"{role}: {name} choices differ from the model's"
-        text = spec.get("description")
-        text = " ".join(text) if isinstance(text, list) else str(text)
-        assert " ".join(text.split()) == " ".join(d.meaning.split()), f"{role}: {name} description differs"
-
-
-@pytest.mark.parametrize("role", [r for r in ROLES if not r.startswith("lab_")])
-def test_readme_variable_table_lists_exactly_the_declared_variables(role: str) -> None:
-    readme = (ROOT / "roles" / role / "README.md").read_text()
-    rows = set(re.findall(r"^\| `([a-z0-9_]+)` \|", readme, flags=re.MULTILINE))
-    public = {name for name, (_, d) in _declared_for(role).items() if INTERNAL not in d.scope}
-    assert public <= rows, f"{role}: README table misses {sorted(public - rows)}"
-    stray = {r for r in rows if in_namespace(r) and r not in DECLARED}
-    assert not stray, f"{role}: README table names undeclared variables {sorted(stray)}"
 
 
 NOT_VARIABLES = {
@@ -175,20 +108,26 @@ def test_meta_lists_every_supported_release(role: str) -> None:
     assert platforms == [{"name": "Debian", "versions": sorted(SUPPORTED.values())}]
 
 
-@pytest.mark.parametrize("role", FARM_ROLES)
+RELEASE_VARS_ROLES = [r for r in FARM_ROLES if any((ROOT / "roles" / r / "vars").glob("Debian-*.yml"))]
+RELEASE_VARS_INCLUDE = "ansible_facts.distribution }}-{{ ansible_facts.distribution_major_version }}.yml"
+
+
+def test_release_vars_are_in_exactly_the_roles_that_load_them() -> None:
+    loading = [r for r in FARM_ROLES if RELEASE_VARS_INCLUDE in (ROOT / "roles" / r / "tasks" / "main.yml").read_text()]
+    assert RELEASE_VARS_ROLES, "no role has vars/Debian-*.yml"
+    assert loading == RELEASE_VARS_ROLES, "roles whose tasks/main.yml loads vars/Debian-*.yml != roles that have them"
+
+
+@pytest.mark.parametrize("role", RELEASE_VARS_ROLES)
 def test_release_vars_exist_for_exactly_the_supported_releases_and_agree_on_names(role: str) -> None:
     """A role with per-release vars has one file per release validate accepts, each setting the same names."""
     files = sorted((ROOT / "roles" / role / "vars").glob("Debian-*.yml"))
-    if not files:
-        return
     assert sorted(f.stem for f in files) == sorted(SUPPORTED)
     names = {f.stem: set(_load(f)) for f in files}
     assert len({frozenset(v) for v in names.values()}) == 1, names
     main = ROOT / "roles" / role / "vars" / "main.yml"
     shared = set(_load(main)) if main.exists() else set()
     assert not shared & next(iter(names.values())), "a per-release name is also in vars/main.yml"
-    tasks = (ROOT / "roles" / role / "tasks" / "main.yml").read_text()
-    assert "ansible_facts.distribution }}-{{ ansible_facts.distribution_major_version }}.yml" in tasks
 
 
 @pytest.mark.parametrize("role", [r for r in ROLES if r.startswith("lab_")])
