@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import importlib.metadata
 import json
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -67,14 +67,31 @@ def test_plan_table_prints(capsys: pytest.CaptureFixture[str]) -> None:
     assert code == 0 and "cache3-backend2" in out and "25.00% / 18.75% / 14.06% / 42.19%" in out
 
 
-def test_route_matches_the_library(capsys: pytest.CaptureFixture[str]) -> None:
+# The parent real Squid 5.7 chose for http://www.example.com/0.png ... /19.png behind the example
+# inventory's eight cache_peer lines (support.squidrig.running_squid), with every peer usable and
+# with cache2-backend1 denied (cache_peer_access cache2-backend1 deny all); "3-4" is cache3-backend4.
+SQUID_ROUTES = {
+    "": "3-4 3-4 2-1 3-4 2-1 1-2 2-1 2-2 2-1 1-2 3-4 3-1 2-2 2-2 1-2 2-2 3-3 3-4 1-1 2-2",
+    "cache2-backend1": "3-4 3-4 3-4 3-4 2-2 1-2 1-1 2-2 1-1 1-2 3-4 3-1 2-2 2-2 1-2 2-2 3-3 3-4 1-1 2-2",
+}
+
+
+@pytest.mark.parametrize("down", SQUID_ROUTES, ids=["all up", "cache2-backend1 down"])
+def test_route_picks_the_parent_squid_picks(capsys: pytest.CaptureFixture[str], down: str) -> None:
     urls = [f"http://www.example.com/{i}.png" for i in range(20)]
-    code, out, _ = run(capsys, "route", str(EXAMPLE), *urls, "--json")
+    code, out, _ = run(capsys, "route", str(EXAMPLE), *urls, "--json", *(["--down", down] if down else []))
     rows = json.loads(out)
-    topology = load_topology(EXAMPLE)
     assert code == 0
-    assert [r["peer_name"] for r in rows] == [topology.route(u).peer_name for u in urls]  # type: ignore[union-attr]
-    assert len({r["peer_name"] for r in rows}) > 2
+    expected = [f"cache{peer[0]}-backend{peer[2]}" for peer in SQUID_ROUTES[down].split()]
+    assert [r["peer_name"] for r in rows] == expected
+    assert rows[0] == {
+        "url": "http://www.example.com/0.png",
+        "peer_name": "cache3-backend4",
+        "host": "cache3",
+        "instance": "backend4",
+        "address": "192.0.2.23",  # hosts.yml
+        "port": 4004,  # squid_backend_port_base 4001, its fourth instance (host_vars/cache3.yml)
+    }
 
 
 def test_route_down_moves_only_that_peers_urls(capsys: pytest.CaptureFixture[str]) -> None:
@@ -176,8 +193,8 @@ def test_plan_shows_no_wccp_password(
     capsys: pytest.CaptureFixture[str], example_inventory: Path, as_json: bool
 ) -> None:
     """carpfarm plan (text and --json): password=<set> in the squid lines, a placeholder in the IOS stanza."""
-    with (example_inventory / "group_vars" / "carp_frontends.yml").open("a") as out:
-        out.write("carpfarm_wccp: true\ncarpfarm_wccp_routers: [192.0.2.1]\ncarpfarm_wccp_password: s3cret\n")
+    with (example_inventory / "group_vars" / "carp_frontends.yml").open("a") as group_vars:
+        group_vars.write("carpfarm_wccp: true\ncarpfarm_wccp_routers: [192.0.2.1]\ncarpfarm_wccp_password: s3cret\n")
     code, out, _ = run(capsys, "plan", str(example_inventory), "--vcpus", "2", *(["--json"] if as_json else []))
     assert code == 0
     assert "s3cret" not in out
@@ -335,7 +352,7 @@ def test_inventory_problems_keep_their_full_report(capsys: pytest.CaptureFixture
 def test_version(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(capsys, "--version")
     assert code == 0
-    assert out.strip() == f"carpfarm {importlib.metadata.version('carpfarm')}"
+    assert out.strip() == f"carpfarm {tomllib.loads((ROOT / 'pyproject.toml').read_text())['project']['version']}"
 
 
 @pytest.mark.parametrize("command", [[], ["validate"], ["plan"], ["route"], ["impact"], ["status"]])
@@ -367,10 +384,10 @@ def test_plan_prints_advice_as_warnings(capsys: pytest.CaptureFixture[str], monk
 def test_impact_drives_a_progress_callback_when_stderr_is_a_terminal(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from carpfarm import cli
+    from carpfarm import cli, plan
 
     calls: list[tuple[int, int]] = []
-    real_impact = cli.impact
+    real_impact = plan.impact
 
     def fake_impact(old: object, new: object, urls: list[str], progress=None):  # type: ignore[no-untyped-def]
         for done in range(0, len(urls) + 1, 50):

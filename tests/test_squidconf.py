@@ -201,7 +201,17 @@ def _template_acls() -> dict[str, str]:
 
 def test_the_known_template_acls_are_exactly_those_the_templates_define() -> None:
     assert _template_acls() == squidconf.TEMPLATE_ACLS
-    assert squidconf.KNOWN_ACLS == {**squidconf.PREDEFINED, **squidconf.TEMPLATE_ACLS}
+
+
+# Debian 13's /etc/squid/squid.conf: "ACLs all, manager, localhost, to_localhost, to_linklocal, and CONNECT are
+# predefined." (Squid 5.7 has no to_linklocal yet.)
+SQUID_ACLS = ["all", "localhost", "manager", "to_localhost", "to_linklocal", "CONNECT"]
+
+
+def test_a_line_adding_to_any_acl_squid_or_a_template_defines_is_found() -> None:
+    names = [*SQUID_ACLS, *_template_acls()]
+    found = squidconf.redefinitions([[f"acl {name} src 0.0.0.0/0" for name in names]])
+    assert [f.does.split("'")[1] for f in found] == names
 
 
 @pytest.mark.parametrize(

@@ -1,5 +1,8 @@
 """Role templates rendered by Ansible's own templar, and checked by the real tools where they exist here.
 
+Their inputs are what each role's tasks/preflight.yml computes (support.ansible.preflight), so a
+broken preflight fails here too.
+
 The molecule scenarios run the iptables, nftables and HAProxy balancers for real; here their
 rules go to the real `iptables-restore --test` and `nft -c`, and the Squid configs to `squid -k parse`.
 """
@@ -24,27 +27,27 @@ import pytest
 import yaml
 
 from carpfarm.inventory import load_hostvars, load_topology
-from carpfarm.plan import balancer_rules, balancer_targets
+from carpfarm.plan import balancer_rules
 from support import squidrig
-from support.ansible import filters, peer_options, render, role_defaults
+from support.ansible import preflight, render, role_defaults
 from support.paths import EXAMPLE, ROOT
 from support.squidrig import SQUID, free_port
 
 ROLE = ROOT / "roles" / "frontend_balancer"
 
 
-def balancer(vcpus: int = 4, **overrides: Any) -> dict[str, Any]:
-    topology = load_topology(EXAMPLE, vcpus=vcpus)
-    data = {**balancer_rules(topology, "carp1"), "targets": balancer_targets(topology, "carp1")}
-    data.update(overrides)
-    return data
+def balancer(**carp1: Any) -> dict[str, Any]:
+    """carp1's ruleset (4 vCPUs) as frontend_balancer's preflight computes it; kernel.yml renders it."""
+    groups, hostvars, _ = load_hostvars(EXAMPLE, vcpus=4)
+    hostvars["carp1"].update(carp1)
+    return dict(preflight("frontend_balancer", groups, hostvars, "carp1")["__frontend_balancer"])
 
 
 @pytest.mark.iptables
 @pytest.mark.nft
 @pytest.mark.parametrize("mode", ["random", "roundrobin"])
 def test_kernel_rules_pass_the_real_checkers(tmp_path: Path, mode: str) -> None:
-    data = balancer(mode=mode)
+    data = balancer(frontend_balancer_mode=mode)
     ipt = render(ROLE / "templates/etc/carpfarm/balancer.rules.j2", __frontend_balancer_ruleset=data)
     nft = render(ROLE / "templates/etc/carpfarm/balancer.nft.j2", __frontend_balancer_ruleset=data)
     if mode == "random":
@@ -93,44 +96,23 @@ def _example(**carp1: Any) -> tuple[dict[str, list[str]], dict[str, dict[str, An
 def frontend_confs(carp1: dict[str, Any] | None = None, peers: Any = None, **variables: Any) -> dict[str, str]:
     """Each frontend instance's squid.conf on carp1, as the carp_frontend role renders it."""
     groups, hostvars = _example(**(carp1 or {}))
-    f = filters()
-    settings = {**role_defaults("carp_frontend"), **variables}
-    facts = {
-        "__carp_frontend_self": f["carpfarm_frontend"](hostvars, groups, "carp1"),
-        "__carp_frontend_own": f["carpfarm_own_destinations"](hostvars, groups),
-        "__carp_frontend_peers": peers or f["carpfarm_cache_peers"](hostvars, groups, options=peer_options(settings)),
-    }
-    return {
-        item["name"]: render(FRONTEND_CONF, **{**settings, **facts}, item=item)
-        for item in f["carpfarm_frontend_ports"](hostvars, groups, "carp1")
-    }
+    play = preflight("carp_frontend", groups, hostvars, "carp1", **variables)
+    if peers is not None:
+        play["__carp_frontend_peers"] = peers
+    return {item["name"]: render(FRONTEND_CONF, **play, item=item) for item in play["__carp_frontend_instances"]}
+
+
+def _backend(cache1: dict[str, Any] | None = None, **variables: Any) -> dict[str, Any]:
+    """What squid_backend's templates see on cache1 (its preflight's facts among them)."""
+    groups, hostvars = _example()
+    hostvars["cache1"].update(cache1 or {})
+    return preflight("squid_backend", groups, hostvars, "cache1", **variables)
 
 
 def backend_confs(**variables: Any) -> dict[str, str]:
     """Each backend instance's squid.conf on cache1, as the squid_backend role renders it."""
-    groups, hostvars = _example()
-    f = filters()
-    frontends = [box["address"] for box in f["carpfarm_topology"](hostvars, groups)["frontends"]]
-    return {
-        item["name"]: render(
-            BACKEND_CONF,
-            **{**role_defaults("squid_backend"), **variables},
-            __squid_backend_frontends=frontends,
-            __squid_backend_own=f["carpfarm_own_destinations"](hostvars, groups),
-            item=item,
-        )
-        for item in f["carpfarm_backend_ports"](hostvars, groups, "cache1")
-    }
-
-
-def _backend_facts(groups: dict[str, list[str]], hostvars: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    """What squid_backend's preflight gives its template besides the instance: the CARP boxes and the
-    destinations no request may reach."""
-    f = filters()
-    return {
-        "__squid_backend_frontends": ["192.0.2.10"],
-        "__squid_backend_own": f["carpfarm_own_destinations"](hostvars, groups),
-    }
+    play = _backend(**variables)
+    return {item["name"]: render(BACKEND_CONF, **play, item=item) for item in play["__squid_backend_instances"]}
 
 
 def _squid_parses(tmp_path: Path, name: str, conf: str) -> None:
@@ -253,8 +235,7 @@ def _running_frontend(parent_port: int, workdir: Path) -> Iterator[int]:
     port = free_port()
     groups, hostvars = _example()
     hostvars[groups["squid_backends"][0]].update(squid_backend_address="127.0.0.1", squid_backend_port_base=parent_port)
-    options = peer_options(role_defaults("carp_frontend"))
-    peer = filters()["carpfarm_cache_peers"](hostvars, groups, options=options)[0]
+    peer = preflight("carp_frontend", groups, hostvars, "carp1")["__carp_frontend_peers"][0]
     carp1 = {"carp_frontend_instances": 1, "carp_frontend_port_base": port}
     conf = frontend_confs(carp1, peers=[peer], carp_frontend_shutdown_lifetime=1)["frontend1"]
     conf = conf.replace("/run/squid-frontend1.pid", f"{workdir}/squid.pid")
@@ -430,10 +411,8 @@ def test_booleans_mean_the_same_in_templates_whatever_the_inventory_format(writt
 
 @pytest.mark.squid
 def test_an_ipv6_backend_listens_in_brackets(tmp_path: Path) -> None:
-    groups, hostvars = _example()
-    hostvars["cache1"]["squid_backend_address"] = "2001:db8::21"
-    item = filters()["carpfarm_backend_ports"](hostvars, groups, "cache1")[0]
-    conf = render(BACKEND_CONF, **role_defaults("squid_backend"), **_backend_facts(groups, hostvars), item=item)
+    play = _backend({"squid_backend_address": "2001:db8::21"})
+    conf = render(BACKEND_CONF, **play, item=play["__squid_backend_instances"][0])
     assert "http_port [2001:db8::21]:4001\n" in conf
     _squid_parses(tmp_path, "v6", conf)
 
@@ -498,13 +477,12 @@ def test_a_bad_extra_line_fails_squid_parse_so_the_role_keeps_the_live_file(
 @pytest.mark.squid
 @pytest.mark.parametrize("cache_type", ["aufs", "rock", "ufs"])
 def test_an_instance_cache_dir_is_its_cache_dir_and_coredump_dir(tmp_path: Path, cache_type: str) -> None:
-    groups, hostvars = _example()
-    hostvars["cache1"]["squid_backend_instances"] = [{"name": "disk1", "cache_dir": "/srv/disk1/squid"}, {}]
-    hostvars["cache1"]["squid_backend_cache_type"] = cache_type
-    items = filters()["carpfarm_backend_ports"](hostvars, groups, "cache1")
+    disks = [{"name": "disk1", "cache_dir": "/srv/disk1/squid"}, {}]
+    play = _backend({"squid_backend_instances": disks, "squid_backend_cache_type": cache_type})
+    items = play["__squid_backend_instances"]
     assert [i["cache_dir"] for i in items] == ["/srv/disk1/squid", "/var/spool/squid/backend2"]
     for item in items:
-        conf = render(BACKEND_CONF, **role_defaults("squid_backend"), **_backend_facts(groups, hostvars), item=item)
+        conf = render(BACKEND_CONF, **play, item=item)
         lines = conf.splitlines()
         size = item["cache_size_mb"]
         geometry = "" if cache_type == "rock" else " 16 256"

@@ -2,7 +2,7 @@
 
 * ``support.paths``: the checkout's root and its example inventory;
 * ``support.ansible``: role templates rendered by Ansible's own templar, the filter plugin
-  loaded as Ansible loads it, a role's defaults;
+  loaded as Ansible loads it, a role's defaults, and the facts its tasks/preflight.yml sets;
 * ``support.inventories``: small inventories several test modules build on;
 * ``support.squidrig``: a real Squid on loopback in front of recording parents.
 

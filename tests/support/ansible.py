@@ -6,10 +6,10 @@ from pathlib import Path
 from typing import Any
 
 from ansible.parsing.dataloader import DataLoader
-from ansible.plugins.loader import init_plugin_loader
+from ansible.plugins.loader import filter_loader, init_plugin_loader
 from ansible.template import Templar, trust_as_template
 
-from support.paths import ROOT, load_script
+from support.paths import ROLES, ROOT, load_script
 
 # What every role template may print that no test sets: the header and the roles' private constants.
 TEMPLATE_BASE = {
@@ -27,6 +27,23 @@ def render(template: Path, **variables: Any) -> str:
     init_plugin_loader()
     templar = Templar(loader=DataLoader(), variables={**TEMPLATE_BASE, **variables})
     return str(templar.template(trust_as_template(template.read_text())))
+
+
+def preflight(
+    role: str, groups: dict[str, list[str]], hostvars: dict[str, dict[str, Any]], host: str, **variables: Any
+) -> dict[str, Any]:
+    """The variables ``role``'s templates see on ``host``: its defaults, the host's inventory variables,
+    ``variables`` (as ``-e`` gives them), and the facts the set_fact tasks of roles/ROLE/tasks/preflight.yml
+    set, evaluated in order by Ansible's templar with carpfarm's filters (as ansible.cfg loads them)."""
+    play = {**role_defaults(role), **hostvars[host], **variables}
+    play.update(hostvars=hostvars, groups=groups, inventory_hostname=host)
+    init_plugin_loader()
+    filter_loader.add_directory(str(ROOT / "plugins" / "filter"))
+    tasks = DataLoader().load_from_file(str(ROLES / role / "tasks" / "preflight.yml"), trusted_as_template=True)
+    for task in tasks:
+        templar = Templar(loader=DataLoader(), variables=play)  # one task's facts see only the earlier ones
+        play.update({name: templar.template(value) for name, value in task.get("ansible.builtin.set_fact", {}).items()})
+    return play
 
 
 def filters() -> dict[str, Any]:
