@@ -11,7 +11,7 @@ from typing import Any
 
 from lab import BIN, changed_total, log, playbook, run
 
-from carpfarm import bench
+from carpfarm.lab import bench
 
 
 def section(fresh: bool) -> dict[str, Any]:

@@ -1,7 +1,7 @@
 """CPU time by component, read from the host's /proc: every lab container's processes are visible here.
 
 A snapshot maps each process to its command line and the user+system CPU seconds it has used;
-two snapshots around a run give what each layer spent on it (``carpfarm.bench.cpu_used``).
+two snapshots around a run give what each layer spent on it (``carpfarm.lab.bench.cpu_used``).
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from carpfarm import bench
+from carpfarm.lab import bench
 
 TICKS = os.sysconf("SC_CLK_TCK")
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from lab import BACKEND_HOSTS, CARP_BOX, CLIENT, OBJECTS, ROOT, copy_to, log, playbook, podman
 
-from carpfarm import bench
+from carpfarm.lab import bench
 
 FETCHER = "/tmp/fetcher.py"
 

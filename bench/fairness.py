@@ -21,8 +21,8 @@ from typing import Any
 
 from lab import ROOT, log, run
 
-from carpfarm import bench
-from carpfarm.model import Topology
+from carpfarm.lab import bench
+from carpfarm.model import Topology, build_topology
 from carpfarm.plan import balancer_rules
 
 
@@ -70,7 +70,7 @@ def _render(template: str, balancer: dict[str, Any]) -> str:
 
 def _topology(n: int) -> Topology:
     carp = {"ansible_host": "192.0.2.10", "carp_frontend_instances": n, "carpfarm_client_networks": ["127.0.0.0/8"]}
-    return Topology.from_inventory(
+    return build_topology(
         {"carp_frontends": ["bench"], "squid_backends": ["cache1"]},
         {"bench": carp, "cache1": {"ansible_host": "192.0.2.21"}},
     )

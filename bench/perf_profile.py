@@ -17,7 +17,7 @@ import cpu
 import throughput
 from lab import CARP_BOX, OBJECTS, log, run
 
-from carpfarm import bench
+from carpfarm.lab import bench
 
 INSTANCE = "frontend1"
 

@@ -6,7 +6,7 @@ from typing import Any
 
 from lab import log
 
-from carpfarm.model import Topology
+from carpfarm.model import Topology, build_topology
 from carpfarm.plan import impact
 
 
@@ -16,7 +16,7 @@ def _farm(names: list[str], drained: str | None = None) -> Topology:
         hostvars[name] = {"ansible_host": f"192.0.2.{21 + n}", "squid_backend_instances": 1}
         if name == drained:
             hostvars[name]["squid_backend_state"] = "drained"
-    return Topology.from_inventory({"carp_frontends": ["carp1"], "squid_backends": names}, hostvars)
+    return build_topology({"carp_frontends": ["carp1"], "squid_backends": names}, hostvars)
 
 
 def section(count: int) -> list[dict[str, Any]]:

@@ -4,7 +4,7 @@
   python bench/run.py [--no-fresh] [--rounds 3] [--seconds 3] [--only SECTION ...] [--out bench/results]
 
 One module per section (each figure a ratio, or the median, min and max of interleaved runs; the
-arithmetic is carpfarm.bench):
+arithmetic is carpfarm.lab.bench):
   control_plane.py  5. site.yml on a freshly created lab, then again (changed=0); carpfarm plan at scale
   throughput.py     1. throughput, latency and CPU per request with wrk: origin direct, one Squid serving
                        a HIT, the three layers with each balancer that runs here; perf_profile.py: perf of a frontend
@@ -40,7 +40,7 @@ import smp
 import throughput
 from lab import CARP_BOX, ROOT, log, playbook, podman, run
 
-from carpfarm import bench
+from carpfarm.lab import bench
 
 SECTIONS = ("control", "throughput", "profile", "smp", "duplication", "fairness", "remap")
 

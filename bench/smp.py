@@ -16,9 +16,9 @@ from typing import Any
 import throughput
 from lab import CARP_BOX, CLIENT, OBJECTS, ROOT, copy_to, log, podman
 
-from carpfarm import bench
+from carpfarm.lab import bench
 
-NAME = "frontend"  # the SMP Squid's -n name (carpfarm.smp.INSTANCE)
+NAME = "frontend"  # the SMP Squid's -n name (carpfarm.model.smp.INSTANCE)
 
 
 def workers() -> int:

@@ -1,4 +1,4 @@
-"""carpfarm.addrspace: the share of the public space a set of networks covers, on integers."""
+"""carpfarm.model.addrspace: the share of the public space a set of networks covers, on integers."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from carpfarm import addrspace
+from carpfarm.model import addrspace
 
 
 def _nets(*cidrs: str) -> list[addrspace.Network]:

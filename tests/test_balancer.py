@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from carpfarm.balancer import (
+from carpfarm.box.balancer import (
     IPTABLES_SCALE,
     cascade,
     cascade_probabilities,

@@ -1,4 +1,4 @@
-"""The arithmetic of `make bench` (carpfarm.bench), on figures whose answers are known."""
+"""The arithmetic of `make bench` (carpfarm.lab.bench), on figures whose answers are known."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from carpfarm import bench
+from carpfarm.lab import bench
 
 WRK = (
     "Running 3s test @ http://198.18.0.10:3128\n  1 threads and 16 connections\n"

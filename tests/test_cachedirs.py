@@ -1,10 +1,10 @@
-"""carpfarm.cachedirs: a cache_dir is a directory of its own, never a system one, apart from the others."""
+"""carpfarm.model.cachedirs: a cache_dir is a directory of its own, never a system one, apart from the others."""
 
 from __future__ import annotations
 
 import pytest
 
-from carpfarm import cachedirs
+from carpfarm.model import cachedirs
 
 REFUSED = [
     ("/", "is a system directory"),

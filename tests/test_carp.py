@@ -9,11 +9,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from carpfarm import cores
 from carpfarm.carp import (
     CarpArray,
     CarpPeer,
     UrlRejected,
+    cores,
     inet_ntop6,
     parse_url,
     peer_hash,
@@ -34,7 +34,7 @@ URLS = [f"http://site{i % 17}.example.org/obj/{i}.bin?x={i * 31}" for i in range
 def test_combined_hash_matches_squid_log(index: int, combined: int) -> None:
     peers = [CarpPeer(f"p{i}", "127.0.0.1", 1) for i in range(100)]
     array = CarpArray.build(peers)
-    from carpfarm import carp
+    from carpfarm.carp import select as carp
 
     key = carp._char_values(url_key("http://x0.example/o0"), True)
     user_hash = 0

@@ -371,7 +371,8 @@ def test_help_explains_arguments_and_exit_codes(capsys: pytest.CaptureFixture[st
 
 
 def test_plan_prints_advice_as_warnings(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
-    from carpfarm import cli, plan
+    from carpfarm import plan
+    from carpfarm.cli import commands as cli
 
     def with_advice(*args: object, **kwargs: object) -> dict:  # type: ignore[type-arg]
         return {**plan.plan(*args, **kwargs), "advice": ["backends mix CARP weights [1, 2]"]}  # type: ignore[arg-type]
@@ -384,7 +385,8 @@ def test_plan_prints_advice_as_warnings(capsys: pytest.CaptureFixture[str], monk
 def test_impact_drives_a_progress_callback_when_stderr_is_a_terminal(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from carpfarm import cli, plan
+    from carpfarm import plan
+    from carpfarm.cli import commands as cli
 
     calls: list[tuple[int, int]] = []
     real_impact = plan.impact
@@ -406,7 +408,7 @@ def test_impact_drives_a_progress_callback_when_stderr_is_a_terminal(
 def test_route_of_many_urls_shows_its_progress_when_stderr_is_a_terminal(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from carpfarm import cli
+    from carpfarm.cli import commands as cli
     from carpfarm.model import Topology
 
     calls: list[tuple[int, int]] = []
@@ -438,7 +440,7 @@ def test_big_tables_print_as_rich_prints_them_row_by_row(width: int, color: bool
     from rich.table import Table
     from rich.text import Text
 
-    from carpfarm.cli import _print_table
+    from carpfarm.cli.commands import _print_table
 
     rows = [(f"cache{n}-backend{n % 3} [x]" + " *" * (n % 2), f"{n / 7:.2%}", "[b]-[/b]") for n in range(300)]
     columns = {"CARP peer": "left", "share": "right", "note": "center"}

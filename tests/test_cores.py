@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from carpfarm import cores
+from carpfarm.carp import cores
 
 
 @pytest.fixture(autouse=True)

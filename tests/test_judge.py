@@ -10,7 +10,7 @@ import re
 
 import pytest
 
-from carpfarm import judge
+from carpfarm.lab import judge
 from support.probe import failed_line, probe_line, two_passes
 
 URLS = [f"http://origin.test/route-1-{i}" for i in range(3)]

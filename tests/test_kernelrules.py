@@ -1,4 +1,4 @@
-"""carpfarm.kernelrules prints exactly what the kernel balancer's Jinja templates printed.
+"""carpfarm.box.kernelrules prints exactly what the kernel balancer's Jinja templates printed.
 
 tests/data/kernel_templates/ holds the two templates as they were before their text moved to
 Python (balancer.rules.j2 and balancer.nft.j2). Every ruleset below is rendered three ways, by
@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from carpfarm import kernelrules
+from carpfarm.box import kernelrules
 from carpfarm.inventory import load_hostvars
 from support.ansible import filters, render
 from support.inventories import wccp_box

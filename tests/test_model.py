@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from carpfarm.model import Topology
+from carpfarm.model import build_topology
 from carpfarm.problems import TopologyError
 
 CLIENTS = ["198.51.100.0/24"]
@@ -24,7 +24,7 @@ def _inventory() -> tuple[dict[str, list[str]], dict[str, dict[str, Any]]]:
 
 
 def test_good_inventory_builds_the_topology() -> None:
-    topology = Topology.from_inventory(*_inventory())
+    topology = build_topology(*_inventory())
     assert [i.peer_name for i in topology.backend_instances] == [
         "cache1-backend1",
         "cache1-backend2",
@@ -41,14 +41,14 @@ def test_numbers_given_as_strings_by_extra_vars_are_taken() -> None:
     groups, hostvars = _inventory()
     hostvars["cache1"].update(squid_backend_cache_mem_mb="24", squid_backend_instances="3", squid_backend_weight=" 2 ")
     hostvars["carp1"]["carp_frontend_instances"] = "4"
-    topology = Topology.from_inventory(groups, hostvars)
+    topology = build_topology(groups, hostvars)
     cache1 = [i for i in topology.backend_instances if i.host == "cache1"]
     assert len(cache1) == 3 and {(i.cache_mem_mb, i.weight) for i in cache1} == {(24, 2)}
     assert len(topology.frontend_instances) == 4
     for bad in ("24.5", "two", True):
         hostvars["cache1"]["squid_backend_cache_mem_mb"] = bad
         with pytest.raises(TopologyError, match="cache1: squid_backend_cache_mem_mb"):
-            Topology.from_inventory(groups, hostvars)
+            build_topology(groups, hostvars)
 
 
 def test_instance_list_overrides_host_defaults() -> None:
@@ -57,7 +57,7 @@ def test_instance_list_overrides_host_defaults() -> None:
         {"name": "big", "port": 5000, "weight": 3, "cache_size_mb": 9000},
         {"name": "old", "state": "drained"},
     ]
-    topology = Topology.from_inventory(groups, hostvars)
+    topology = build_topology(groups, hostvars)
     big, old = topology.backends[0].instances
     assert (big.peer_name, big.port, big.weight, big.cache_size_mb, big.cache_mem_mb) == (
         "cache1-big",
@@ -76,7 +76,7 @@ def test_each_instance_may_own_a_cache_dir_and_defaults_to_one_under_var_spool_s
         {"name": "disk1", "cache_dir": "/srv/disk1/squid"},
         {"name": "disk2"},
     ]
-    topology = Topology.from_inventory(groups, hostvars)
+    topology = build_topology(groups, hostvars)
     assert [i.cache_dir for i in topology.backends[0].instances] == ["/srv/disk1/squid", "/var/spool/squid/disk2"]
     assert [i.cache_dir for i in topology.backends[1].instances] == [
         "/var/spool/squid/backend1",
@@ -87,25 +87,25 @@ def test_each_instance_may_own_a_cache_dir_and_defaults_to_one_under_var_spool_s
 def test_auto_frontends_follow_vcpus() -> None:
     groups, hostvars = _inventory()
     hostvars["carp1"].update(carp_frontend_instances="auto", ansible_processor_vcpus=6)
-    assert len(Topology.from_inventory(groups, hostvars).frontend_instances) == 6
+    assert len(build_topology(groups, hostvars).frontend_instances) == 6
 
 
 def test_address_falls_back_from_explicit_to_ansible_host_to_name_resolved_once() -> None:
     groups, hostvars = _inventory()
     hostvars["cache1"]["squid_backend_address"] = "192.0.2.99"
     hostvars["cache2"]["ansible_host"] = "localhost"
-    topology = Topology.from_inventory(groups, hostvars)
+    topology = build_topology(groups, hostvars)
     assert [b.address for b in topology.backends] == ["192.0.2.99", "127.0.0.1"]
     assert [b.address_written for b in topology.backends] == ["", "localhost"]
     del hostvars["cache2"]["ansible_host"]  # the inventory name 'cache2' resolves nowhere
     with pytest.raises(TopologyError, match="cache2: squid_backend_address = 'cache2': is a name that does not"):
-        Topology.from_inventory(groups, hostvars)
+        build_topology(groups, hostvars)
 
 
 def test_drained_route_never_picks_drained() -> None:
     groups, hostvars = _inventory()
     hostvars["cache1"]["squid_backend_state"] = "drained"
-    topology = Topology.from_inventory(groups, hostvars)
+    topology = build_topology(groups, hostvars)
     for i in range(200):
         chosen = topology.route(f"http://example.com/{i}")
         assert chosen is not None and chosen.host == "cache2"
@@ -114,7 +114,7 @@ def test_drained_route_never_picks_drained() -> None:
 def test_routes_of_many_urls_are_each_urls_route() -> None:
     groups, hostvars = _inventory()
     hostvars["cache1"]["squid_backend_state"] = "drained"
-    topology = Topology.from_inventory(groups, hostvars)
+    topology = build_topology(groups, hostvars)
     urls = [f"http://Example.com:{80 + i % 3}/{'x' * (i % 5)}/{i}?q" for i in range(300)]
     peers = [i.peer_name for i in topology.backend_instances]
     for down in ((), (peers[-1],)):
@@ -238,7 +238,7 @@ def test_bad_inventory_is_refused_with_host_variable_and_fix(change: Any, host: 
     groups, hostvars = copy.deepcopy(_inventory())
     change(groups, hostvars)
     with pytest.raises(TopologyError) as caught:
-        Topology.from_inventory(groups, hostvars)
+        build_topology(groups, hostvars)
     matching = [p for p in caught.value.problems if p.host == host and p.variable == variable]
     assert matching, f"no problem for {host}/{variable} in: {caught.value}"
     assert any(words in p.message for p in matching), caught.value
@@ -253,7 +253,7 @@ def test_every_problem_is_reported_at_once() -> None:
     hostvars["carp1"]["frontend_balancer_type"] = "lvs"
     hostvars["carp1"]["carpfarm_client_networks"] = ["0.0.0.0/0"]
     with pytest.raises(TopologyError) as caught:
-        Topology.from_inventory(groups, hostvars)
+        build_topology(groups, hostvars)
     assert {(p.host, p.variable) for p in caught.value.problems} >= {
         ("cache1", "squid_backend_weight"),
         ("cache2", "squid_backend_instances"),
@@ -265,14 +265,14 @@ def test_every_problem_is_reported_at_once() -> None:
 def test_open_proxy_only_when_asked_explicitly() -> None:
     groups, hostvars = _inventory()
     hostvars["carp1"].update(carpfarm_client_networks=["0.0.0.0/0"], carpfarm_allow_open_proxy=True)
-    assert Topology.from_inventory(groups, hostvars).frontends[0].allow_open_proxy
+    assert build_topology(groups, hostvars).frontends[0].allow_open_proxy
 
 
 def test_problem_text_names_host_variable_value_and_fix() -> None:
     groups, hostvars = _inventory()
     hostvars["carp1"]["frontend_balancer_type"] = "lvs"
     with pytest.raises(TopologyError) as caught:
-        Topology.from_inventory(groups, hostvars)
+        build_topology(groups, hostvars)
     text = str(caught.value.problems[0])
     assert text.startswith("carp1: frontend_balancer_type = 'lvs': ")
     assert "Fix: use one of: iptables, nftables, haproxy, balance" in text
@@ -282,7 +282,7 @@ def test_booleans_written_as_text_mean_what_ansible_reads() -> None:
     """-e carpfarm_wccp=false and INI inventories give strings; the model reads them as Ansible's bool."""
     groups, hostvars = _inventory()
     hostvars["carp1"].update(carpfarm_wccp="false", carp_frontend_allow_localhost="no")
-    topology = Topology.from_inventory(groups, hostvars)
+    topology = build_topology(groups, hostvars)
     assert topology.frontends[0].wccp is None
 
 
@@ -292,11 +292,11 @@ def test_a_misspelt_extra_var_is_refused_once_for_every_host() -> None:
     for host in hostvars.values():
         host["squid_backend_instance"] = 2
     with pytest.raises(TopologyError) as caught:
-        Topology.from_inventory(groups, hostvars, check_names=True)
+        build_topology(groups, hostvars, check_names=True)
     (problem,) = caught.value.problems
     assert problem.host.startswith("all hosts") and problem.variable == "squid_backend_instance"
     assert "did you mean 'squid_backend_instances'" in problem.fix
-    Topology.from_inventory(groups, hostvars)  # later plays (check_names off) see roles' own names
+    build_topology(groups, hostvars)  # later plays (check_names off) see roles' own names
 
 
 def test_a_role_variable_set_on_every_host_is_farm_wide() -> None:
@@ -304,8 +304,8 @@ def test_a_role_variable_set_on_every_host_is_farm_wide() -> None:
     groups, hostvars = _inventory()
     for host in hostvars.values():
         host["squid_backend_cache_mem_mb"] = "24"
-    Topology.from_inventory(groups, hostvars, check_names=True)
+    build_topology(groups, hostvars, check_names=True)
     hostvars["carp1"].pop("squid_backend_cache_mem_mb")
     hostvars["carp1"]["squid_backend_weight"] = 2
     with pytest.raises(TopologyError, match="carp1: squid_backend_weight = 2: is read only on hosts in"):
-        Topology.from_inventory(groups, hostvars, check_names=True)
+        build_topology(groups, hostvars, check_names=True)

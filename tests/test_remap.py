@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from carpfarm.model import Topology
-from carpfarm.remap import deployed_peers, remap_problems
+from carpfarm.model import Topology, build_topology
+from carpfarm.plan.remap import deployed_peers, remap_problems
 
 
 def _farm(*hosts: str, drained: tuple[str, ...] = ()) -> Topology:
@@ -19,7 +19,7 @@ def _farm(*hosts: str, drained: tuple[str, ...] = ()) -> Topology:
         hostvars[host] = {"ansible_host": f"192.0.2.{21 + n}", "squid_backend_instances": 2}
         if host in drained:
             hostvars[host]["squid_backend_state"] = "drained"
-    return Topology.from_inventory(groups, hostvars)
+    return build_topology(groups, hostvars)
 
 
 def _conf(topology: Topology) -> list[str]:

@@ -10,11 +10,11 @@ from typing import Annotated, Any, Union, get_args, get_origin
 
 import pytest
 
-from carpfarm import rules
-from carpfarm.fields import ANYWHERE, INTERNAL
-from carpfarm.model import Topology
+from carpfarm.model import addresses, build_topology
+from carpfarm.model.rules import access
 from carpfarm.problems import HIDDEN, Problem, TopologyError
 from carpfarm.variables import BACKEND_GROUP, FRONTEND_GROUP, WCCP_GROUP, FrontendVars, declarations
+from carpfarm.variables.fields import ANYWHERE, INTERNAL
 
 Inventory = tuple[dict[str, list[str]], dict[str, dict[str, Any]]]
 
@@ -32,7 +32,7 @@ def _inventory(**carp1: Any) -> Inventory:
 
 def _problems(groups: dict[str, list[str]], hostvars: dict[str, dict[str, Any]]) -> list[Problem]:
     try:
-        Topology.from_inventory(groups, hostvars)
+        build_topology(groups, hostvars)
     except TopologyError as caught:
         assert all(p.fix for p in caught.problems)
         return caught.problems
@@ -300,17 +300,17 @@ def test_each_refusal_names_host_variable_and_reason(
 
 
 def test_the_canonical_network_is_the_fix_for_host_bits() -> None:
-    (problem,) = list(rules.cidrs("carp1", "carpfarm_client_networks", ["10.50.1.7/16", "10.50.0.0/16", "::1/128"]))
+    (problem,) = list(addresses.cidrs("carp1", "carpfarm_client_networks", ["10.50.1.7/16", "10.50.0.0/16", "::1/128"]))
     assert problem.fix == "write 10.50.0.0/16" and problem.variable == "carpfarm_client_networks[0]"
 
 
 def test_an_open_proxy_is_told_once_per_item_and_once_for_what_the_items_add() -> None:
-    fix = rules.OPEN_PROXY_FIX
-    single = list(rules.admitted_space("carp1", "v", ["0.0.0.0/0", "10.0.0.0/8"], False, fix))
+    fix = access.OPEN_PROXY_FIX
+    single = list(addresses.admitted_space("carp1", "v", ["0.0.0.0/0", "10.0.0.0/8"], False, fix))
     assert [p.variable for p in single] == ["v[0]"]  # the list adds nothing to its first item
-    halves = list(rules.admitted_space("carp1", "v", ["0.0.0.0/1", "128.0.0.0/1"], False, fix))
+    halves = list(addresses.admitted_space("carp1", "v", ["0.0.0.0/1", "128.0.0.0/1"], False, fix))
     assert [p.variable for p in halves] == ["v[0]", "v[1]", "v"]
-    assert list(rules.admitted_space("carp1", "v", ["0.0.0.0/0"], True, fix)) == []
+    assert list(addresses.admitted_space("carp1", "v", ["0.0.0.0/0"], True, fix)) == []
 
 
 @pytest.mark.parametrize(
@@ -341,7 +341,7 @@ def test_an_open_proxy_is_told_once_per_item_and_once_for_what_the_items_add() -
 def test_the_allow_lines_and_the_hosts_networks_are_measured_together(
     admitted: list[tuple[str, list[str]]], lines: list[str], allow_open: bool, variables: list[str]
 ) -> None:
-    found = list(rules.extra_access("carp1", [("e", lines)], allow_open, admitted))
+    found = list(access.extra_access("carp1", [("e", lines)], allow_open, admitted))
     assert [p.variable for p in found] == variables, found
     if variables == ["e"]:
         assert "admit together 0.45% of the public IPv4 space" in found[0].message
@@ -351,7 +351,7 @@ def test_the_allow_lines_and_the_hosts_networks_are_measured_together(
 def test_many_small_src_acls_add_up() -> None:
     lines = [f"acl a{n} src 11.{n // 2}.{128 * (n % 2)}.0/17" for n in range(512)]
     lines += [f"http_access allow a{n}" for n in range(512)]
-    (problem,) = rules.extra_access("carp1", [("carp_frontend_extra_http_access", lines)], False)
+    (problem,) = access.extra_access("carp1", [("carp_frontend_extra_http_access", lines)], False)
     assert problem.variable == "carp_frontend_extra_http_access"
     assert "the allow lines of carp_frontend_extra_http_access admit together 0.45%" in problem.message
 
@@ -407,7 +407,7 @@ def test_no_one_line_variable_takes_a_line_break(host: str, variable: str, value
 
 def test_a_line_break_inside_a_list_of_maps_is_found_too() -> None:
     services = [{"id": 90, "ports": [8080], "password": "a\nb"}]
-    problems = list(rules.one_line("carp1", FrontendVars, {"carpfarm_wccp_services": services}))
+    problems = list(access.one_line("carp1", FrontendVars, {"carpfarm_wccp_services": services}))
     assert [(p.variable, p.value) for p in problems] == [("carpfarm_wccp_services[0].password", "a\nb")]
 
 
@@ -424,7 +424,7 @@ def test_the_snmp_community_is_a_secret_never_shown() -> None:
         groups, hostvars = _inventory()
         hostvars["cache1"].update(values)
         try:
-            Topology.from_inventory(groups, hostvars, check_names=True)
+            build_topology(groups, hostvars, check_names=True)
         except TopologyError as caught:
             text = str(caught) + json.dumps([p.as_dict() for p in caught.problems])
             assert HIDDEN in text and not any(str(v) in text for v in values.values() if isinstance(v, str)), text
@@ -432,7 +432,7 @@ def test_the_snmp_community_is_a_secret_never_shown() -> None:
             pytest.fail(f"{values} was taken")
     groups, hostvars = _inventory()
     hostvars["cache1"].update(squid_backend_snmp_port_base=3401, squid_backend_snmp_community="k7-Frog")
-    assert "k7-Frog" not in json.dumps(Topology.from_inventory(groups, hostvars).model_dump())
+    assert "k7-Frog" not in json.dumps(build_topology(groups, hostvars).model_dump())
 
 
 @pytest.mark.parametrize(

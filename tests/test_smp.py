@@ -6,8 +6,9 @@ from typing import Any
 
 import pytest
 
-from carpfarm import plan, smp, vip
-from carpfarm.model import Topology
+from carpfarm import plan
+from carpfarm.model import Topology, build_topology, smp
+from carpfarm.plan import vrrp
 
 CLIENTS = ["198.51.100.0/24", "2001:db8::/64"]
 
@@ -23,7 +24,7 @@ def _smp_farm(**box: Any) -> Topology:
         },
         "cache1": {"ansible_host": "192.0.2.21", "squid_backend_instances": 2},
     }
-    return Topology.from_inventory(groups, hostvars)
+    return build_topology(groups, hostvars)
 
 
 @pytest.mark.parametrize(
@@ -68,6 +69,6 @@ def test_plan_shows_the_mode_and_no_balancer_rules() -> None:
 
 def test_an_smp_box_with_a_floating_address_tracks_its_squid_alone() -> None:
     topology = _smp_farm(carpfarm_vip="192.0.2.9/24", carpfarm_vip_single_box=True, carpfarm_vrrp_password="s3cret")
-    settings = vip.keepalived_view(topology.frontends, "carp1", {})
+    settings = vrrp.keepalived_view(topology.frontends, "carp1", {})
     assert settings is not None
     assert (settings["balancer_unit"], settings["frontend_units"]) == ("", ["squid@frontend.service"])

@@ -1,4 +1,4 @@
-"""carpfarm.squidconf: which operator lines let every client through, and which name their clients."""
+"""carpfarm.model.squidconf: which operator lines let every client through, and which name their clients."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import ipaddress
 
 import pytest
 
-from carpfarm import squidconf
+from carpfarm.model import squidconf
 from support.paths import ROOT
 
 TEMPLATES = (

@@ -13,7 +13,8 @@ import pytest
 import yaml
 from rich.console import Console
 
-from carpfarm import cli, status
+from carpfarm.cli import commands as cli
+from carpfarm.cli import status
 from support.paths import ROOT, load_script
 
 

@@ -1,4 +1,4 @@
-"""Floating client addresses (carpfarm.vip): what the model accepts and refuses, what keepalived
+"""Floating client addresses (carpfarm.model.vip): what the model accepts and refuses, what keepalived
 on each box is given, and how the role reads the boxes' VRRP states."""
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from carpfarm import vip
-from carpfarm.model import Topology
+from carpfarm.model import build_topology
+from carpfarm.plan import vrrp
 from carpfarm.problems import TopologyError
 from support.ansible import filters, peer_options, render, role_defaults
 from support.paths import ROOT
@@ -43,15 +43,15 @@ def _inventory(boxes: int = 2, **shared: Any) -> tuple[dict[str, list[str]], dic
 
 def _problems(groups: dict[str, list[str]], hostvars: dict[str, dict[str, Any]]) -> list[str]:
     with pytest.raises(TopologyError) as caught:
-        Topology.from_inventory(groups, hostvars)
+        build_topology(groups, hostvars)
     return [str(p) for p in caught.value.problems]
 
 
 def test_boxes_sharing_an_address_form_one_group_with_the_same_peers() -> None:
     groups, hostvars = _inventory(3)
     hostvars["carp1"]["carpfarm_vrrp_priority"] = 150
-    topology = Topology.from_inventory(groups, hostvars)
-    views = {b.name: vip.keepalived_view(topology.frontends, b.name, {}) for b in topology.frontends}
+    topology = build_topology(groups, hostvars)
+    views = {b.name: vrrp.keepalived_view(topology.frontends, b.name, {}) for b in topology.frontends}
     assert {v["cidr"] for v in views.values() if v} == {"192.0.2.9/24"}
     assert views["carp1"] is not None and views["carp2"] is not None
     assert views["carp1"]["unicast_src"] == "192.0.2.10"
@@ -67,9 +67,9 @@ def test_boxes_sharing_an_address_form_one_group_with_the_same_peers() -> None:
 def test_a_box_without_the_address_gets_no_keepalived() -> None:
     groups, hostvars = _inventory(3)
     hostvars["carp3"]["carpfarm_vip"] = ""
-    topology = Topology.from_inventory(groups, hostvars)
-    assert vip.keepalived_view(topology.frontends, "carp3", {}) is None
-    assert vip.keepalived_view(topology.frontends, "carp1", {})["unicast_peers"] == ["192.0.2.11"]  # type: ignore[index]
+    topology = build_topology(groups, hostvars)
+    assert vrrp.keepalived_view(topology.frontends, "carp3", {}) is None
+    assert vrrp.keepalived_view(topology.frontends, "carp1", {})["unicast_peers"] == ["192.0.2.11"]  # type: ignore[index]
 
 
 @pytest.mark.parametrize(
@@ -124,7 +124,7 @@ def test_a_password_never_shows_whatever_is_wrong_with_it() -> None:
     groups, hostvars = _inventory(2)
     hostvars["carp1"]["carpfarm_vrrp_pasword"] = "topsecr1"
     with pytest.raises(TopologyError) as caught:
-        Topology.from_inventory(groups, hostvars, check_names=True)
+        build_topology(groups, hostvars, check_names=True)
     text = str(caught.value) + json.dumps([p.as_dict() for p in caught.value.problems])
     assert "carpfarm_vrrp_pasword" in text and "topsecr1" not in text
 
@@ -140,7 +140,7 @@ def test_one_box_alone_is_refused_unless_meant_and_a_router_address_is_taken() -
     groups, hostvars = _inventory(1)
     assert any("on this CARP box alone" in p for p in _problems(groups, hostvars))
     hostvars["carp1"]["carpfarm_vip_single_box"] = True
-    assert Topology.from_inventory(groups, hostvars).frontends[0].vip is not None
+    assert build_topology(groups, hostvars).frontends[0].vip is not None
     groups["wccp_routers"] = ["router"]
     hostvars["router"] = {"ansible_host": "192.0.2.9"}
     assert any("is the address of host wccp_routers 192.0.2.9" in p for p in _problems(groups, hostvars))
@@ -152,12 +152,12 @@ def test_two_addresses_on_one_subnet_need_two_vrrp_ids() -> None:
     problems = _problems(groups, hostvars)
     assert any("carp3: carpfarm_vrrp_id = 51: is also the VRRP id of carpfarm_vip 192.0.2.9" in p for p in problems)
     hostvars["carp3"]["carpfarm_vrrp_id"] = hostvars["carp4"]["carpfarm_vrrp_id"] = 52
-    assert len(Topology.from_inventory(groups, hostvars).frontends) == 4
+    assert len(build_topology(groups, hostvars).frontends) == 4
     # On another subnet the same id is another virtual router.
     hostvars["carp3"]["carpfarm_vrrp_id"] = hostvars["carp4"]["carpfarm_vrrp_id"] = 51
     for n, host in enumerate(("carp3", "carp4")):
         hostvars[host].update(ansible_host=f"203.0.113.{10 + n}", carpfarm_vip="203.0.113.9/24")
-    assert len(Topology.from_inventory(groups, hostvars).frontends) == 4
+    assert len(build_topology(groups, hostvars).frontends) == 4
 
 
 def test_a_box_that_failed_for_its_own_reasons_leaves_no_one_alone() -> None:
@@ -177,16 +177,16 @@ FACTS = {
 
 
 def test_the_interface_is_the_one_holding_the_boxs_address() -> None:
-    assert vip.interface_of(FACTS, "192.0.2.10", "192.0.2.9") == "eth-1"
-    assert vip.interface_of(FACTS, "10.0.0.5", "192.0.2.9") == "eth0"
-    assert vip.interface_of(FACTS, "192.0.2.9", "192.0.2.9") == ""  # the floating address is no anchor
-    assert vip.interface_of({}, "192.0.2.10") == ""
+    assert vrrp.interface_of(FACTS, "192.0.2.10", "192.0.2.9") == "eth-1"
+    assert vrrp.interface_of(FACTS, "10.0.0.5", "192.0.2.9") == "eth0"
+    assert vrrp.interface_of(FACTS, "192.0.2.9", "192.0.2.9") == ""  # the floating address is no anchor
+    assert vrrp.interface_of({}, "192.0.2.10") == ""
     groups, hostvars = _inventory(2)
-    topology = Topology.from_inventory(groups, hostvars)
-    assert vip.keepalived_view(topology.frontends, "carp1", FACTS)["interface"] == "eth-1"  # type: ignore[index]
+    topology = build_topology(groups, hostvars)
+    assert vrrp.keepalived_view(topology.frontends, "carp1", FACTS)["interface"] == "eth-1"  # type: ignore[index]
     hostvars["carp1"]["carpfarm_vrrp_interface"] = "bond0"
-    topology = Topology.from_inventory(groups, hostvars)
-    assert vip.keepalived_view(topology.frontends, "carp1", FACTS)["interface"] == "bond0"  # type: ignore[index]
+    topology = build_topology(groups, hostvars)
+    assert vrrp.keepalived_view(topology.frontends, "carp1", FACTS)["interface"] == "bond0"  # type: ignore[index]
 
 
 def _state(state: str, since: float, now: float | None = None, instance: str = "carpfarm_vip51") -> str:
@@ -209,9 +209,9 @@ def _state(state: str, since: float, now: float | None = None, instance: str = "
 def test_a_box_is_settled_once_master_or_backup_for_longer_than_a_preemption_takes(
     state: str, age: float, settled: bool
 ) -> None:
-    assert vip.settled(_state(state, 1000.0, now=1000.0 + age), "carpfarm_vip51", 1) is settled
+    assert vrrp.settled(_state(state, 1000.0, now=1000.0 + age), "carpfarm_vip51", 1) is settled
     # With adverts every 3 s, the wait is 3 x 3 + 2 s.
-    assert vip.settled(_state(state, 1000.0, now=1000.0 + age + 6), "carpfarm_vip51", 3) is settled
+    assert vrrp.settled(_state(state, 1000.0, now=1000.0 + age + 6), "carpfarm_vip51", 3) is settled
 
 
 @pytest.mark.parametrize(
@@ -225,13 +225,13 @@ def test_a_box_is_settled_once_master_or_backup_for_longer_than_a_preemption_tak
     ],
 )
 def test_an_unreadable_or_stale_state_is_never_settled(text: str) -> None:
-    assert vip.settled(text, "carpfarm_vip51", 1) is False
+    assert vrrp.settled(text, "carpfarm_vip51", 1) is False
 
 
 def test_the_boxs_own_clock_decides_not_the_controllers() -> None:
     """The box wrote ``since`` by its clock, so the age is taken by the same clock."""
-    assert vip.settled(_state("BACKUP", 5_000_000_000.0, now=5_000_000_010.0), "carpfarm_vip51", 1)
-    assert not vip.settled(_state("BACKUP", 1000.0, now=1001.0), "carpfarm_vip51", 1)
+    assert vrrp.settled(_state("BACKUP", 5_000_000_000.0, now=5_000_000_010.0), "carpfarm_vip51", 1)
+    assert not vrrp.settled(_state("BACKUP", 1000.0, now=1001.0), "carpfarm_vip51", 1)
 
 
 def test_holders_lists_the_masters_of_each_group_read_whole() -> None:
@@ -241,13 +241,13 @@ def test_holders_lists_the_masters_of_each_group_read_whole() -> None:
         {"host": "carp2", "vrrp": view, "state": _state("BACKUP", 1)},
         {"host": "carp3", "vrrp": None, "state": ""},
     ]
-    assert vip.holders(boxes) == {"192.0.2.9/24": ["carp1"]}
+    assert vrrp.holders(boxes) == {"192.0.2.9/24": ["carp1"]}
     boxes[1]["state"] = _state("MASTER", 2)
-    assert vip.holders(boxes) == {"192.0.2.9/24": ["carp1", "carp2"]}
+    assert vrrp.holders(boxes) == {"192.0.2.9/24": ["carp1", "carp2"]}
     boxes[0]["state"] = _state("MASTER", 2, instance="carpfarm_vip7")
-    assert vip.holders(boxes) == {"192.0.2.9/24": ["carp2"]}
+    assert vrrp.holders(boxes) == {"192.0.2.9/24": ["carp2"]}
     # A play limited to carp2 cannot tell who holds the address: the group is not judged.
-    assert vip.holders(boxes[1:]) == {}
+    assert vrrp.holders(boxes[1:]) == {}
 
 
 # ---------------------------------------------------------------- what the role renders
@@ -315,7 +315,7 @@ def test_the_scripts_are_valid_shell_and_the_notify_script_keeps_the_state(tmp_p
     written = json.loads(state.read_text())
     assert written["instance"] == "carpfarm_vip51" and written["state"] == "MASTER" and written["priority"] == 150
     clock = subprocess.run(["date", "+%s.%N"], capture_output=True, text=True, check=True).stdout
-    assert vip.read_state(f"{clock}\n{state.read_text()}", "carpfarm_vip51") is not None
+    assert vrrp.read_state(f"{clock}\n{state.read_text()}", "carpfarm_vip51") is not None
 
 
 def test_taking_the_address_forgets_only_the_untranslated_connections_tracked_to_it(tmp_path: Path) -> None:

@@ -1,4 +1,4 @@
-"""carpfarm.watch: the state machine with a fake clock, the rules it prints, and the real kernel.
+"""carpfarm.box.watch: the state machine with a fake clock, the rules it prints, and the real kernel.
 
 The state machine is driven by hand (probe answers and times are the test's). The rules for
 every subset of live instances are compared with the role's own path, carpfarm_balancer with
@@ -17,7 +17,6 @@ import os
 import pwd
 import random
 import re
-import shutil
 import signal
 import subprocess
 import sys
@@ -30,9 +29,9 @@ from typing import Any
 
 import pytest
 
-from carpfarm import kernelrules, watch
+from carpfarm.box import copies, kernelrules, watch
+from carpfarm.box.watch import Config, Probing, State
 from carpfarm.inventory import load_hostvars
-from carpfarm.watch import Config, Probing, State
 from support.ansible import filters, render
 from support.inventories import wccp_box
 from support.paths import ROOT
@@ -525,21 +524,28 @@ def test_a_listener_of_another_user_is_not_an_instance() -> None:
 @pytest.fixture
 def box_package(tmp_path: Path) -> Path:
     """carpfarm's stdlib-only modules, alone, as the role will copy them to the box."""
-    target = tmp_path / "box" / "carpfarm"
-    target.mkdir(parents=True)
-    for name in ("__init__.py", "balancer.py", "kernelrules.py", "watch.py"):
-        shutil.copy(ROOT / "src" / "carpfarm" / name, target / name)
-    return target.parent
+    target = tmp_path / "box"
+    for path, source in copies("watch").items():
+        (target / path).parent.mkdir(parents=True, exist_ok=True)
+        (target / path).write_text(source)
+    return target
 
 
 def test_the_watch_runs_on_plain_python3_without_the_rest_of_carpfarm(box_package: Path) -> None:
-    code = "import sys, carpfarm.watch; print(sorted(m for m in sys.modules if m.startswith(('carpfarm', 'pydantic'))))"
+    code = (
+        "import sys, carpfarm.box.watch; "
+        "print(sorted(m for m in sys.modules if m.startswith(('carpfarm', 'pydantic'))))"
+    )
     done = subprocess.run(
         [SYSTEM_PYTHON, "-E", "-s", "-c", code], cwd=box_package, capture_output=True, text=True, check=True
     )
-    assert done.stdout.strip() == "['carpfarm', 'carpfarm.balancer', 'carpfarm.kernelrules', 'carpfarm.watch']"
+    box = ["carpfarm", "carpfarm.box", "carpfarm.box.balancer", "carpfarm.box.kernelrules", "carpfarm.box.watch"]
+    assert done.stdout.strip() == str(box)
     usage = subprocess.run(
-        [SYSTEM_PYTHON, "-E", "-s", "-m", "carpfarm.watch", "--help"], cwd=box_package, capture_output=True, text=True
+        [SYSTEM_PYTHON, "-E", "-s", "-m", "carpfarm.box.watch", "--help"],
+        cwd=box_package,
+        capture_output=True,
+        text=True,
     )
     assert usage.returncode == 0 and "--once" in usage.stdout
 
@@ -603,7 +609,7 @@ class Box:
         wait_for(lambda: loaded_rules_are(self, kind, config, config.ports), "the rules over every instance")
 
     def start_watch(self) -> None:
-        argv = ["ip", "netns", "exec", self.ns, SYSTEM_PYTHON, "-E", "-s", "-m", "carpfarm.watch", str(self.config)]
+        argv = ["ip", "netns", "exec", self.ns, SYSTEM_PYTHON, "-E", "-s", "-m", "carpfarm.box.watch", str(self.config)]
         self.watch = subprocess.Popen(
             argv, cwd=self.package, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
         )
@@ -758,7 +764,7 @@ def test_once_probes_loads_and_exits_with_the_outcome(tmp_path: Path, box_packag
         try:
             box.listen(3129)
             box.listen(3131)
-            argv = [SYSTEM_PYTHON, "-E", "-s", "-m", "carpfarm.watch", "--once", str(config_path)]
+            argv = [SYSTEM_PYTHON, "-E", "-s", "-m", "carpfarm.box.watch", "--once", str(config_path)]
             done = subprocess.run(["ip", "netns", "exec", ns, *argv], cwd=box_package, capture_output=True, text=True)
             assert done.returncode == code, done.stdout + done.stderr
             state = json.loads(Path(config.state_file).read_text())

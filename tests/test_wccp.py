@@ -9,17 +9,24 @@ from typing import Any
 
 import pytest
 
-from carpfarm.model import Topology
+from carpfarm.model import Topology, build_topology
 from carpfarm.plan import balancer_rules, plan
 from carpfarm.problems import TopologyError
-from carpfarm.wccp import WccpService, WccpSettings, handshake_defects, router_stanza, squid_stanza, squid_version
+from carpfarm.wccp.settings import (
+    WccpService,
+    WccpSettings,
+    handshake_defects,
+    router_stanza,
+    squid_stanza,
+    squid_version,
+)
 from support.inventories import wccp_box
 
 SQUID = "/usr/sbin/squid"
 
 
 def _topology(**wccp: Any) -> Topology:
-    return Topology.from_inventory(*wccp_box(**wccp))
+    return build_topology(*wccp_box(**wccp))
 
 
 def test_routers_come_from_the_list_and_the_group_and_intercept_ports_follow_the_instances() -> None:
@@ -196,7 +203,7 @@ def _wccp_box(name: str, address: str, **overrides: object) -> tuple[str, str, t
 
 
 def test_boxes_that_share_a_router_get_one_stanza_admitting_them_all() -> None:
-    from carpfarm.wccp import service_group
+    from carpfarm.wccp.settings import service_group
 
     boxes = [_wccp_box("carp1", "192.0.2.10"), _wccp_box("carp2", "192.0.2.11"),
              _wccp_box("carp3", "192.0.2.12", routers=("192.0.2.2",))]  # fmt: skip
@@ -214,7 +221,7 @@ def test_boxes_that_share_a_router_get_one_stanza_admitting_them_all() -> None:
 
 
 def test_boxes_in_one_service_group_must_agree_and_each_difference_is_named() -> None:
-    from carpfarm.wccp import service_group_problems
+    from carpfarm.wccp.settings import service_group_problems
 
     base = _wccp_box("carp1", "192.0.2.10")
     assert list(service_group_problems([base, _wccp_box("carp2", "192.0.2.11")])) == []

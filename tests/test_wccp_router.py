@@ -1,5 +1,5 @@
-"""The WCCPv2 router's side (carpfarm.wccprouter) and the messages it builds and reads
-(carpfarm.wccpwire), against HERE_I_AMs captured from Squid 5.7 (tests/data/wccp/) and Squid's
+"""The WCCPv2 router's side (carpfarm.wccp.router) and the messages it builds and reads
+(carpfarm.wccp.wire), against HERE_I_AMs captured from Squid 5.7 (tests/data/wccp/) and Squid's
 own layouts of REDIRECT_ASSIGN."""
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from carpfarm import wccpwire
-from carpfarm.wccprouter import Router, describe
+from carpfarm.wccp import wire
+from carpfarm.wccp.router import Router, describe
 from support.paths import ROOT
 
 DATA = ROOT / "tests" / "data" / "wccp"
@@ -26,30 +26,30 @@ def captured(name: str) -> bytes:
 def as_cache(packet: bytes, address: str, password: str | None = None) -> bytes:
     """A captured HERE_I_AM as another cache would send it: its address in the identity, signed again."""
     at = packet.index(struct.pack("!HH", 3, 44 if len(packet) > 140 else 32)) + 4
-    moved = packet[:at] + wccpwire._addr(address) + packet[at + 4 :]
-    return wccpwire.sign(moved, password)
+    moved = packet[:at] + wire._addr(address) + packet[at + 4 :]
+    return wire.sign(moved, password)
 
 
 def test_squids_here_i_am_decodes_with_its_identity_view_and_capabilities() -> None:
-    hashed, masked = wccpwire.decode(captured("here_i_am-hash-md5")), wccpwire.decode(captured("here_i_am-mask"))
+    hashed, masked = wire.decode(captured("here_i_am-hash-md5")), wire.decode(captured("here_i_am-mask"))
     assert hashed.type == masked.type == "HERE_I_AM"
     assert hashed.components == ["security_info", "service_info", "wc_id_info", "wc_view_info", "capability_info"]
     assert (len(hashed.identity), len(masked.identity)) == (44, 32)
-    assert wccpwire.identity_element_size(hashed.identity, 0) == 44
-    assert wccpwire.identity_element_size(masked.identity, 0) == 32
-    assert hashed.view == wccpwire.View(1, [(ROUTER, 0)], [])
+    assert wire.identity_element_size(hashed.identity, 0) == 44
+    assert wire.identity_element_size(masked.identity, 0) == 32
+    assert hashed.view == wire.View(1, [(ROUTER, 0)], [])
     assert masked.capabilities == {"forwarding_method": 2, "assignment_method": 2, "return_method": 2}
-    assert wccpwire.md5_matches(captured("here_i_am-hash-md5"), "s3cret")
+    assert wire.md5_matches(captured("here_i_am-hash-md5"), "s3cret")
 
 
 def test_the_router_answers_with_its_identity_and_a_view_of_every_member() -> None:
     router = Router(ROUTER, passwords={0: "s3cret"})
     answer, events = router.here_i_am(captured("here_i_am-hash-md5"), SQUID_CACHE, now=0.0)
     assert answer is not None and events == ["service 0: 127.0.0.1 joined; member change number 1"]
-    seen = wccpwire.decode(answer)
-    assert seen.type == "I_SEE_YOU" and seen.version == wccpwire.VERSION_2
+    seen = wire.decode(answer)
+    assert seen.type == "I_SEE_YOU" and seen.version == wire.VERSION_2
     assert seen.components == ["security_info", "service_info", "router_id_info", "router_view_info", "capability_info"]
-    assert wccpwire.md5_matches(answer, "s3cret") and not wccpwire.md5_matches(answer, "other")
+    assert wire.md5_matches(answer, "s3cret") and not wire.md5_matches(answer, "other")
     assert (seen.router_id, seen.receive_id) == (ROUTER, 1)
     assert seen.view is not None
     assert (seen.view.change_number, seen.view.caches, seen.view.weights) == (1, [SQUID_CACHE], {SQUID_CACHE: 10000})
@@ -64,7 +64,7 @@ def test_membership_changes_move_the_change_number_and_silence_drops_a_cache() -
     router.here_i_am(hello, SQUID_CACHE, now=0.0)
     answer, events = router.here_i_am(as_cache(hello, "127.0.0.3", "s3cret"), "127.0.0.3", now=1.0)
     assert events == ["service 0: 127.0.0.3 joined; member change number 2"]
-    view = wccpwire.decode(answer or b"").view
+    view = wire.decode(answer or b"").view
     assert view is not None and (view.change_number, view.caches) == (2, [SQUID_CACHE, "127.0.0.3"])
     _, events = router.here_i_am(hello, SQUID_CACHE, now=10.0)  # a member again: no change
     assert events == [] and router.groups[0].change == 2
@@ -82,9 +82,9 @@ def test_a_here_i_am_with_the_wrong_password_is_refused() -> None:
 def test_the_view_marks_a_mask_caches_hash_data_historical_and_keeps_the_element_whole() -> None:
     router = Router(ROUTER)
     answer, _ = router.here_i_am(captured("here_i_am-mask"), SQUID_CACHE, now=0.0)
-    view = wccpwire.decode(answer or b"").view
+    view = wire.decode(answer or b"").view
     assert view is not None and view.caches == [SQUID_CACHE]
-    body = dict(wccpwire.components(answer or b""))["router_view_info"]
+    body = dict(wire.components(answer or b""))["router_view_info"]
     element = body[16 + 4 + 4 :]  # change, key, 1 router, its address, the cache count
     assert len(element) == 32 and struct.unpack("!H", element[6:8])[0] == 0x0003
 
@@ -92,14 +92,14 @@ def test_the_view_marks_a_mask_caches_hash_data_historical_and_keeps_the_element
 def _squid_hash_assign(caches: list[str], key_change: int) -> bytes:
     """REDIRECT_ASSIGN as Squid 5.7 builds it for hash assignment (wccp2AssignBuckets): equal weights
     deal the 256 buckets round-robin over the caches in address order."""
-    head = wccpwire._addr(caches[0]) + struct.pack("!I", key_change) + struct.pack("!I", 1)
-    head += wccpwire._addr(ROUTER) + struct.pack("!II", 7, 2)  # router, its receive id, member change number
-    body = head + struct.pack("!I", len(caches)) + b"".join(wccpwire._addr(c) for c in caches)
-    body += bytes(n % len(caches) for n in range(wccpwire.BUCKETS))
-    service = dict(wccpwire.components(captured("here_i_am-mask")))["service_info"]
-    return wccpwire.message(
-        "REDIRECT_ASSIGN", wccpwire.security(None), wccpwire.component("service_info", service),
-        wccpwire.component("redirect_assignment", body),
+    head = wire._addr(caches[0]) + struct.pack("!I", key_change) + struct.pack("!I", 1)
+    head += wire._addr(ROUTER) + struct.pack("!II", 7, 2)  # router, its receive id, member change number
+    body = head + struct.pack("!I", len(caches)) + b"".join(wire._addr(c) for c in caches)
+    body += bytes(n % len(caches) for n in range(wire.BUCKETS))
+    service = dict(wire.components(captured("here_i_am-mask")))["service_info"]
+    return wire.message(
+        "REDIRECT_ASSIGN", wire.security(None), wire.component("service_info", service),
+        wire.component("redirect_assignment", body),
     )  # fmt: skip
 
 
@@ -107,15 +107,15 @@ def _squid_mask_assign(caches: list[str]) -> bytes:
     """REDIRECT_ASSIGN as Squid 5.7 builds it for mask assignment: one mask (source IP & 0x1741)
     and its 64 values dealt round-robin over the caches."""
     values = [v for v in range(0x1742) if v & 0x1741 == v]
-    inner = wccpwire._addr(caches[0]) + struct.pack("!II", 1, 1) + wccpwire._addr(ROUTER) + struct.pack("!II", 7, 2)
+    inner = wire._addr(caches[0]) + struct.pack("!II", 1, 1) + wire._addr(ROUTER) + struct.pack("!II", 7, 2)
     inner += struct.pack("!I", 1) + struct.pack("!IIHHI", 0x1741, 0, 0, 0, len(values))
-    inner += b"".join(struct.pack("!IIHH", v, 0, 0, 0) + wccpwire._addr(caches[k % len(caches)])
+    inner += b"".join(struct.pack("!IIHH", v, 0, 0, 0) + wire._addr(caches[k % len(caches)])
                       for k, v in enumerate(values))  # fmt: skip
-    alt = struct.pack("!HH", wccpwire.MASK_ASSIGNMENT, len(inner)) + inner
-    service = dict(wccpwire.components(captured("here_i_am-mask")))["service_info"]
-    return wccpwire.message(
-        "REDIRECT_ASSIGN", wccpwire.security(None), wccpwire.component("service_info", service),
-        wccpwire.component("alt_assignment", alt),
+    alt = struct.pack("!HH", wire.MASK_ASSIGNMENT, len(inner)) + inner
+    service = dict(wire.components(captured("here_i_am-mask")))["service_info"]
+    return wire.message(
+        "REDIRECT_ASSIGN", wire.security(None), wire.component("service_info", service),
+        wire.component("alt_assignment", alt),
     )  # fmt: skip
 
 
@@ -130,7 +130,7 @@ def test_a_hash_assignment_from_a_member_is_kept_and_told() -> None:
 
 
 def test_a_mask_assignment_is_read_value_by_value() -> None:
-    assignment = wccpwire.decode(_squid_mask_assign([SQUID_CACHE, "127.0.0.3"])).assignment
+    assignment = wire.decode(_squid_mask_assign([SQUID_CACHE, "127.0.0.3"])).assignment
     assert assignment is not None and assignment.method == "mask"
     assert assignment.masks == (0x1741, 0, 0, 0) and len(assignment.values) == 64
     assert assignment.values[1] == ((0x0001, 0, 0, 0), "127.0.0.3")
@@ -138,7 +138,7 @@ def test_a_mask_assignment_is_read_value_by_value() -> None:
 
 
 def test_the_work_of_a_cache_that_left_is_unassigned_until_the_next_assignment() -> None:
-    from carpfarm.wccprouter import UNASSIGNED, members_only
+    from carpfarm.wccp.router import UNASSIGNED, members_only
 
     router = Router(ROUTER)
     router.here_i_am(captured("here_i_am-mask"), SQUID_CACHE, now=0.0)
@@ -149,7 +149,7 @@ def test_the_work_of_a_cache_that_left_is_unassigned_until_the_next_assignment()
     ((service, hashed),) = router.assignments()
     assert service.id == 0 and hashed.owner_of_bucket()[:2] == [SQUID_CACHE, None]
     assert hashed.buckets.count(UNASSIGNED) == 128 and hashed.caches == [SQUID_CACHE, "127.0.0.3"]
-    masked = wccpwire.decode(_squid_mask_assign([SQUID_CACHE, "127.0.0.3"])).assignment
+    masked = wire.decode(_squid_mask_assign([SQUID_CACHE, "127.0.0.3"])).assignment
     assert masked is not None
     assert {cache for _, cache in members_only(masked, {"127.0.0.3"}).values} == {"127.0.0.3"}
     assert len(members_only(masked, {"127.0.0.3"}).values) == 32
@@ -158,7 +158,7 @@ def test_the_work_of_a_cache_that_left_is_unassigned_until_the_next_assignment()
 def test_a_cache_keeps_its_mark_while_others_come_and_go() -> None:
     """The caches that stay are never re-routed by another's change: a cache keeps the mark it had,
     and a new one takes the lowest free mark."""
-    from carpfarm.wccprouter import marks, routing
+    from carpfarm.wccp.router import marks, routing
 
     first = marks(["198.18.0.11", "198.18.0.10"])
     assert first == {"198.18.0.10": 0x80, "198.18.0.11": 0x81}
@@ -179,8 +179,8 @@ def test_the_redirect_assign_a_corrected_squid_sent_this_router_decodes_and_is_k
     """Captured from Squid 5.7 built by lab/build-wccp-squid.sh (both parser corrections), which
     completed the handshake with this router on loopback and assigned 15 s after its I_SEE_YOU."""
     hashed, masked = captured("redirect_assign-hash-md5"), captured("redirect_assign-mask-md5")
-    assert wccpwire.md5_matches(hashed, "s3cret") and wccpwire.md5_matches(masked, "s3cret")
-    by_hash, by_mask = wccpwire.decode(hashed).assignment, wccpwire.decode(masked).assignment
+    assert wire.md5_matches(hashed, "s3cret") and wire.md5_matches(masked, "s3cret")
+    by_hash, by_mask = wire.decode(hashed).assignment, wire.decode(masked).assignment
     assert by_hash is not None and by_mask is not None
     assert (by_hash.method, by_hash.key, by_hash.caches) == ("hash", (SQUID_CACHE, 1), [SQUID_CACHE])
     assert by_hash.routers[0][0] == ROUTER and by_hash.owner_of_bucket() == [SQUID_CACHE] * 256
@@ -214,11 +214,11 @@ def test_the_lab_routers_listener_records_every_captured_message_as_json(monkeyp
 
 
 def test_a_mask_assignment_becomes_marks_by_masked_source_that_nft_accepts(tmp_path: Path) -> None:
-    from carpfarm.wccprouter import assigned_caches, marks, redirect_ruleset, routing
+    from carpfarm.wccp.router import assigned_caches, marks, redirect_ruleset, routing
 
-    assignment = wccpwire.decode(_squid_mask_assign([SQUID_CACHE, "127.0.0.3"])).assignment
+    assignment = wire.decode(_squid_mask_assign([SQUID_CACHE, "127.0.0.3"])).assignment
     assert assignment is not None
-    service = wccpwire.decode(_squid_mask_assign([SQUID_CACHE])).service
+    service = wire.decode(_squid_mask_assign([SQUID_CACHE])).service
     assert service is not None
     rules = redirect_ruleset([(service, assignment)], ["198.18.0.128/26"])
     assert "meta mark 0 meta mark set ip saddr & 0.0.23.65 map { 0.0.0.0 : 0x80, 0.0.0.1 : 0x81," in rules
@@ -230,25 +230,25 @@ def test_a_mask_assignment_becomes_marks_by_masked_source_that_nft_accepts(tmp_p
 
 
 def test_a_bucket_is_the_xor_of_the_hashed_addresss_octets() -> None:
-    from carpfarm.wccprouter import bucket
+    from carpfarm.wccp.router import bucket
 
     assert bucket("192.168.1.10") == 0xC0 ^ 0xA8 ^ 0x01 ^ 0x0A == 0x63
     assert {bucket(f"10.0.0.{n}") for n in range(256)} == set(range(256))  # every bucket reachable
 
 
 def test_a_hash_assignment_becomes_marks_by_client_address_that_nft_accepts(tmp_path: Path) -> None:
-    from carpfarm.wccprouter import bucket, redirect_ruleset
+    from carpfarm.wccp.router import bucket, redirect_ruleset
 
-    assignment = wccpwire.decode(_squid_hash_assign([SQUID_CACHE, "127.0.0.3"], 1)).assignment
+    assignment = wire.decode(_squid_hash_assign([SQUID_CACHE, "127.0.0.3"], 1)).assignment
     assert assignment is not None
-    by_source = wccpwire.Service("dynamic", 90, 240, 6, 0x1, (80,))
+    by_source = wire.Service("dynamic", 90, 240, 6, 0x1, (80,))
     rules = redirect_ruleset([(by_source, assignment)], ["198.18.0.128/26"])
     # 198.18.0.130: bucket 0xC6 ^ 0x12 ^ 0x00 ^ 0x82 = 0x56, even: the first cache's (round-robin buckets)
     assert bucket("198.18.0.130") == 0x56 and "198.18.0.130 : 0x80" in rules
     assert rules.count(" : 0x80") == rules.count(" : 0x81") == 32
     (tmp_path / "router.nft").write_text(rules)
     subprocess.run(["nft", "-c", "-f", str(tmp_path / "router.nft")], check=True, capture_output=True)
-    web_cache = wccpwire.Service("standard", 0, 0, 0, 0, ())
+    web_cache = wire.Service("standard", 0, 0, 0, 0, ())
     by_destination = redirect_ruleset([(web_cache, assignment)], ["198.18.0.128/26"], ["198.18.0.50/31"])
     # 198.18.0.50: bucket 0xE6, even; 198.18.0.51: 0xE7, odd
     assert "meta mark set ip daddr map { 198.18.0.50 : 0x80, 198.18.0.51 : 0x81 }" in by_destination
@@ -257,14 +257,14 @@ def test_a_hash_assignment_becomes_marks_by_client_address_that_nft_accepts(tmp_
 def test_groups_are_tried_by_priority_and_the_rules_send_each_packet_where_the_assignment_says(tmp_path: Path) -> None:
     """Two groups over port 80: the higher priority one decides; what nft is given agrees, address by
     address, with cache_for (the draft's rule), and a cache has one mark in every group."""
-    from carpfarm.wccprouter import cache_for, marks, redirect_ruleset, redirected_to
+    from carpfarm.wccp.router import cache_for, marks, redirect_ruleset, redirected_to
 
     caches = [SQUID_CACHE, "127.0.0.3"]
-    hashed = wccpwire.decode(_squid_hash_assign(caches, 1)).assignment
-    masked = wccpwire.decode(_squid_mask_assign(caches)).assignment
+    hashed = wire.decode(_squid_hash_assign(caches, 1)).assignment
+    masked = wire.decode(_squid_mask_assign(caches)).assignment
     assert hashed is not None and masked is not None
-    web_cache = wccpwire.Service("standard", 0, 0, 0, 0, ())
-    by_source = wccpwire.Service("dynamic", 90, 200, 6, 0x1, (80, 8080))
+    web_cache = wire.Service("standard", 0, 0, 0, 0, ())
+    by_source = wire.Service("dynamic", 90, 200, 6, 0x1, (80, 8080))
     groups = [(web_cache, masked), (by_source, hashed)]
     rules = redirect_ruleset(groups, ["198.18.0.128/26"], ["198.18.0.50/32"])
     assert rules.index("tcp dport { 80, 8080 }") < rules.index("tcp dport { 80 }")  # priority 200 first
@@ -287,7 +287,7 @@ def test_groups_are_tried_by_priority_and_the_rules_send_each_packet_where_the_a
 
 
 def test_squid_designates_the_lowest_address_as_it_compares_them() -> None:
-    from carpfarm.wccprouter import lowest_cache
+    from carpfarm.wccp.router import lowest_cache
 
     assert lowest_cache(["198.18.0.11", "198.18.0.10"]) == "198.18.0.10"
     # The network-order bytes read little-endian: the last octet weighs most.
@@ -300,14 +300,14 @@ def test_two_caches_assignments_captured_in_the_lab_split_the_clients_as_the_tra
     wccp scenario, with carp2 (198.18.0.11) in the group, for dynamic service 90 (src_ip_hash, ports
     80/8080): mask, then hash. Decoded, the router sends client .130 to carp1 and .131 to carp2 by
     either, as the scenario's traffic through the real boxes showed."""
-    from carpfarm.wccprouter import cache_for, describe
+    from carpfarm.wccp.router import cache_for, describe
 
     carp1, carp2 = "198.18.0.10", "198.18.0.11"
-    service = wccpwire.Service("dynamic", 90, 200, 6, 0x11, (80, 8080))
-    masked = wccpwire.decode(captured("redirect_assign-mask-two-caches"))
-    hashed = wccpwire.decode(captured("redirect_assign-hash-two-caches"))
-    assert wccpwire.md5_matches(captured("redirect_assign-mask-two-caches"), "carpfarm")
-    assert wccpwire.md5_matches(captured("redirect_assign-hash-two-caches"), "carpfarm")
+    service = wire.Service("dynamic", 90, 200, 6, 0x11, (80, 8080))
+    masked = wire.decode(captured("redirect_assign-mask-two-caches"))
+    hashed = wire.decode(captured("redirect_assign-hash-two-caches"))
+    assert wire.md5_matches(captured("redirect_assign-mask-two-caches"), "carpfarm")
+    assert wire.md5_matches(captured("redirect_assign-hash-two-caches"), "carpfarm")
     assert masked.service is not None and masked.service.id == 90 and masked.assignment is not None
     assert hashed.service is not None and hashed.service.id == 90 and hashed.assignment is not None
     by_mask, by_hash = masked.assignment, hashed.assignment

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from carpfarm.model import Topology
-from carpfarm.wccp import squid_stanza
-from carpfarm.wccpwire import VERSION_2, decode, md5_matches
+from carpfarm.model import build_topology
+from carpfarm.wccp.settings import squid_stanza
+from carpfarm.wccp.wire import VERSION_2, decode, md5_matches
 from support.squidrig import SQUID, free_port
 
 pytestmark = pytest.mark.squid
@@ -33,7 +33,7 @@ def _stanza(**wccp: object) -> list[str]:
         "carpfarm_wccp_forwarding_method": "l2",
         **wccp,
     }
-    topology = Topology.from_inventory(
+    topology = build_topology(
         {"carp_frontends": ["carp1"], "squid_backends": ["cache1"]},
         {"carp1": carp1, "cache1": {"ansible_host": "192.0.2.21"}},
     )
@@ -138,8 +138,8 @@ def test_without_a_password_there_is_no_md5() -> None:
 
 def test_a_stock_squid_drops_a_standard_i_see_you() -> None:
     """The router stand-in's I_SEE_YOU, sent back from the router's address and port, reaches the
-    stock Squid, which misreads it (defect 1 of carpfarm.wccp.HANDSHAKE_DEFECTS) and never joins."""
-    from carpfarm.wccprouter import Router
+    stock Squid, which misreads it (defect 1 of carpfarm.wccp.settings.HANDSHAKE_DEFECTS) and never joins."""
+    from carpfarm.wccp.router import Router
 
     router = Router(ROUTER)
     with _router() as sock, _squid(_stanza()) as workdir:

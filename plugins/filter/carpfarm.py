@@ -12,19 +12,20 @@ from typing import Any
 from ansible.errors import AnsibleFilterError
 
 try:
-    from carpfarm import balancer as _balancer
-    from carpfarm import destinations as _destinations
-    from carpfarm import haproxy as _haproxy
-    from carpfarm import judge as _judge
-    from carpfarm import kernelrules as _kernelrules
+    from carpfarm import box as _box
     from carpfarm import plan as _plan
-    from carpfarm import remap as _remap
-    from carpfarm import vip as _vip
-    from carpfarm import watch as _watch
-    from carpfarm import wccp as _wccp
+    from carpfarm.box import balancer as _balancer
+    from carpfarm.box import kernelrules as _kernelrules
+    from carpfarm.box import watch as _watch
     from carpfarm.inventory import topology_from_play
+    from carpfarm.lab import judge as _judge
     from carpfarm.model import Topology, plain
+    from carpfarm.plan import destinations as _destinations
+    from carpfarm.plan import haproxy as _haproxy
+    from carpfarm.plan import remap as _remap
+    from carpfarm.plan import vrrp as _vrrp
     from carpfarm.problems import TopologyError
+    from carpfarm.wccp import settings as _wccp
 except ImportError as _exc:  # pragma: no cover - only without `make setup`
     _IMPORT_ERROR: ImportError | None = _exc
 else:
@@ -264,11 +265,10 @@ def carpfarm_watch_config(
 
 
 @_guard
-def carpfarm_watch_modules(directory: str) -> list[dict[str, str]]:
-    """The carpfarm modules carpfarm-watch runs on the box (standard library only), to copy under ``directory``."""
-    return [
-        {"path": f"{directory}/carpfarm/{name}.py", "content": source} for name, source in _watch.box_modules().items()
-    ]
+def carpfarm_box_modules(directory: str, purpose: str = "watch") -> list[dict[str, str]]:
+    """The carpfarm modules a host runs for ``purpose`` (watch, wccp-router; standard library only),
+    to copy under ``directory``: [{path, content}]."""
+    return [{"path": f"{directory}/{path}", "content": source} for path, source in _box.copies(str(purpose)).items()]
 
 
 @_guard
@@ -333,19 +333,19 @@ def carpfarm_vrrp(source: Any, *args: Any, facts: Mapping[str, Any] | None = Non
     host = _host("carpfarm_vrrp", rest)
     if host not in {f.name for f in topology.frontends}:
         raise AnsibleFilterError(f"carpfarm_vrrp: {host} is not in the carp_frontends group")
-    return _vip.keepalived_view(topology.frontends, host, plain(dict(facts or {})))
+    return _vrrp.keepalived_view(topology.frontends, host, plain(dict(facts or {})))
 
 
 @_guard
 def carpfarm_vrrp_settled(state_text: str, vrrp: Mapping[str, Any]) -> bool:
     """Whether a box's VRRP state (its clock, then the notify script's file) is settled in its group."""
-    return _vip.settled(str(state_text), str(vrrp["instance"]), int(vrrp["advert_interval"]))
+    return _vrrp.settled(str(state_text), str(vrrp["instance"]), int(vrrp["advert_interval"]))
 
 
 @_guard
 def carpfarm_vrrp_holders(boxes: Sequence[Mapping[str, Any]]) -> dict[str, list[str]]:
     """Floating address -> the CARP boxes that are MASTER for it ({host, vrrp, state} per box)."""
-    return _vip.holders([plain(dict(b)) for b in boxes])
+    return _vrrp.holders([plain(dict(b)) for b in boxes])
 
 
 @_guard
@@ -392,7 +392,7 @@ class FilterModule:
             "carpfarm_vrrp_settled": carpfarm_vrrp_settled,
             "carpfarm_vrrp_holders": carpfarm_vrrp_holders,
             "carpfarm_watch_config": carpfarm_watch_config,
-            "carpfarm_watch_modules": carpfarm_watch_modules,
+            "carpfarm_box_modules": carpfarm_box_modules,
             "carpfarm_watch_out_and_back": carpfarm_watch_out_and_back,
             "carpfarm_wccp_squid": carpfarm_wccp_squid,
             "carpfarm_wccp_squid_defects": carpfarm_wccp_squid_defects,

@@ -1,7 +1,7 @@
 """carpfarm: the extreme CARP frontend (balancer -> CARP Squids -> caching Squids), described and checked.
 
 The names below are imported on first use, so that importing the package costs nothing: on the
-CARP box, plain ``python3`` runs ``carpfarm.watch`` (standard library only) without pydantic.
+CARP box, plain ``python3`` runs ``carpfarm.box.watch`` (standard library only) without pydantic.
 """
 
 from __future__ import annotations

@@ -9,20 +9,23 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from functools import cache
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from carpfarm.model import Topology
+from carpfarm.model import Topology, build_topology
+from carpfarm.model.rules.names import did_you_mean
 from carpfarm.problems import Problem, TopologyError
-from carpfarm.rules import orphan_vars_files
 from carpfarm.variables import GROUPS, in_namespace
 
 # Variables the model reads besides carpfarm's namespaces; others (and their templates) are left alone.
 EXTRA_VARS = ("ansible_host", "ansible_processor_vcpus")
+
+VARS_DIRS = ("group_vars", "host_vars")
+VARS_SUFFIXES = ("", ".yml", ".yaml", ".json")
 
 
 def _wanted(name: str) -> bool:
@@ -193,7 +196,7 @@ def _with(
     problems: Sequence[Problem], groups: Mapping[str, Sequence[str]], hostvars: Mapping[str, Mapping[str, Any]]
 ) -> Topology:
     try:
-        topology = Topology.from_inventory(groups, hostvars, check_names=True)
+        topology = build_topology(groups, hostvars, check_names=True)
     except TopologyError as exc:
         raise TopologyError([*problems, *exc.problems]) from None
     if problems:
@@ -221,7 +224,29 @@ def topology_from_play(
         if "ansible_processor_vcpus" not in plain[name] and isinstance(facts, Mapping) and "processor_vcpus" in facts:
             plain[name]["ansible_processor_vcpus"] = facts["processor_vcpus"]
     if not check_names:
-        return Topology.from_inventory(wanted, plain)
+        return build_topology(wanted, plain)
     every_host = [str(h) for h in groups.get("all", [])]
     orphans = list(orphan_vars_files(_inventory_dirs(sources), groups.keys(), every_host))
     return _with(orphans, wanted, plain)
+
+
+def orphan_vars_files(inventory_dirs: Iterable[Path], groups: Iterable[str], hosts: Iterable[str]) -> Iterator[Problem]:
+    """group_vars/ and host_vars/ entries that name no group or host reach no host at all."""
+    known = {"group_vars": set(groups) | {"all", "ungrouped"}, "host_vars": set(hosts)}
+    for directory in dict.fromkeys(inventory_dirs):
+        for kind in VARS_DIRS:
+            base = directory / kind
+            if not base.is_dir():
+                continue
+            for entry in sorted(base.iterdir()):
+                if entry.name.startswith(".") or (entry.is_file() and entry.suffix not in VARS_SUFFIXES):
+                    continue
+                name = entry.name if entry.is_dir() else entry.stem
+                if name not in known[kind]:
+                    what = "group" if kind == "group_vars" else "host"
+                    yield Problem(
+                        str(directory),
+                        f"{kind}/{entry.name}",
+                        f"matches no {what} of the inventory: its variables reach no host",
+                        did_you_mean(name, known[kind]) + f"rename it after a {what}, or delete it",
+                    )

@@ -1,11 +1,11 @@
 #!/usr/bin/env python3
 """The lab's stand-in for a WCCPv2 router: it listens on UDP 2048, records what caches say and,
-with --answer, speaks the router's side of the protocol (carpfarm.wccprouter).
+with --answer, speaks the router's side of the protocol (carpfarm.wccp.router).
 
 carpfarm-wccp-router.py --log FILE [--password SERVICE=PASSWORD]... [--answer --address ROUTER
     [--misses N] [--redirect --client CIDR... [--destination CIDR...]]]
 
-Each datagram is decoded with carpfarm.wccpwire (installed beside this script) and appended to
+Each datagram is decoded with carpfarm.wccp.wire (installed beside this script) and appended to
 FILE as one JSON line: sender, message type, version, components, service, the cache's identity
 and capabilities, and whether its MD5 verifies with the password configured for its service.
 With --answer, each HERE_I_AM gets an I_SEE_YOU (from ROUTER:2048, the address Squid's connected
@@ -29,7 +29,8 @@ from dataclasses import asdict
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from carpfarm import wccprouter, wccpwire  # copied beside this script by the lab_wccp_router role
+from carpfarm.wccp import router as wccprouter  # copied beside this script by the lab_wccp_router role
+from carpfarm.wccp import wire
 
 RULES = Path("/run/carpfarm-wccp-router.nft")
 STATE = Path("/run/carpfarm-wccp-router.json")  # what the router does now (_write_state)
@@ -38,7 +39,7 @@ STATE = Path("/run/carpfarm-wccp-router.json")  # what the router does now (_wri
 def record(packet: bytes, sender: str, passwords: dict[int, str]) -> dict[str, object]:
     row: dict[str, object] = {"at": round(time.time(), 3), "from": sender, "bytes": len(packet)}
     try:
-        message = wccpwire.decode(packet)
+        message = wire.decode(packet)
     except ValueError as exc:
         return {**row, "error": str(exc)}
     fields = asdict(message)
@@ -48,10 +49,8 @@ def record(packet: bytes, sender: str, passwords: dict[int, str]) -> dict[str, o
         fields["raw"] = packet.hex()
     service_id = message.service.id if message.service else None
     password = passwords.get(service_id) if service_id is not None else None
-    fields["md5_ok"] = None if password is None else wccpwire.md5_matches(packet, password)
-    fields["md5_ok_with_wrong_password"] = (
-        None if password is None else wccpwire.md5_matches(packet, password[::-1] + "x")
-    )
+    fields["md5_ok"] = None if password is None else wire.md5_matches(packet, password)
+    fields["md5_ok_with_wrong_password"] = None if password is None else wire.md5_matches(packet, password[::-1] + "x")
     return {**row, **fields}
 
 
@@ -82,7 +81,7 @@ def program(router: wccprouter.Router, args: argparse.Namespace, kept: dict[str,
     return text, mark
 
 
-def _write_state(router: wccprouter.Router, groups: list[tuple[wccpwire.Service, wccpwire.Assignment]],
+def _write_state(router: wccprouter.Router, groups: list[tuple[wire.Service, wire.Assignment]],
                  args: argparse.Namespace) -> None:  # fmt: skip
     """What the router does now, for a test to compare traffic with: each group's members, the one
     Squid designates (lowest), who sent the assignment and what it says, and where a connection
@@ -139,7 +138,7 @@ def main() -> int:
     router = wccprouter.Router(args.address, passwords, args.interval, args.misses)
     args.log.parent.mkdir(parents=True, exist_ok=True)
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.bind((args.address, wccpwire.WCCP_PORT))
+        sock.bind((args.address, wire.WCCP_PORT))
         sock.settimeout(1.0)
         state: object = None
         loaded_marks: dict[str, int] = {}

@@ -19,14 +19,14 @@ from rich.table import Table
 from rich.text import Text
 
 import carpfarm
-from carpfarm import cores
-from carpfarm.cli_input import UsageError, check_inventory_path, check_peers, check_urls, positive_int, read_urls
-from carpfarm.cores import Background
+from carpfarm.carp import cores
+from carpfarm.carp.cores import Background
+from carpfarm.cli.input import UsageError, check_inventory_path, check_peers, check_urls, positive_int, read_urls
+from carpfarm.cli.status import PLAYBOOK, StatusError, collect, tables, unreachable
 from carpfarm.inventory import load_topology
 from carpfarm.model import Topology
 from carpfarm.plan import Impact, impact, plan, sample_urls
 from carpfarm.problems import TopologyError
-from carpfarm.status import PLAYBOOK, StatusError, collect, tables, unreachable
 
 EXIT_OK = 0
 EXIT_UNREACHABLE = 1

@@ -1,6 +1,6 @@
 """Every variable a carpfarm role or playbook reads, declared once.
 
-Each group of hosts has a model whose fields are its variables (``carpfarm.fields.declare``):
+Each group of hosts has a model whose fields are its variables (``carpfarm.variables.fields.declare``):
 type, default, range, one-line meaning, fix and where it may be set. The roles'
 ``defaults/main.yml``, ``meta/argument_specs.yml`` and README tables are checked against
 these declarations by ``tests/test_roles.py``, so ``carpfarm validate`` refuses everything
@@ -15,7 +15,7 @@ from typing import Annotated, Any, Literal, get_args
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag
 
 from carpfarm.carp import KEY_PARTS, KeyPart
-from carpfarm.fields import (
+from carpfarm.variables.fields import (
     ANYWHERE,
     INTERNAL,
     AnsibleBool,
@@ -27,8 +27,8 @@ from carpfarm.fields import (
     declared,
     digits_as_int,
 )
-from carpfarm.wccp import WCCP_GROUP as WCCP_GROUP  # the group names below; defined where WCCP is
-from carpfarm.wccp import Assignment, Method, WccpService
+from carpfarm.variables.wccp import WCCP_GROUP as WCCP_GROUP  # the group names below; defined where WCCP is
+from carpfarm.variables.wccp import Assignment, Method, WccpService
 
 BACKEND_GROUP = "squid_backends"
 FRONTEND_GROUP = "carp_frontends"
@@ -72,7 +72,7 @@ Count = Annotated[int, WholeNumber, Field(ge=1, le=MAX_INSTANCES)]
 Seconds = Annotated[int, WholeNumber, Field(ge=0, le=86400)]
 # An absolute directory for a cache_dir: no spaces (squid.conf splits on them), no trailing slash, and no
 # component that starts with a dot (so no "." or ".."). "/" passes here so that rules.cache_dirs can say
-# why it may not be one (carpfarm.cachedirs).
+# why it may not be one (carpfarm.model.cachedirs).
 CACHE_DIR_PATTERN = r"^(?:/|(?:/[A-Za-z0-9_@+-][A-Za-z0-9_.@+-]*)+)$"
 CacheDir = Annotated[str, Field(pattern=CACHE_DIR_PATTERN, max_length=255)]
 DEFAULT_CACHE_ROOT = "/var/spool/squid"
@@ -485,7 +485,7 @@ class FrontendVars(_Vars):
         "rules faster (taking an instance out is never delayed).",
         "set a whole number of milliseconds from 0 to 600000",
     )
-    # ---- optional floating client address (carpfarm.vip; role frontend_vip, keepalived's VRRP)
+    # ---- optional floating client address (carpfarm.model.vip; role frontend_vip, keepalived's VRRP)
     vip: str = _vip(
         "carpfarm_vip",
         "",
@@ -559,7 +559,7 @@ class FrontendVars(_Vars):
         "Good checks in a row before the box may hold the floating address again (it starts failed).",
         "set a whole number from 1 to 100",
     )
-    # ---- optional WCCPv2 (carpfarm.wccp): routers redirect clients' web traffic to this box
+    # ---- optional WCCPv2 (carpfarm.wccp.settings): routers redirect clients' web traffic to this box
     wccp: AnsibleBool = _wccp("carpfarm_wccp", False, "Turn WCCPv2 on for this CARP box.", "set true or false")
     wccp_routers: list[str] = _wccp(
         "carpfarm_wccp_routers", [], "The routers' IP addresses.", "list the routers' IP addresses"

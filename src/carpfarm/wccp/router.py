@@ -13,8 +13,8 @@ import ipaddress
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
-from carpfarm import wccpwire
-from carpfarm.wccpwire import Assignment, Service
+from carpfarm.wccp import wire
+from carpfarm.wccp.wire import Assignment, Service
 
 HERE_I_AM_INTERVAL = 10.0  # seconds between a cache's HERE_I_AM (the draft's HERE_I_AM_T)
 MISSES = 3  # a cache is gone after this many intervals without HERE_I_AM
@@ -50,9 +50,9 @@ class Router:
     interval: float = HERE_I_AM_INTERVAL
     misses: int = MISSES
     capabilities: tuple[int, int, int] = (
-        wccpwire.GRE | wccpwire.L2,
-        wccpwire.HASH | wccpwire.MASK,
-        wccpwire.GRE | wccpwire.L2,
+        wire.GRE | wire.L2,
+        wire.HASH | wire.MASK,
+        wire.GRE | wire.L2,
     )
     receive_id: int = 0
     groups: dict[int, Group] = field(default_factory=dict)
@@ -73,7 +73,7 @@ class Router:
 
     def _verified(self, packet: bytes, service_id: int) -> bool:
         password = self.passwords.get(service_id)
-        return not password or wccpwire.md5_matches(packet, password)
+        return not password or wire.md5_matches(packet, password)
 
     # ---- messages
 
@@ -81,13 +81,13 @@ class Router:
         """Answer a cache's HERE_I_AM: (the I_SEE_YOU to send back to ``source``, or None when the
         message is refused; what happened, as log lines)."""
         events = self.expire(now)
-        found = wccpwire.decode(packet)
+        found = wire.decode(packet)
         if found.type != "HERE_I_AM" or found.service is None or not found.identity:
             return None, [*events, f"{source}: not a HERE_I_AM with a service and an identity; ignored"]
         service = found.service
         if not self._verified(packet, service.id):
             return None, [*events, f"{source}: HERE_I_AM for service {service.id} fails MD5; ignored"]
-        body = next(b for n, b in wccpwire.components(packet) if n == "service_info")
+        body = next(b for n, b in wire.components(packet) if n == "service_info")
         group = self.groups.setdefault(service.id, Group(service, body))
         address = found.cache_address or source
         if address not in group.members:
@@ -100,20 +100,20 @@ class Router:
     def _i_see_you(self, group: Group, cache: str) -> bytes:
         members = sorted(group.members.values(), key=lambda m: ipaddress.ip_address(m.address))
         key = group.assignment.key if group.assignment else ("0.0.0.0", 0)
-        packet = wccpwire.message(
+        packet = wire.message(
             "I_SEE_YOU",
-            wccpwire.security(self.passwords.get(group.service.id)),
-            wccpwire.component("service_info", group.service_body),
-            wccpwire.router_identity(self.address, self.receive_id, cache, [m.address for m in members]),
-            wccpwire.router_view(group.change, key, [self.address], [m.identity for m in members]),
-            wccpwire.capability_info(*self.capabilities),
+            wire.security(self.passwords.get(group.service.id)),
+            wire.component("service_info", group.service_body),
+            wire.router_identity(self.address, self.receive_id, cache, [m.address for m in members]),
+            wire.router_view(group.change, key, [self.address], [m.identity for m in members]),
+            wire.capability_info(*self.capabilities),
         )
-        return wccpwire.sign(packet, self.passwords.get(group.service.id))
+        return wire.sign(packet, self.passwords.get(group.service.id))
 
     def redirect_assign(self, packet: bytes, source: str, now: float) -> list[str]:
         """Take the assignment a member cache sends; what happened, as log lines."""
         events = self.expire(now)
-        found = wccpwire.decode(packet)
+        found = wire.decode(packet)
         if found.type != "REDIRECT_ASSIGN" or found.service is None or found.assignment is None:
             return [*events, f"{source}: not a REDIRECT_ASSIGN with a service and an assignment; ignored"]
         group = self.groups.get(found.service.id)

@@ -1,7 +1,7 @@
 """The kernel balancers' rules files, as text: iptables-restore input and an nftables table.
 
 The frontend_balancer role prints these through the ``carpfarm_kernel_rules`` filter, and
-``carpfarm.watch`` prints them on the CARP box for whichever instances are alive, so both write
+``carpfarm.box.watch`` prints them on the CARP box for whichever instances are alive, so both write
 the same bytes for the same instances. Standard library only: this module runs on the box,
 where plain ``python3`` is all there is.
 
@@ -17,7 +17,7 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from carpfarm.balancer import cascade, nft_map
+from carpfarm.box.balancer import cascade, nft_map
 
 KINDS = ("iptables", "nftables")
 FAIR_KEYS = ("cascade", "nft_modulus", "nft_map")

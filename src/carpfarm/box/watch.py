@@ -1,6 +1,6 @@
-"""carpfarm.watch: keep the kernel balancer's rules on the instances that answer.
+"""carpfarm.box.watch: keep the kernel balancer's rules on the instances that answer.
 
-Runs on the CARP box with plain ``python3 -m carpfarm.watch CONFIG`` (standard library only; of
+Runs on the CARP box with plain ``python3 -m carpfarm.box.watch CONFIG`` (standard library only; of
 carpfarm it uses kernelrules and balancer). Several times a second it asks the kernel
 (sock_diag) which TCP ports are listened on, by whom, and whether their accept queues are full:
 it never connects to an instance, so a Squid's access log does not fill with probes. A port
@@ -48,8 +48,8 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, TextIO
 
-from carpfarm import kernelrules
-from carpfarm.kernelrules import Names
+from carpfarm.box import kernelrules
+from carpfarm.box.kernelrules import Names
 
 FORMAT = 1
 PROBE_HOST = "127.0.0.1"
@@ -66,8 +66,6 @@ COMMANDS = {
     "nftables": (["nft", "-c", "-f"], ["nft", "-f"]),
 }
 
-# The modules the box needs to run the watch: all standard library only.
-BOX_MODULES = ("__init__", "balancer", "kernelrules", "watch")
 # ports, timeout, the uids whose listeners count -> port: answers
 Probe = Callable[[Sequence[int], float, Collection[int]], Mapping[int, bool]]
 Runner = Callable[..., subprocess.CompletedProcess[str]]
@@ -637,21 +635,15 @@ def run_loop(watch: Watch, sleep: Callable[[float], None] = time.sleep) -> int:
     return 0
 
 
-def box_modules() -> dict[str, str]:
-    """Each module of BOX_MODULES and its source, as this package has it."""
-    here = Path(__file__).resolve().parent
-    return {name: (here / f"{name}.py").read_text() for name in BOX_MODULES}
-
-
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python3 -m carpfarm.watch", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python3 -m carpfarm.box.watch", description=__doc__.split("\n\n")[0])
     parser.add_argument("config", help="the watch's JSON configuration")
     parser.add_argument("--once", action="store_true", help="probe once, load the rules, write the state, exit")
     args = parser.parse_args(argv)
     try:
         watch = Watch(args.config)
     except ConfigError as exc:
-        print(f"carpfarm.watch: {exc}", file=sys.stderr)
+        print(f"carpfarm.box.watch: {exc}", file=sys.stderr)
         return 2
     if args.once:
         return 0 if watch.tick() else 1

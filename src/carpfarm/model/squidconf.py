@@ -37,7 +37,7 @@ import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
-from carpfarm import addrspace
+from carpfarm.model import addrspace
 
 ACCESS_LISTS = {
     "http_access": "lets every client use the proxy",

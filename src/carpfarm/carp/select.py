@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Literal, get_args
 
-from carpfarm.cores import fork_map, usable_cores
+from carpfarm.carp.cores import fork_map, usable_cores
 
 MASK = 0xFFFFFFFF
 HASH_MULTIPLIER = 0x62531965

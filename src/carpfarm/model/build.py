@@ -1,35 +1,32 @@
-"""The carpfarm topology: one validated description of all three layers.
-
-``Topology.from_inventory(groups, hostvars)`` reads the variables users write in
-their inventory (see the README's variable table), checks every rule that spans
-hosts, and either returns a ``Topology`` or raises ``TopologyError`` listing
-*all* problems, each naming host, variable, value and fix.
-
-The same object feeds the CLI, the Ansible filter plugin and the roles' templates,
-so that what ``carpfarm plan`` shows is what the hosts get.
-"""
+"""Build a ``Topology`` from an inventory's groups and host variables: parse each host's variables
+against its group's declarations, run every rule (``carpfarm.model.rules``), and return the topology
+or raise ``TopologyError`` with all the problems at once."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from functools import cached_property
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import ValidationError
 
-from carpfarm import errors, rules, smp, wccp
-from carpfarm.carp import CarpArray, CarpPeer, select_batch
-from carpfarm.fields import declared
+from carpfarm.model import addresses, errors, smp
+from carpfarm.model.hosts import (
+    BackendHost,
+    BackendInstance,
+    FrontendHost,
+    FrontendInstance,
+    Topology,
+    plain,
+    wccp_boxes,
+)
+from carpfarm.model.rules import access, farm, names
+from carpfarm.model.vip import VipSettings
 from carpfarm.problems import NO_VALUE, Problem, TopologyError
 from carpfarm.variables import (
     BACKEND_GROUP,
-    BALANCER_MODES,
-    BALANCER_TYPES,
-    CACHE_TYPES,
     DEFAULT_CACHE_ROOT,
     FRONTEND_GROUP,
     MAX_INSTANCES,
-    MAX_WEIGHT,
     RETIRED_GROUP,
     WCCP_GROUP,
     BackendVars,
@@ -38,185 +35,24 @@ from carpfarm.variables import (
     InstanceSpec,
     RouterVars,
     SquidVars,
-    State,
     _Vars,
 )
-from carpfarm.vip import VipSettings
-from carpfarm.wccp import WccpBox, WccpSettings
-
-__all__ = [
-    "BACKEND_GROUP",
-    "BALANCER_MODES",
-    "BALANCER_TYPES",
-    "CACHE_TYPES",
-    "FRONTEND_GROUP",
-    "MAX_INSTANCES",
-    "MAX_WEIGHT",
-    "RETIRED_GROUP",
-    "WCCP_GROUP",
-    "BackendVars",
-    "FrontendVars",
-    "Topology",
-]
+from carpfarm.variables.fields import declared
+from carpfarm.wccp import settings as wccp
+from carpfarm.wccp.settings import WccpSettings
 
 
-def plain(value: Any) -> Any:
-    """Strip Ansible's tagged/unsafe wrappers so strict validation sees plain types."""
-    if isinstance(value, bool) or value is None:
-        return value
-    if isinstance(value, str):
-        return str(value)
-    if isinstance(value, int):
-        return int(value)
-    if isinstance(value, float):
-        return float(value)
-    if isinstance(value, Mapping):
-        return {str(k): plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [plain(v) for v in value]
-    return value
+def build_topology(
+    groups: Mapping[str, Sequence[str]],
+    hostvars: Mapping[str, Mapping[str, Any]],
+    check_names: bool = False,
+) -> Topology:
+    """Validate an inventory's groups and host variables; raise ``TopologyError`` with all problems.
 
-
-# ---------------------------------------------------------------- the topology
-
-
-class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-def endpoint(address: str, port: int) -> str:
-    """``address:port`` the way Squid parses it: IPv6 literals in brackets."""
-    return f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
-
-
-class BackendInstance(_Frozen):
-    """One Squid on a backend host, and one ``cache_peer`` line on every frontend."""
-
-    host: str
-    name: str
-    peer_name: str
-    address: str
-    port: int
-    weight: int
-    cache_size_mb: int
-    cache_mem_mb: int
-    cache_type: str
-    state: State
-    cache_dir: str = ""  # the cache_dir path; empty only for deployed peers read back from a frontend
-    icp_port: int = 0
-    snmp_port: int = 0
-
-    @property
-    def active(self) -> bool:
-        return self.state == "active"
-
-    @property
-    def endpoint(self) -> str:
-        return endpoint(self.address, self.port)
-
-
-class BackendHost(_Frozen):
-    name: str
-    address: str  # an IP literal (a name given in the inventory is resolved once, at validate time)
-    address_written: str = ""  # what the inventory says, when it is a name
-    instances: tuple[BackendInstance, ...]
-
-
-class FrontendInstance(_Frozen):
-    """One CARP Squid on a frontend box; the balancer sends connections to its port."""
-
-    host: str
-    name: str
-    port: int
-
-
-class FrontendHost(_Frozen):
-    name: str
-    mode: str = "instances"  # or "smp": one Squid with ``workers`` workers on the listen port
-    workers: int = 0  # smp: how many (0 in instances mode)
-    cpu_affinity_map: str = ""  # smp: cpu_affinity_map's value, '' without facts
-    address: str  # an IP literal, as for backends
-    address_written: str = ""
-    listen_port: int
-    instances: tuple[FrontendInstance, ...]
-    instances_setting: str  # "auto" or the count the user wrote
-    vcpus: int | None  # from facts, when known
-    client_networks: tuple[str, ...]
-    allow_open_proxy: bool
-    balancer_type: str
-    balancer_mode: str
-    haproxy_stats_port: int = 8404
-    carp_key: tuple[str, ...]
-    wccp: WccpSettings | None = None
-    vip: VipSettings | None = None
-
-
-class Topology(_Frozen):
-    """Every layer, host and instance of one carpfarm, validated."""
-
-    backends: tuple[BackendHost, ...]
-    frontends: tuple[FrontendHost, ...]
-    carp_key: tuple[str, ...] = ()
-
-    # ---- views
-
-    @property
-    def backend_instances(self) -> tuple[BackendInstance, ...]:
-        """Every backend instance, in ``cache_peer`` order (inventory order; new hosts go last)."""
-        return tuple(i for host in self.backends for i in host.instances)
-
-    @property
-    def frontend_instances(self) -> tuple[FrontendInstance, ...]:
-        return tuple(i for host in self.frontends for i in host.instances)
-
-    @cached_property
-    def carp_peers(self) -> tuple[CarpPeer, ...]:
-        key = self.carp_key or None
-        return tuple(CarpPeer(i.peer_name, i.address, i.port, i.weight, key) for i in self.backend_instances)
-
-    @cached_property
-    def carp_array(self) -> CarpArray:
-        return CarpArray.build(self.carp_peers)
-
-    @cached_property
-    def drained_peers(self) -> tuple[str, ...]:
-        return tuple(i.peer_name for i in self.backend_instances if not i.active)
-
-    @cached_property
-    def _by_peer(self) -> dict[str, BackendInstance]:
-        return {i.peer_name: i for i in self.backend_instances}
-
-    def instance_by_peer(self, peer_name: str) -> BackendInstance:
-        return self._by_peer[peer_name]
-
-    def route(self, url: str, down: Sequence[str] = ()) -> BackendInstance | None:
-        """The backend instance the frontends forward ``url`` to (drained peers excluded)."""
-        peer = self.carp_array.select(url, [*self.drained_peers, *down])
-        return None if peer is None else self.instance_by_peer(peer.name)
-
-    def routes(
-        self, urls: Sequence[str], down: Sequence[str] = (), progress: Callable[[int, int], None] | None = None
-    ) -> list[BackendInstance | None]:
-        """``[self.route(url, down) for url in urls]``, computed as one batch (fast for many URLs);
-        ``progress`` is called with (URLs done, URLs in all) as the batch goes."""
-        peers = select_batch([(self.carp_array, {*self.drained_peers, *down})], urls, progress)[0]
-        return [None if peer is None else self.instance_by_peer(peer.name) for peer in peers]
-
-    # ---- construction
-
-    @classmethod
-    def from_inventory(
-        cls,
-        groups: Mapping[str, Sequence[str]],
-        hostvars: Mapping[str, Mapping[str, Any]],
-        check_names: bool = False,
-    ) -> Topology:
-        """Validate an inventory's groups and host variables; raise ``TopologyError`` with all problems.
-
-        ``check_names`` also refuses unknown and misplaced variables in carpfarm's namespaces: the
-        CLI and site.yml's validate play ask for it (later plays see the roles' own registered names).
-        """
-        return _Builder(groups, hostvars, check_names).build()
+    ``check_names`` also refuses unknown and misplaced variables in carpfarm's namespaces: the
+    CLI and site.yml's validate play ask for it (later plays see the roles' own registered names).
+    """
+    return _Builder(groups, hostvars, check_names).build()
 
 
 def _written_address(vars_: Mapping[str, Any], explicit: str, host: str) -> str:
@@ -292,7 +128,7 @@ class _Builder:
 
     def _parse(self, model: type[_Vars], host: str) -> _Vars | None:
         data = self.hostvars.get(host, {})
-        broken = list(rules.one_line(host, model, data))
+        broken = list(access.one_line(host, model, data))
         try:
             parsed = model.model_validate(data)
         except ValidationError as exc:
@@ -302,9 +138,9 @@ class _Builder:
             return None
         self.add(broken)
         if isinstance(parsed, SquidVars):
-            self.add(rules.port_list(host, "carpfarm_safe_ports", parsed.safe_ports))
-            self.add(rules.port_list(host, "carpfarm_ssl_ports", parsed.ssl_ports))
-            self.add(rules.cidrs(host, "carpfarm_denied_destinations", parsed.denied_destinations))
+            self.add(farm.port_list(host, "carpfarm_safe_ports", parsed.safe_ports))
+            self.add(farm.port_list(host, "carpfarm_ssl_ports", parsed.ssl_ports))
+            self.add(addresses.cidrs(host, "carpfarm_denied_destinations", parsed.denied_destinations))
         return parsed
 
     def _allow_open(self, host: str) -> bool:
@@ -315,11 +151,11 @@ class _Builder:
     def _address(self, host: str, variable: str, explicit: str) -> tuple[str, str]:
         """(IP literal, as written): names resolve once, here; what cannot be used is a problem."""
         written = _written_address(self.hostvars.get(host, {}), explicit, host)
-        problem = rules.address_problem(host, variable, written)
+        problem = addresses.address_problem(host, variable, written)
         if problem is not None:
             self.problems.append(problem)
             return written, written
-        resolved = rules.resolve(written) or written
+        resolved = addresses.resolve(written) or written
         return resolved, "" if resolved == written else written
 
     # ---- backends
@@ -331,14 +167,14 @@ class _Builder:
             return None
         address, written = self._address(host, "squid_backend_address", parsed.address)
         allow_open = self._allow_open(host)
-        self.add(rules.extra_allowed_networks(host, parsed.extra_allowed_networks, allow_open))
-        self.add(rules.snmp_community(host, parsed.snmp_port_base, parsed.snmp_community))
+        self.add(access.extra_allowed_networks(host, parsed.extra_allowed_networks, allow_open))
+        self.add(access.snmp_community(host, parsed.snmp_port_base, parsed.snmp_community))
         extra = [
             ("squid_backend_extra_http_access", parsed.extra_http_access),
             ("squid_backend_extra_config", parsed.extra_config),
         ]
         admitted = [("squid_backend_extra_allowed_networks", parsed.extra_allowed_networks)]
-        self.add(rules.extra_access(host, extra, allow_open, admitted))
+        self.add(access.extra_access(host, extra, allow_open, admitted))
         instances = backend_instances(host, address, parsed)
         return BackendHost(name=host, address=address, address_written=written, instances=instances)
 
@@ -355,7 +191,7 @@ class _Builder:
             else str(data.get("frontend_balancer_type"))
         )
         allow_open = farm.allow_open_proxy if isinstance(farm, FarmVars) else False
-        self.add(rules.client_networks(host, data.get("carpfarm_client_networks"), allow_open, balancer))
+        self.add(access.client_networks(host, data.get("carpfarm_client_networks"), allow_open, balancer))
         if isinstance(farm, FarmVars) and not farm.client_networks:
             self.problem(
                 host,
@@ -369,13 +205,13 @@ class _Builder:
             return None
         if not isinstance(parsed, FrontendVars) or not isinstance(farm, FarmVars):
             return None
-        self.add(rules.balancer_type(host, parsed.balancer_type))
+        self.add(access.balancer_type(host, parsed.balancer_type))
         extra = [
             ("carp_frontend_extra_http_access", parsed.extra_http_access),
             ("carp_frontend_extra_config", parsed.extra_config),
         ]
         admitted = [("carpfarm_client_networks", farm.client_networks)]
-        self.add(rules.extra_access(host, extra, allow_open, admitted, frontend=True))
+        self.add(access.extra_access(host, extra, allow_open, admitted, frontend=True))
         vcpus = known_vcpus(data.get("ansible_processor_vcpus"))
         count = frontend_count(parsed.instances, vcpus)
         is_smp = parsed.mode == "smp"
@@ -440,21 +276,21 @@ class _Builder:
     # ---- the whole farm
 
     def build(self) -> Topology:
-        self.add(rules.layers_present(self.groups))
-        self.add(rules.retired_apart(self.groups))
+        self.add(names.layers_present(self.groups))
+        self.add(names.retired_apart(self.groups))
         if self.check_names:
-            self.add(rules.variable_names(self.groups, self.hostvars))
+            self.add(names.variable_names(self.groups, self.hostvars))
         self._parse_other_hosts()
         backends = [b for b in (self._backend_host(h) for h in self.groups.get(BACKEND_GROUP, [])) if b]
         frontends = [f for f in (self._frontend_host(h) for h in self.groups.get(FRONTEND_GROUP, [])) if f]
-        self.add(rules.ports_in_range(backends, frontends))
-        self.add(rules.ports_distinct(backends, frontends))
-        self.add(rules.instance_names(backends, frontends))
-        self.add(rules.farm_can_serve(backends))
-        self.add(rules.frontends_agree(frontends))
+        self.add(farm.ports_in_range(backends, frontends))
+        self.add(farm.ports_distinct(backends, frontends))
+        self.add(farm.instance_names(backends, frontends))
+        self.add(farm.farm_can_serve(backends))
+        self.add(farm.frontends_agree(frontends))
         self.add(wccp.service_group_problems(wccp_boxes(frontends)))
         boxes = len(self.groups.get(FRONTEND_GROUP, []))
-        self.add(rules.floating_addresses(backends, frontends, self._other_addresses(), boxes))
+        self.add(farm.floating_addresses(backends, frontends, self._other_addresses(), boxes))
         if self.problems:
             raise TopologyError(_unique(self.problems))
         carp_key = frontends[0].carp_key if frontends else ()
@@ -470,7 +306,7 @@ class _Builder:
         for host in self.groups.get(RETIRED_GROUP, []):
             parsed = self._parse(BackendVars, host)
             if isinstance(parsed, BackendVars):  # its cache_dirs are what a purge would delete
-                self.add(rules.cache_dirs(host, backend_instances(host, "", parsed)))
+                self.add(farm.cache_dirs(host, backend_instances(host, "", parsed)))
         for host in self.groups.get(WCCP_GROUP, []):
             self._parse(RouterVars, host)
 
@@ -478,8 +314,3 @@ class _Builder:
 def _unique(problems: Sequence[Problem]) -> list[Problem]:
     """The same problem reached twice (a host in two groups) is told once."""
     return list({str(p): p for p in problems}.values())
-
-
-def wccp_boxes(frontends: Sequence[FrontendHost]) -> list[WccpBox]:
-    """The CARP boxes with WCCP on, as carpfarm.wccp's cross-box rules and router stanzas see them."""
-    return [(f.name, f.address, tuple(f.client_networks), f.wccp) for f in frontends if f.wccp is not None]

@@ -1,6 +1,6 @@
 """Pydantic's validation errors, told as carpfarm problems: host, variable, value, fix.
 
-The fix comes from the variable's declaration (``carpfarm.fields.declare``), so each
+The fix comes from the variable's declaration (``carpfarm.variables.fields.declare``), so each
 variable's advice is written once, next to its type; a secret's value is never shown, nor a
 secret inside a value shown (a WCCP service's password, when the service is what is wrong).
 """
@@ -12,8 +12,8 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from carpfarm.fields import declared
 from carpfarm.problems import HIDDEN, SECRET_NAME, Problem
+from carpfarm.variables.fields import declared
 
 # Tags of the discriminated unions (count | list, auto | count): not part of a variable's path.
 _UNION_TAGS = ("count", "list", "auto")

@@ -10,78 +10,25 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Iterator, Sequence
-from typing import TYPE_CHECKING, Annotated, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field
 
 from carpfarm.problems import Problem
+from carpfarm.variables import FrontendVars
+from carpfarm.variables.wccp import (
+    HTTPS_PORT,
+    WCCP_GROUP,
+    WEB_CACHE,
+    Assignment,
+    Method,
+    WccpService,
+    _default_services,
+)
 
-if TYPE_CHECKING:
-    from carpfarm.variables import FrontendVars
-
-Method = Literal["gre", "l2"]
-Assignment = Literal["hash", "mask"]
-Flag = Literal[
-    "src_ip_hash",
-    "dst_ip_hash",
-    "source_port_hash",
-    "dst_port_hash",
-    "src_ip_alt_hash",
-    "dst_ip_alt_hash",
-    "src_port_alt_hash",
-    "dst_port_alt_hash",
-    "ports_source",
-]
-METHODS: tuple[str, ...] = get_args(Method)
-ASSIGNMENTS: tuple[str, ...] = get_args(Assignment)
-FLAGS: tuple[str, ...] = get_args(Flag)
-WEB_CACHE = 0  # the one standard service: HTTP (TCP port 80)
-HTTP_PORT = 80
-HTTPS_PORT = 443
-WCCP_GROUP = "wccp_routers"  # the inventory group of routers that every WCCP box registers with
 # Balancers that keep the kernel's NAT record, which Squid's intercept ports read.
 INTERCEPT_BALANCERS: tuple[str, ...] = ("iptables", "nftables")
 TUNNEL_PREFIX = "carpfarm-wccp"  # GRE tunnel to router n: carpfarm-wccp<n> (at most 15 characters)
-PASSWORD_MAX = 8  # WCCPv2 MD5 security: Squid and IOS take at most 8 characters
 MASKED = "<set>"  # what carpfarm plan shows of a password
-Password = Annotated[str, Field(min_length=1, max_length=PASSWORD_MAX)]
-
-
-class WccpService(BaseModel):
-    """One ``wccp2_service``: the standard web-cache (``standard: 0``) or a dynamic one (``id``)."""
-
-    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
-
-    standard: Literal[0] | None = None
-    id: Annotated[int, Field(ge=51, le=255)] | None = None
-    ports: Annotated[list[Annotated[int, Field(ge=1, le=65535)]], Field(max_length=8)] = []
-    protocol: Literal["tcp", "udp"] = "tcp"
-    priority: Annotated[int, Field(ge=0, le=255)] = 240
-    flags: list[Flag] = ["src_ip_hash"]
-    password: Password | None = None
-
-    @model_validator(mode="after")
-    def _one_kind(self) -> WccpService:
-        if (self.standard is None) == (self.id is None):
-            raise ValueError("give either 'standard: 0' (web-cache) or a dynamic 'id' (51-255), not both or neither")
-        if self.id is not None and not self.ports:
-            raise ValueError("a dynamic service needs 'ports' (1 to 8)")
-        if self.standard is not None and self.ports:
-            raise ValueError("the standard web-cache service is port 80 by definition: remove 'ports'")
-        return self
-
-    @property
-    def ident(self) -> int:
-        return WEB_CACHE if self.standard is not None else int(self.id or 0)
-
-    @property
-    def dports(self) -> tuple[int, ...]:
-        """The destination ports the router redirects for this service."""
-        return (HTTP_PORT,) if self.standard is not None else tuple(self.ports)
-
-
-def _default_services() -> list[WccpService]:
-    return [WccpService(standard=0)]
 
 
 class WccpSettings(BaseModel):

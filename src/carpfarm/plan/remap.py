@@ -14,7 +14,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from carpfarm.model import BackendHost, BackendInstance, Topology
-from carpfarm.plan import impact
+from carpfarm.plan.change import impact
 from carpfarm.problems import Problem
 
 _PEER = re.compile(r"^cache_peer\s+(\S+)\s+parent\s+(\d+)\s+\d+\s+.*\bname=(\S+)")

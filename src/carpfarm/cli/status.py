@@ -5,7 +5,7 @@ this module only finds the playbook, runs it and renders what it wrote. A host t
 playbook could not reach or read is in that data as ``{"unreachable": REASON, "squids": []}``,
 so the layers it did reach are still shown.
 
-``python -m carpfarm.status FILE`` (or ``-`` for stdin) prints that data as plain tables;
+``python -m carpfarm.cli.status FILE`` (or ``-`` for stdin) prints that data as plain tables;
 the playbook shows its own result that way.
 """
 
@@ -36,7 +36,7 @@ class StatusError(RuntimeError):
 def find_playbook(start: Path | None = None) -> Path:
     """``playbooks/status.yml`` of the carpfarm checkout: $CARPFARM_HOME, the cwd, or this package's."""
     candidates = [Path(os.environ["CARPFARM_HOME"])] if os.environ.get("CARPFARM_HOME") else []
-    candidates += [start or Path.cwd(), Path(__file__).resolve().parents[2]]
+    candidates += [start or Path.cwd(), Path(__file__).resolve().parents[3]]
     for root in candidates:
         if (root / PLAYBOOK).is_file():
             return root / PLAYBOOK
@@ -221,10 +221,10 @@ def render_text(data: dict[str, Any], width: int = 140) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m carpfarm.status FILE|-``: print the playbook's data as tables."""
+    """``python -m carpfarm.cli.status FILE|-``: print the playbook's data as tables."""
     args = sys.argv[1:] if argv is None else list(argv)
     if len(args) != 1:
-        sys.stderr.write("usage: python -m carpfarm.status FILE|-  (the JSON playbooks/status.yml collects)\n")
+        sys.stderr.write("usage: python -m carpfarm.cli.status FILE|-  (the JSON playbooks/status.yml collects)\n")
         return 2
     text = sys.stdin.read() if args[0] == "-" else Path(args[0]).read_text(encoding="utf-8")
     data: dict[str, Any] = json.loads(text)
