@@ -94,9 +94,9 @@ lint: setup ## ruff, mypy, yamllint, ansible-lint (production profile)
 	$(BIN)/ansible-lint --profile production
 
 # Each role's defaults/main.yml, meta/argument_specs.yml and README variable tables are written from the
-# declarations in src/carpfarm/variables.py; tests/test_roles.py fails while one differs (--check).
-roles-interface: setup ## rewrite the roles' defaults, argument_specs and README variable tables from src/carpfarm/variables.py
-	$(BIN)/python -m carpfarm.roledocs
+# declarations in src/carpfarm/variables/; tests/test_roles.py fails while one differs (--check).
+roles-interface: setup ## rewrite the roles' defaults, argument_specs and README variable tables from src/carpfarm/variables/
+	$(BIN)/python -m carpfarm.variables.roledocs
 
 # The CARP agreement test runs Debian 12's squid 5.7 and Debian 13's 6.13: the host's own, and the
 # other from a debootstrapped root.

@@ -1,4 +1,4 @@
-"""Roles' public interfaces: generated from the model's declarations (carpfarm.roledocs), and used as declared."""
+"""Roles' public interfaces: generated from the declarations (carpfarm.variables.roledocs), and used as declared."""
 
 from __future__ import annotations
 
@@ -8,8 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from carpfarm import roledocs
-from carpfarm.variables import DECLARED, INTERNAL_NAMES
+from carpfarm.variables import DECLARED, INTERNAL_NAMES, roledocs
 from support.ansible import filters
 from support.paths import ROOT
 
@@ -21,7 +20,7 @@ def _load(path: Path) -> dict:  # type: ignore[type-arg]
 
 
 def test_generated_role_files_are_the_declarations(capsys: pytest.CaptureFixture[str]) -> None:
-    """defaults/main.yml, meta/argument_specs.yml and the README variable tables are carpfarm.roledocs' output."""
+    """defaults/main.yml, meta/argument_specs.yml and the README variable tables are what roledocs writes."""
     code = roledocs.main(["--check", "--root", str(ROOT)])
     out = capsys.readouterr()
     assert code == 0, out.out + out.err

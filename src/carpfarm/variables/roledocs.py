@@ -1,6 +1,6 @@
 """Each role's interface files, generated from the variable declarations (``carpfarm.variables``).
 
-For every role that has declared variables, ``python -m carpfarm.roledocs`` writes ``defaults/main.yml`` and
+For every role that has declared variables, ``python -m carpfarm.variables.roledocs`` writes ``defaults/main.yml`` and
 ``meta/argument_specs.yml`` whole, and the variable tables of ``README.md`` between their markers; ``--check``
 writes nothing and names the files that differ. A variable's default, type, choices and meaning are its
 declaration's; what no declaration holds is ``ENTRY_POINTS`` below.
@@ -23,7 +23,7 @@ from pydantic import BaseModel
 
 from carpfarm import variables
 
-COMMAND = "python -m carpfarm.roledocs"
+COMMAND = "python -m carpfarm.variables.roledocs"
 MAKE_TARGET = "make roles-interface"
 WIDTH = 120
 NOQA = "# noqa: var-naming[no-role-prefix]"
