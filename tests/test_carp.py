@@ -21,6 +21,7 @@ from carpfarm.carp import (
     select_parent,
     url_key,
 )
+from carpfarm.carp import select as carp_select  # its private hash steps, checked against Squid's log
 
 URLS = [f"http://site{i % 17}.example.org/obj/{i}.bin?x={i * 31}" for i in range(400)]
 
@@ -34,13 +35,11 @@ URLS = [f"http://site{i % 17}.example.org/obj/{i}.bin?x={i * 31}" for i in range
 def test_combined_hash_matches_squid_log(index: int, combined: int) -> None:
     peers = [CarpPeer(f"p{i}", "127.0.0.1", 1) for i in range(100)]
     array = CarpArray.build(peers)
-    from carpfarm.carp import select as carp
-
-    key = carp._char_values(url_key("http://x0.example/o0"), True)
+    key = carp_select.char_values(url_key("http://x0.example/o0"), True)
     user_hash = 0
     for _ in range(index + 1):
-        user_hash = carp._accumulate(user_hash, key)
-    assert carp._mix(user_hash ^ array.ranked[index].hash) == combined
+        user_hash = carp_select._accumulate(user_hash, key)
+    assert carp_select._mix(user_hash ^ array.ranked[index].hash) == combined
 
 
 @pytest.mark.parametrize(

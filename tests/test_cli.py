@@ -372,7 +372,7 @@ def test_help_explains_arguments_and_exit_codes(capsys: pytest.CaptureFixture[st
 
 def test_plan_prints_advice_as_warnings(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
     from carpfarm import plan
-    from carpfarm.cli import commands as cli
+    from carpfarm.cli import plan as cli
 
     def with_advice(*args: object, **kwargs: object) -> dict:  # type: ignore[type-arg]
         return {**plan.plan(*args, **kwargs), "advice": ["backends mix CARP weights [1, 2]"]}  # type: ignore[arg-type]
@@ -386,7 +386,7 @@ def test_impact_drives_a_progress_callback_when_stderr_is_a_terminal(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from carpfarm import plan
-    from carpfarm.cli import commands as cli
+    from carpfarm.cli import impact as cli
 
     calls: list[tuple[int, int]] = []
     real_impact = plan.impact
@@ -408,7 +408,7 @@ def test_impact_drives_a_progress_callback_when_stderr_is_a_terminal(
 def test_route_of_many_urls_shows_its_progress_when_stderr_is_a_terminal(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from carpfarm.cli import commands as cli
+    from carpfarm.cli import route as cli
     from carpfarm.model import Topology
 
     calls: list[tuple[int, int]] = []
@@ -440,7 +440,7 @@ def test_big_tables_print_as_rich_prints_them_row_by_row(width: int, color: bool
     from rich.table import Table
     from rich.text import Text
 
-    from carpfarm.cli.commands import _print_table
+    from carpfarm.cli.common import print_table
 
     rows = [(f"cache{n}-backend{n % 3} [x]" + " *" * (n % 2), f"{n / 7:.2%}", "[b]-[/b]") for n in range(300)]
     columns = {"CARP peer": "left", "share": "right", "note": "center"}
@@ -455,5 +455,5 @@ def test_big_tables_print_as_rich_prints_them_row_by_row(width: int, color: bool
     for peer, share, note in rows:
         table.add_row(Text(peer), share, note)
     console(expected).print(table)
-    _print_table(console(got), "a title", columns, [(Text(peer), share, note) for peer, share, note in rows])  # type: ignore[arg-type]
+    print_table(console(got), "a title", columns, [(Text(peer), share, note) for peer, share, note in rows])  # type: ignore[arg-type]
     assert got.getvalue() == expected.getvalue()

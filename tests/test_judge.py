@@ -1,4 +1,4 @@
-"""Judging carpfarm-probe.py's rows against carpfarm's predictions (src/carpfarm/judge.py).
+"""Judging carpfarm-probe.py's rows against carpfarm's predictions (src/carpfarm/lab/judge.py).
 
 The verify plays fetch each URL twice through each CARP box; the first pass through the first
 box must be a MISS from the predicted backend, every other request a HIT from it."""

@@ -1,4 +1,4 @@
-"""carpfarm.model.squidconf: which operator lines let every client through, and which name their clients."""
+"""carpfarm.model.squidconf and .squidaccess: which operator lines open the proxy, and which name their clients."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import ipaddress
 
 import pytest
 
-from carpfarm.model import squidconf
+from carpfarm.model import squidaccess, squidconf
 from support.paths import ROOT
 
 TEMPLATES = (
@@ -141,7 +141,7 @@ CASES = [
 
 @pytest.mark.parametrize(("lines", "words"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
 def test_an_allow_that_names_no_client_is_found_with_its_reason(lines: list[str], words: str | None) -> None:
-    found = list(squidconf.open_allows([lines]))
+    found = list(squidaccess.open_allows([lines]))
     if words is None:
         assert found == []
         return
@@ -153,7 +153,7 @@ def test_an_allow_that_names_no_client_is_found_with_its_reason(lines: list[str]
 def test_acls_defined_in_one_source_count_in_the_others_and_lines_keep_their_place() -> None:
     extra_http_access = ["acl world src 0.0.0.0/0", "http_access deny to_localhost"]
     extra_config = "reply_header_add X a all\n\nhttp_access allow world\n".splitlines()
-    (found,) = squidconf.open_allows([extra_http_access, extra_config])
+    (found,) = squidaccess.open_allows([extra_http_access, extra_config])
     assert (found.source, found.index, found.text) == (1, 2, "http_access allow world")
     assert found.does == "lets every client use the proxy"
 
@@ -266,7 +266,7 @@ def test_continuations_are_joined_as_squid_joins_them(lines: list[str], words: l
     ],
 )
 def test_src_values_become_networks(values: list[str], networks: list[str]) -> None:
-    assert squidconf.src_networks(values) == ([ipaddress.ip_network(n) for n in networks], [])
+    assert squidaccess.src_networks(values) == ([ipaddress.ip_network(n) for n in networks], [])
 
 
 @pytest.mark.parametrize(
@@ -297,7 +297,7 @@ def test_src_values_become_networks(values: list[str], networks: list[str]) -> N
     ],
 )
 def test_src_values_that_cannot_be_measured_are_told(value: str) -> None:
-    assert squidconf.src_networks(["192.0.2.0/24", value]) == ([ipaddress.ip_network("192.0.2.0/24")], [value])
+    assert squidaccess.src_networks(["192.0.2.0/24", value]) == ([ipaddress.ip_network("192.0.2.0/24")], [value])
 
 
 def test_a_text_is_read_as_jinjas_trim_prints_it_and_keeps_its_line_numbers() -> None:
@@ -344,4 +344,4 @@ def test_a_line_longer_than_squid_reads_at_once_is_found() -> None:
     ],
 )
 def test_a_frontend_line_that_decides_where_requests_go_is_found(text: str, found: bool) -> None:
-    assert bool(list(squidconf.forwarding([[text]]))) is found
+    assert bool(list(squidaccess.forwarding([[text]]))) is found

@@ -13,8 +13,7 @@ import pytest
 import yaml
 from rich.console import Console
 
-from carpfarm.cli import commands as cli
-from carpfarm.cli import status
+from carpfarm.cli import main, status
 from support.paths import ROOT, load_script
 
 
@@ -156,8 +155,8 @@ def test_status_exits_1_when_a_host_was_unreachable(
     code: int,
     as_json: bool,  # type: ignore[type-arg]
 ) -> None:
-    monkeypatch.setattr(cli, "collect", lambda inventory, extra: data)
-    assert cli.main(["status", str(ROOT / "inventory" / "example"), *(["--json"] if as_json else [])]) == code
+    monkeypatch.setattr(status, "collect", lambda inventory, extra: data)
+    assert main(["status", str(ROOT / "inventory" / "example"), *(["--json"] if as_json else [])]) == code
     out, err = capsys.readouterr()
     if as_json:
         assert json.loads(out) == data
@@ -219,7 +218,7 @@ def test_status_playbook_marks_unreachable_hosts_end_to_end(tmp_path: Path, caps
         }
     }
     (tmp_path / "hosts.yml").write_text(yaml.safe_dump(inventory))
-    assert cli.main(["status", str(tmp_path), "--json"]) == 1
+    assert main(["status", str(tmp_path), "--json"]) == 1
     out, err = capsys.readouterr()
     data = json.loads(out)
     assert [s["name"] for s in data["backends"]["cache1"]["squids"]] == ["backend1"]  # read, though Squid is absent

@@ -29,9 +29,12 @@ from typing import Any
 
 import pytest
 
-from carpfarm.box import copies, kernelrules, watch
-from carpfarm.box.watch import Config, Probing, State
+from carpfarm.box import copies, health, kernelrules, listening, watch, watchconfig
+from carpfarm.box.health import Probing, State
+from carpfarm.box.watchconfig import Config
 from carpfarm.inventory import load_hostvars
+from carpfarm.lab import watchlog
+from carpfarm.plan.watch import config_data
 from support.ansible import filters, render
 from support.inventories import wccp_box
 from support.paths import ROOT
@@ -68,8 +71,8 @@ def balancer(groups: Any, hostvars: Any, exclude: Sequence[int] = ()) -> dict[st
 
 
 def config_for(ruleset: dict[str, Any], tmp: Path | None = None, **probing: Any) -> Config:
-    files = {} if tmp is None else {k: str(tmp / k) for k in watch.DEFAULT_FILES}
-    data = watch.config_data(ruleset, "carp1", MANAGED, probing=Probing(**probing), **files)
+    files = {} if tmp is None else {k: str(tmp / k) for k in watchconfig.DEFAULT_FILES}
+    data = config_data(ruleset, "carp1", MANAGED, probing=Probing(**probing), **files)
     return Config(
         host=data["host"],
         managed=data["managed"],
@@ -90,10 +93,10 @@ PORTS = (3129, 3130, 3131)
 def run_steps(
     answers: Sequence[dict[int, bool]], probing: Probing, held: Sequence[int] = (), dt: float = 0.2
 ) -> list[State]:
-    state = watch.initial(PORTS, NOW)
+    state = health.initial(PORTS, NOW)
     states = []
     for n, probes in enumerate(answers, 1):
-        state = watch.step(state, {**dict.fromkeys(PORTS, True), **probes}, held, probing, NOW + n * dt)
+        state = health.step(state, {**dict.fromkeys(PORTS, True), **probes}, held, probing, NOW + n * dt)
         states.append(state)
     return states
 
@@ -116,16 +119,16 @@ def test_fall_and_rise_count_probes_in_a_row(fall: int, rise: int, probes: str, 
 
 def test_a_held_instance_leaves_at_once_and_comes_back_when_released() -> None:
     probing = Probing(min_interval=2)
-    state = watch.initial(PORTS, NOW)
-    state = watch.step(state, dict.fromkeys(PORTS, True), [3131], probing, NOW + 1)
+    state = health.initial(PORTS, NOW)
+    state = health.step(state, dict.fromkeys(PORTS, True), [3131], probing, NOW + 1)
     assert state.live == (3129, 3130) and state.held == {3131}
     assert [(e.kind, e.detail) for e in state.events] == [
         ("held", "held 3131 (was none)"),
         ("live", "3129 3130 (out 3131)"),
     ]
-    state = watch.step(state, dict.fromkeys(PORTS, True), [], probing, NOW + 1.2)
+    state = health.step(state, dict.fromkeys(PORTS, True), [], probing, NOW + 1.2)
     assert state.live == (3129, 3130), "a release is a put-back: it waits for min_interval"
-    state = watch.step(state, dict.fromkeys(PORTS, True), [9999], probing, NOW + 3)  # 9999 is no instance
+    state = health.step(state, dict.fromkeys(PORTS, True), [9999], probing, NOW + 3)  # 9999 is no instance
     assert state.live == PORTS and state.held == frozenset()
 
 
@@ -149,7 +152,7 @@ def test_the_rules_never_point_nowhere(answering: str, held: str, live: tuple[in
 
 def test_put_backs_wait_for_min_interval_and_take_outs_never_wait() -> None:
     probing = Probing(rise=1, min_interval=2)
-    state = watch.initial(PORTS, NOW)
+    state = health.initial(PORTS, NOW)
     timeline = [
         # (time after NOW, answering ports, wanted live)
         (0.0, {3129, 3131}, (3129, 3131)),  # 3130 out at once
@@ -161,17 +164,17 @@ def test_put_backs_wait_for_min_interval_and_take_outs_never_wait() -> None:
         (4.2, set(PORTS), PORTS),
     ]
     for at, answering, live in timeline:
-        state = watch.step(state, {p: p in answering for p in PORTS}, [], probing, NOW + at)
+        state = health.step(state, {p: p in answering for p in PORTS}, [], probing, NOW + at)
         assert state.live == live, at
         assert all(e.time == NOW + at for e in state.events)
 
 
 def test_a_put_back_does_not_wait_when_no_live_instance_answers() -> None:
     probing = Probing(rise=1, min_interval=10)
-    state = watch.initial(PORTS, NOW)
-    state = watch.step(state, {3129: False, 3130: True, 3131: False}, [], probing, NOW + 0.2)
+    state = health.initial(PORTS, NOW)
+    state = health.step(state, {3129: False, 3130: True, 3131: False}, [], probing, NOW + 0.2)
     assert state.live == (3130,)
-    state = watch.step(state, {3129: True, 3130: False, 3131: False}, [], probing, NOW + 0.4)
+    state = health.step(state, {3129: True, 3130: False, 3131: False}, [], probing, NOW + 0.4)
     assert state.live == (3129,), "the rules pointed at a dead instance only: change them now"
 
 
@@ -183,11 +186,11 @@ def test_flapping_instances_churn_the_rules_no_faster_than_min_interval(
     """Two of three instances flap at random for a minute of 0.2 s probes; one stays healthy."""
     chance = random.Random(seed)
     probing = Probing(rise=rise, min_interval=min_interval)
-    state, changes, put_backs = watch.initial(PORTS, NOW), 0, []
+    state, changes, put_backs = health.initial(PORTS, NOW), 0, []
     for n in range(1, 301):
         probes = {3129: chance.random() < 0.5, 3130: True, 3131: chance.random() < 0.7}
         before = state.live
-        state = watch.step(state, probes, [], probing, NOW + 0.2 * n)
+        state = health.step(state, probes, [], probing, NOW + 0.2 * n)
         changes += state.live != before
         if set(state.live) - set(before):
             put_backs.append(NOW + 0.2 * n)
@@ -235,7 +238,7 @@ def test_the_rules_for_every_live_subset_are_the_roles_rules_with_the_rest_exclu
         dead = [p for p in ports if p not in live]
         ruleset = balancer(groups, hostvars, exclude=dead)
         expected = render(TEMPLATES / TEMPLATE[kind], __frontend_balancer_ruleset=ruleset)
-        assert watch.rules_text(config, live) == expected, live
+        assert watchconfig.rules_text(config, live) == expected, live
 
 
 def test_the_full_rules_hash_is_the_hash_of_the_file_ansible_writes(tmp_path: Path) -> None:
@@ -243,11 +246,11 @@ def test_the_full_rules_hash_is_the_hash_of_the_file_ansible_writes(tmp_path: Pa
     full = balancer(groups, hostvars)
     config = config_for(full, tmp_path)
     answers = {3129: True, 3130: False, 3131: True}
-    state = watch.step(watch.initial(config.ports, NOW), answers, [], config.probing, NOW + 1)
-    data = watch.state_data(config, state, watch.rules_text(config, state.live), None, NOW + 1)
+    state = health.step(health.initial(config.ports, NOW), answers, [], config.probing, NOW + 1)
+    data = watch.state_data(config, state, watchconfig.rules_text(config, state.live), None, NOW + 1)
     file = render(TEMPLATES / TEMPLATE["nftables"], __frontend_balancer_ruleset=full)
-    assert data["rules_sha256"] == watch.sha256(file)
-    assert data["applied_sha256"] == watch.sha256(watch.rules_text(config, [3129, 3131]))
+    assert data["rules_sha256"] == watchconfig.sha256(file)
+    assert data["applied_sha256"] == watchconfig.sha256(watchconfig.rules_text(config, [3129, 3131]))
     assert data["live"] == [3129, 3131] and data["held"] == []
     assert data["instances"][1] == {"port": 3130, "healthy": False, "since": NOW + 1, "live": False, "held": False}
 
@@ -257,15 +260,15 @@ def test_the_full_rules_hash_is_the_hash_of_the_file_ansible_writes(tmp_path: Pa
 
 def _write_config(tmp_path: Path, instances: int = 3, kind: str = "nftables", **probing: Any) -> Path:
     groups, hostvars = farm(instances, kind, "roundrobin")
-    files = {k: str(tmp_path / k) for k in watch.DEFAULT_FILES}
-    data = watch.config_data(balancer(groups, hostvars), "carp1", MANAGED, probing=Probing(**probing), **files)
+    files = {k: str(tmp_path / k) for k in watchconfig.DEFAULT_FILES}
+    data = config_data(balancer(groups, hostvars), "carp1", MANAGED, probing=Probing(**probing), **files)
     path = tmp_path / "watch.json"
     path.write_text(json.dumps(data, indent=1))
     return path
 
 
 def test_the_configuration_round_trips_through_json(tmp_path: Path) -> None:
-    config = watch.load_config(_write_config(tmp_path, 4, fall=2))
+    config = watchconfig.load_config(_write_config(tmp_path, 4, fall=2))
     assert config.ports == (3129, 3130, 3131, 3132) and config.kind == "nftables"
     assert config.probing == Probing(fall=2) and config.held_file == str(tmp_path / "held_file")
     data = json.loads((tmp_path / "watch.json").read_text())
@@ -311,8 +314,8 @@ def test_a_bad_configuration_is_refused_with_the_reason(
     data = json.loads(path.read_text())
     change(data)
     path.write_text(json.dumps(data))
-    with pytest.raises(watch.ConfigError, match=message):
-        watch.load_config(path)
+    with pytest.raises(watchconfig.ConfigError, match=message):
+        watchconfig.load_config(path)
     err = io.StringIO()
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(sys, "stderr", err)
@@ -322,9 +325,9 @@ def test_a_bad_configuration_is_refused_with_the_reason(
 
 def test_the_held_file_lists_ports_one_a_line(tmp_path: Path) -> None:
     held = tmp_path / "held"
-    assert watch.read_held(held) == (frozenset(), [])
+    assert watchconfig.read_held(held) == (frozenset(), [])
     held.write_text("# held by Ansible while frontend2 restarts\n3130\n\n 3131  # and this\nthree\n")
-    assert watch.read_held(held) == (
+    assert watchconfig.read_held(held) == (
         frozenset({3130, 3131}),
         [f"{held}:5: 'three' is not a port; write one port a line"],
     )
@@ -366,11 +369,11 @@ def test_a_round_checks_then_loads_and_writes_the_state(tmp_path: Path) -> None:
     assert w.tick()
     rules = str(tmp_path / "rules_file")
     assert kernel.commands == [["nft", "-c", "-f", rules], ["nft", "-f", rules]]
-    assert kernel.loaded == [watch.rules_text(w.config, [3129, 3131])]
+    assert kernel.loaded == [watchconfig.rules_text(w.config, [3129, 3131])]
     state = json.loads((tmp_path / "state_file").read_text())
     assert state["live"] == [3129, 3131] and state["error"] is None
-    assert state["applied_sha256"] == watch.sha256(kernel.loaded[0])
-    assert state["rules_sha256"] == watch.sha256(watch.rules_text(w.config, w.config.ports))
+    assert state["applied_sha256"] == watchconfig.sha256(kernel.loaded[0])
+    assert state["rules_sha256"] == watchconfig.sha256(watchconfig.rules_text(w.config, w.config.ports))
     assert w.tick() and len(kernel.commands) == 2, "nothing changed: nothing loaded"
     log = w.out.getvalue().splitlines()  # type: ignore[attr-defined]
     assert [line.split(" ", 2)[1] for line in log] == ["down:", "live:"]
@@ -398,7 +401,7 @@ def test_sighup_reads_the_held_file_and_configuration_again_and_reloads(tmp_path
     (tmp_path / "held_file").write_text("3131\n")
     w.reload()
     w.tick()
-    assert w.state.live == (3129, 3130) and kernel.loaded[-1] == watch.rules_text(w.config, [3129, 3130])
+    assert w.state.live == (3129, 3130) and kernel.loaded[-1] == watchconfig.rules_text(w.config, [3129, 3130])
     (tmp_path / "watch.json").write_text("{")
     w.reload()
     assert w.config.ports == PORTS and "keeping the configuration loaded before" in w.out.getvalue()  # type: ignore[attr-defined]
@@ -420,7 +423,7 @@ def test_the_probe_tells_a_listener_from_a_closed_port_and_a_full_accept_queue()
             spare.bind(("127.0.0.1", 0))
             closed = spare.getsockname()[1]
         mine = {os.geteuid()}
-        assert watch.probe_listening([open_port, other_port, closed], 0.5, mine) == {
+        assert listening.probe_listening([open_port, other_port, closed], 0.5, mine) == {
             open_port: True,
             other_port: True,
             closed: False,
@@ -428,7 +431,7 @@ def test_the_probe_tells_a_listener_from_a_closed_port_and_a_full_accept_queue()
         # Nobody accepts: once the accept queue is full, the listener counts as not answering.
         clients = [socket.create_connection(("127.0.0.1", open_port)) for _ in range(3)]
         try:
-            assert watch.probe_listening([open_port], 0.5, mine) == {open_port: False}
+            assert listening.probe_listening([open_port], 0.5, mine) == {open_port: False}
         finally:
             for client in clients:
                 client.close()
@@ -440,8 +443,8 @@ ROOT_UID, PROXY_UID, OTHER_UID = 0, 13, 65534
 SQUIDS = frozenset({ROOT_UID, PROXY_UID})
 
 
-def _listening(*uids: int, queued: int = 0) -> list[watch.Listener]:
-    return [watch.Listener(queued, 128, uid) for uid in uids]
+def _listening(*uids: int, queued: int = 0) -> list[listening.Listener]:
+    return [listening.Listener(queued, 128, uid) for uid in uids]
 
 
 @pytest.mark.parametrize(
@@ -457,18 +460,18 @@ def _listening(*uids: int, queued: int = 0) -> list[watch.Listener]:
     ],
 )
 def test_a_port_answers_only_when_the_squid_user_alone_listens_on_it(
-    sockets: list[watch.Listener], answers: bool
+    sockets: list[listening.Listener], answers: bool
 ) -> None:
-    assert watch.answering({3130: sockets, 3131: _listening(ROOT_UID)}, [3130, 3131], SQUIDS) == {
+    assert listening.answering({3130: sockets, 3131: _listening(ROOT_UID)}, [3130, 3131], SQUIDS) == {
         3130: answers,
         3131: True,
     }
 
 
 def test_the_squid_users_listeners_are_roots_and_its_own() -> None:
-    assert watch.listener_owners("proxy", uid_of={"proxy": 13}.__getitem__) == {0, 13}
+    assert listening.listener_owners("proxy", uid_of={"proxy": 13}.__getitem__) == {0, 13}
     with pytest.raises(KeyError):
-        watch.listener_owners("nobody-here", uid_of={"proxy": 13}.__getitem__)
+        listening.listener_owners("nobody-here", uid_of={"proxy": 13}.__getitem__)
 
 
 def test_the_watch_hands_the_probe_the_squid_users_listeners(tmp_path: Path) -> None:
@@ -507,15 +510,15 @@ def test_a_listener_of_another_user_is_not_an_instance() -> None:
     try:
         assert other.stdout is not None
         port = int(other.stdout.readline())
-        owners = watch.listener_owners("proxy")
-        found = watch.listeners(0.5)
+        owners = listening.listener_owners("proxy")
+        found = listening.listeners(0.5)
         assert [s.uid for s in found[port]] == [OTHER_UID]
-        assert watch.probe_listening([port], 0.5, owners) == {port: False}
+        assert listening.probe_listening([port], 0.5, owners) == {port: False}
     finally:
         other.kill()
         other.wait()
     with socket.create_server(("127.0.0.1", port)):
-        assert watch.probe_listening([port], 0.5, owners) == {port: True}
+        assert listening.probe_listening([port], 0.5, owners) == {port: True}
 
 
 # ---------------------------------------------------------------- on the box: plain python3
@@ -539,7 +542,16 @@ def test_the_watch_runs_on_plain_python3_without_the_rest_of_carpfarm(box_packag
     done = subprocess.run(
         [SYSTEM_PYTHON, "-E", "-s", "-c", code], cwd=box_package, capture_output=True, text=True, check=True
     )
-    box = ["carpfarm", "carpfarm.box", "carpfarm.box.balancer", "carpfarm.box.kernelrules", "carpfarm.box.watch"]
+    box = [
+        "carpfarm",
+        "carpfarm.box",
+        "carpfarm.box.balancer",
+        "carpfarm.box.health",
+        "carpfarm.box.kernelrules",
+        "carpfarm.box.listening",
+        "carpfarm.box.watch",
+        "carpfarm.box.watchconfig",
+    ]
     assert done.stdout.strip() == str(box)
     usage = subprocess.run(
         [SYSTEM_PYTHON, "-E", "-s", "-m", "carpfarm.box.watch", "--help"],
@@ -670,7 +682,9 @@ def loaded_rules_are(box: Box, kind: str, config: Config, live: Sequence[int]) -
         return False
     if kind == "iptables":  # the chain's lines are as iptables-save prints them
         wanted = [
-            line for line in watch.rules_text(config, live).splitlines() if line.startswith(f"-A {config.names.chain} ")
+            line
+            for line in watchconfig.rules_text(config, live).splitlines()
+            if line.startswith(f"-A {config.names.chain} ")
         ]
         saved = box.run("iptables-save", "-t", "nat").splitlines()
         return [line for line in saved if line.startswith(f"-A {config.names.chain} ")] == wanted
@@ -683,7 +697,7 @@ def loaded_rules_are(box: Box, kind: str, config: Config, live: Sequence[int]) -
 def test_in_a_namespace_a_dead_instance_is_taken_out_and_put_back(tmp_path: Path, box_package: Path, kind: str) -> None:
     rise, interval = 3, 0.05
     config_path = _write_config(tmp_path, 3, kind, interval=interval, timeout=0.1, rise=rise, min_interval=0.5)
-    config = watch.load_config(config_path)
+    config = watchconfig.load_config(config_path)
     listen = int(config.ruleset["listen_port"])
     with namespace() as ns:
         box = Box(ns, box_package, config_path)
@@ -728,7 +742,7 @@ def test_in_a_namespace_another_users_listener_on_a_dead_instances_port_gets_no_
     instance's own listener (root's, as Squid's) is put back."""
     rise, interval = 2, 0.05
     config_path = _write_config(tmp_path, 3, "nftables", interval=interval, timeout=0.1, rise=rise, min_interval=0.2)
-    config = watch.load_config(config_path)
+    config = watchconfig.load_config(config_path)
     with namespace() as ns:
         box = Box(ns, box_package, config_path)
         try:
@@ -758,7 +772,7 @@ def test_once_probes_loads_and_exits_with_the_outcome(tmp_path: Path, box_packag
     data = json.loads(config_path.read_text())
     data["names"]["table"] = table
     config_path.write_text(json.dumps(data))
-    config = watch.load_config(config_path)
+    config = watchconfig.load_config(config_path)
     with namespace() as ns:
         box = Box(ns, box_package, config_path)
         try:
@@ -785,7 +799,7 @@ ROLE_DEFAULTS = {
     "frontend_balancer_watch_fall": 1,
     "frontend_balancer_watch_rise": 5,
     "frontend_balancer_watch_min_interval_ms": 2000,
-    "__frontend_balancer_watch_files": {k: f"/run/x-{k}" for k in watch.DEFAULT_FILES},
+    "__frontend_balancer_watch_files": {k: f"/run/x-{k}" for k in watchconfig.DEFAULT_FILES},
     "__frontend_balancer_squid_user": "proxy",
 }
 
@@ -800,27 +814,27 @@ def test_the_roles_configuration_makes_the_watch_print_the_roles_rules_file(
     ruleset = balancer(*farm(3, kind, wccp=wccp))
     text = render(TEMPLATES / "watch.json.j2", __frontend_balancer=ruleset, **ROLE_DEFAULTS)
     (tmp_path / "watch.json").write_text(text)
-    config = watch.load_config(tmp_path / "watch.json")
+    config = watchconfig.load_config(tmp_path / "watch.json")
     assert config.probing == Probing(interval=0.2, timeout=0.2, fall=1, rise=5, min_interval=2.0)
     assert config.held_file == "/run/x-held_file" and config.ports == tuple(t["port"] for t in ruleset["targets"])
     assert config.squid_user == "proxy"
     rules_file = render(TEMPLATES / TEMPLATE[kind], __frontend_balancer_ruleset=ruleset)
-    assert watch.sha256(watch.rules_text(config, config.ports)) == watch.sha256(rules_file)
+    assert watchconfig.sha256(watchconfig.rules_text(config, config.ports)) == watchconfig.sha256(rules_file)
 
 
 def test_out_and_back_reads_the_watchs_own_log_lines() -> None:
     events = [
-        watch.Event(100.0, "live", "3129 3130 (in 3130)"),
-        watch.Event(200.05, "down", "127.0.0.1:3129 stopped answering (1 bad probes in a row)"),
-        watch.Event(200.05, "live", "3130 (out 3129)"),
-        watch.Event(207.4, "live", "3129 3130 (in 3129)"),
-        watch.Event(300.0, "live", "3130 (out 3129)"),
+        health.Event(100.0, "live", "3129 3130 (in 3130)"),
+        health.Event(200.05, "down", "127.0.0.1:3129 stopped answering (1 bad probes in a row)"),
+        health.Event(200.05, "live", "3130 (out 3129)"),
+        health.Event(207.4, "live", "3129 3130 (in 3129)"),
+        health.Event(300.0, "live", "3130 (out 3129)"),
     ]
     lines = [e.line() for e in events]
-    assert watch.rule_changes(lines, 3129) == [(200.05, "out"), (207.4, "in"), (300.0, "out")]
-    assert watch.out_and_back(lines, 3129, 200.0) == {"out_s": 0.05, "in_s": 7.4}
-    assert watch.out_and_back(lines, 3130, 200.0) == {"out_s": None, "in_s": None}
-    assert watch.out_and_back(["junk", ""], 3129, 0.0) == {"out_s": None, "in_s": None}
+    assert watchlog.rule_changes(lines, 3129) == [(200.05, "out"), (207.4, "in"), (300.0, "out")]
+    assert watchlog.out_and_back(lines, 3129, 200.0) == {"out_s": 0.05, "in_s": 7.4}
+    assert watchlog.out_and_back(lines, 3130, 200.0) == {"out_s": None, "in_s": None}
+    assert watchlog.out_and_back(["junk", ""], 3129, 0.0) == {"out_s": None, "in_s": None}
 
 
 LOADERS = ROOT / "roles" / "frontend_balancer" / "templates" / "usr" / "local" / "sbin"
@@ -855,11 +869,13 @@ def test_a_site_rerun_while_an_instance_is_down_keeps_it_out(tmp_path: Path, box
     instance, stay); changed, the loader loads the full file and the handler's SIGHUP has the watch
     take the dead instance out again."""
     config_path = _write_config(tmp_path, 3, "nftables", interval=0.05, timeout=0.1, rise=3, min_interval=0.5)
-    config = watch.load_config(config_path)
+    config = watchconfig.load_config(config_path)
     rules_file, applied = tmp_path / "balancer.nft", tmp_path / "balancer.applied"
     ruleset = balancer(*farm(3, "nftables", "roundrobin"))  # what _write_config gave the watch
     rules_file.write_text(render(TEMPLATES / TEMPLATE["nftables"], __frontend_balancer_ruleset=ruleset))
-    loader = render(LOADERS / "carpfarm-balancer-nftables.j2", ansible_managed="Ansible managed")
+    loader = render(
+        LOADERS / "carpfarm-balancer-nftables.j2", ansible_managed="Ansible managed", __frontend_balancer=ruleset
+    )
     assert "state=/run/carpfarm-balancer.applied\n" in loader and "rules=/etc/carpfarm/balancer.nft\n" in loader
     loader = loader.replace("/run/carpfarm-balancer.applied", str(applied)).replace(
         "/etc/carpfarm/balancer.nft", str(rules_file)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from carpfarm.wccp import wire
+from carpfarm.wccp import bodies, wire
 from carpfarm.wccp.router import Router, describe
 from support.paths import ROOT
 
@@ -35,9 +35,9 @@ def test_squids_here_i_am_decodes_with_its_identity_view_and_capabilities() -> N
     assert hashed.type == masked.type == "HERE_I_AM"
     assert hashed.components == ["security_info", "service_info", "wc_id_info", "wc_view_info", "capability_info"]
     assert (len(hashed.identity), len(masked.identity)) == (44, 32)
-    assert wire.identity_element_size(hashed.identity, 0) == 44
-    assert wire.identity_element_size(masked.identity, 0) == 32
-    assert hashed.view == wire.View(1, [(ROUTER, 0)], [])
+    assert bodies.identity_element_size(hashed.identity, 0) == 44
+    assert bodies.identity_element_size(masked.identity, 0) == 32
+    assert hashed.view == bodies.View(1, [(ROUTER, 0)], [])
     assert masked.capabilities == {"forwarding_method": 2, "assignment_method": 2, "return_method": 2}
     assert wire.md5_matches(captured("here_i_am-hash-md5"), "s3cret")
 
@@ -95,7 +95,7 @@ def _squid_hash_assign(caches: list[str], key_change: int) -> bytes:
     head = wire._addr(caches[0]) + struct.pack("!I", key_change) + struct.pack("!I", 1)
     head += wire._addr(ROUTER) + struct.pack("!II", 7, 2)  # router, its receive id, member change number
     body = head + struct.pack("!I", len(caches)) + b"".join(wire._addr(c) for c in caches)
-    body += bytes(n % len(caches) for n in range(wire.BUCKETS))
+    body += bytes(n % len(caches) for n in range(bodies.BUCKETS))
     service = dict(wire.components(captured("here_i_am-mask")))["service_info"]
     return wire.message(
         "REDIRECT_ASSIGN", wire.security(None), wire.component("service_info", service),
@@ -111,7 +111,7 @@ def _squid_mask_assign(caches: list[str]) -> bytes:
     inner += struct.pack("!I", 1) + struct.pack("!IIHHI", 0x1741, 0, 0, 0, len(values))
     inner += b"".join(struct.pack("!IIHH", v, 0, 0, 0) + wire._addr(caches[k % len(caches)])
                       for k, v in enumerate(values))  # fmt: skip
-    alt = struct.pack("!HH", wire.MASK_ASSIGNMENT, len(inner)) + inner
+    alt = struct.pack("!HH", bodies.MASK_ASSIGNMENT, len(inner)) + inner
     service = dict(wire.components(captured("here_i_am-mask")))["service_info"]
     return wire.message(
         "REDIRECT_ASSIGN", wire.security(None), wire.component("service_info", service),
@@ -241,14 +241,14 @@ def test_a_hash_assignment_becomes_marks_by_client_address_that_nft_accepts(tmp_
 
     assignment = wire.decode(_squid_hash_assign([SQUID_CACHE, "127.0.0.3"], 1)).assignment
     assert assignment is not None
-    by_source = wire.Service("dynamic", 90, 240, 6, 0x1, (80,))
+    by_source = bodies.Service("dynamic", 90, 240, 6, 0x1, (80,))
     rules = redirect_ruleset([(by_source, assignment)], ["198.18.0.128/26"])
     # 198.18.0.130: bucket 0xC6 ^ 0x12 ^ 0x00 ^ 0x82 = 0x56, even: the first cache's (round-robin buckets)
     assert bucket("198.18.0.130") == 0x56 and "198.18.0.130 : 0x80" in rules
     assert rules.count(" : 0x80") == rules.count(" : 0x81") == 32
     (tmp_path / "router.nft").write_text(rules)
     subprocess.run(["nft", "-c", "-f", str(tmp_path / "router.nft")], check=True, capture_output=True)
-    web_cache = wire.Service("standard", 0, 0, 0, 0, ())
+    web_cache = bodies.Service("standard", 0, 0, 0, 0, ())
     by_destination = redirect_ruleset([(web_cache, assignment)], ["198.18.0.128/26"], ["198.18.0.50/31"])
     # 198.18.0.50: bucket 0xE6, even; 198.18.0.51: 0xE7, odd
     assert "meta mark set ip daddr map { 198.18.0.50 : 0x80, 198.18.0.51 : 0x81 }" in by_destination
@@ -263,8 +263,8 @@ def test_groups_are_tried_by_priority_and_the_rules_send_each_packet_where_the_a
     hashed = wire.decode(_squid_hash_assign(caches, 1)).assignment
     masked = wire.decode(_squid_mask_assign(caches)).assignment
     assert hashed is not None and masked is not None
-    web_cache = wire.Service("standard", 0, 0, 0, 0, ())
-    by_source = wire.Service("dynamic", 90, 200, 6, 0x1, (80, 8080))
+    web_cache = bodies.Service("standard", 0, 0, 0, 0, ())
+    by_source = bodies.Service("dynamic", 90, 200, 6, 0x1, (80, 8080))
     groups = [(web_cache, masked), (by_source, hashed)]
     rules = redirect_ruleset(groups, ["198.18.0.128/26"], ["198.18.0.50/32"])
     assert rules.index("tcp dport { 80, 8080 }") < rules.index("tcp dport { 80 }")  # priority 200 first
@@ -303,7 +303,7 @@ def test_two_caches_assignments_captured_in_the_lab_split_the_clients_as_the_tra
     from carpfarm.wccp.router import cache_for, describe
 
     carp1, carp2 = "198.18.0.10", "198.18.0.11"
-    service = wire.Service("dynamic", 90, 200, 6, 0x11, (80, 8080))
+    service = bodies.Service("dynamic", 90, 200, 6, 0x11, (80, 8080))
     masked = wire.decode(captured("redirect_assign-mask-two-caches"))
     hashed = wire.decode(captured("redirect_assign-hash-two-caches"))
     assert wire.md5_matches(captured("redirect_assign-mask-two-caches"), "carpfarm")

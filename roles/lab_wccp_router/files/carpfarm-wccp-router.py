@@ -29,8 +29,8 @@ from dataclasses import asdict
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from carpfarm.wccp import router as wccprouter  # copied beside this script by the lab_wccp_router role
-from carpfarm.wccp import wire
+from carpfarm.wccp import bodies, wire  # copied beside this script by the lab_wccp_router role
+from carpfarm.wccp import router as wccprouter
 
 RULES = Path("/run/carpfarm-wccp-router.nft")
 STATE = Path("/run/carpfarm-wccp-router.json")  # what the router does now (_write_state)
@@ -81,7 +81,7 @@ def program(router: wccprouter.Router, args: argparse.Namespace, kept: dict[str,
     return text, mark
 
 
-def _write_state(router: wccprouter.Router, groups: list[tuple[wire.Service, wire.Assignment]],
+def _write_state(router: wccprouter.Router, groups: list[tuple[bodies.Service, bodies.Assignment]],
                  args: argparse.Namespace) -> None:  # fmt: skip
     """What the router does now, for a test to compare traffic with: each group's members, the one
     Squid designates (lowest), who sent the assignment and what it says, and where a connection

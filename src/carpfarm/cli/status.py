@@ -1,7 +1,8 @@
 """``carpfarm status``: run ``playbooks/status.yml`` and show its data as one table per layer.
 
 The counters are read by Ansible on each host, from localhost (see the playbook);
-this module only finds the playbook, runs it and renders what it wrote. A host the
+this module only finds the playbook, runs it and renders what it wrote (``cmd_status``, the
+command, refuses a bad inventory before Ansible reaches any host). A host the
 playbook could not reach or read is in that data as ``{"unreachable": REASON, "squids": []}``,
 so the layers it did reach are still shown.
 
@@ -11,6 +12,7 @@ the playbook shows its own result that way.
 
 from __future__ import annotations
 
+import argparse
 import io
 import json
 import os
@@ -25,6 +27,8 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
+
+from carpfarm.cli.common import EXIT_OK, EXIT_UNREACHABLE, busy, emit_json, load, stderr, stdout
 
 PLAYBOOK = Path("playbooks") / "status.yml"
 
@@ -218,6 +222,28 @@ def render_text(data: dict[str, Any], width: int = 140) -> str:
         table.box = box.ASCII
         console.print(table)
     return buffer.getvalue()
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    load(args.inventory, args)  # a bad inventory is refused before Ansible reaches any host
+    try:
+        with busy(args, f"running {PLAYBOOK} on {args.inventory} ..."):
+            data = collect(args.inventory, args.ansible_args)
+    except StatusError as exc:
+        stderr().print(Text.assemble(("error", "red"), f": {exc}"))
+        return EXIT_UNREACHABLE
+    if args.json:
+        emit_json(data)
+    else:
+        console = stdout()
+        for table in tables(data):
+            console.print(table)
+    lost = unreachable(data)
+    if not lost:
+        return EXIT_OK
+    hosts = len({*data.get("backends", {}), *data.get("frontends", {})})
+    stderr().print(Text.assemble(("error", "red"), f": {len(lost)} of {hosts} host(s) UNREACHABLE: {', '.join(lost)}"))
+    return EXIT_UNREACHABLE
 
 
 def main(argv: Sequence[str] | None = None) -> int:

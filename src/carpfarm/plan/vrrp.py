@@ -8,18 +8,8 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from carpfarm.box.balancer import kind
 from carpfarm.model import FrontendHost
-
-# Health of the box as keepalived's track script sees it: the units that must be active.
-BALANCER_UNITS = {
-    "iptables": "carpfarm-balancer.service",
-    "nftables": "carpfarm-balancer.service",
-    "haproxy": "haproxy.service",
-    "none": "",  # carp_frontend_mode: smp
-}
-# Balancers that redirect the listen port with NAT (the kernel's REDIRECT): the box that takes the
-# address must forget what its conntrack learnt of it while another box held it (keepalived_view).
-REDIRECTING = frozenset({"iptables", "nftables"})
 
 
 def interface_of(facts: Mapping[str, Any], address: str, vip: str = "") -> str:
@@ -54,14 +44,14 @@ def keepalived_view(boxes: Sequence[FrontendHost], host: str, facts: Mapping[str
         "unicast_peers": peers,
         "members": [b.name for b in group],
         "listen_port": box.listen_port,
-        "balancer_unit": BALANCER_UNITS[box.balancer_type],
+        "balancer_unit": kind(box.balancer_type).unit,
         "frontend_units": [f"squid@{i.name}.service" for i in box.instances],
         # A box without the address forwards its clients' packets for it and conntrack keeps them,
         # untranslated, for minutes (SYN_SENT: 120 s). A client that reuses such a source port once
         # this box holds the address again matches that entry, skips the REDIRECT, and is refused.
         # The notify script deletes those entries (reply from the listen port itself: never
         # redirected) when the box becomes MASTER.
-        "stale_conntrack_port": box.listen_port if box.balancer_type in REDIRECTING else None,
+        "stale_conntrack_port": box.listen_port if kind(box.balancer_type).rules else None,
     }
 
 

@@ -3,7 +3,8 @@
 Every variable a carpfarm role or playbook reads is a pydantic field made by ``declare()``
 (see ``carpfarm.variables``). The field carries, besides its type and range:
 
-* ``description``: its one-line meaning (the roles' ``argument_specs`` repeat it; a test checks);
+* ``description``: its one-line meaning (``carpfarm.variables.roledocs`` writes it into the roles'
+  ``defaults/main.yml``, ``argument_specs`` and README tables);
 * ``fix``: what to tell a user whose value is refused;
 * ``scope``: the inventory groups whose hosts may set it (``ANYWHERE`` for farm-wide ones);
 * ``roles``: the roles whose ``defaults/main.yml`` carry it;

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 from carpfarm.wccp import wire
-from carpfarm.wccp.wire import Assignment, Service
+from carpfarm.wccp.bodies import Assignment, Service
 
 HERE_I_AM_INTERVAL = 10.0  # seconds between a cache's HERE_I_AM (the draft's HERE_I_AM_T)
 MISSES = 3  # a cache is gone after this many intervals without HERE_I_AM

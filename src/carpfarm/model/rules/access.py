@@ -9,7 +9,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from carpfarm.model import addrspace, squidconf
+from carpfarm.model import addrspace, squidaccess, squidconf
 from carpfarm.model.addresses import _networks, _open_limit, admitted_space, cidrs
 from carpfarm.problems import HIDDEN, Problem
 from carpfarm.variables.fields import declared
@@ -138,15 +138,15 @@ def extra_access(
     CIDRs), no more than addrspace.THRESHOLD of the public space, unless carpfarm_allow_open_proxy;
     and never an acl line that adds to one of Squid's or carpfarm's own ACLs, nor a line Squid
     would read otherwise than written; on a CARP box (``frontend``), no line that decides where a
-    request goes (squidconf.FORWARDING)."""
+    request goes (squidaccess.FORWARDING)."""
     sources = [squidconf.trimmed_lines(value) if isinstance(value, str) else list(value) for _, value in texts]
     found = [(f, EXTRA_OWN_FIX, "") for f in squidconf.redefinitions(sources)]
     found += [(f, EXTRA_LONG_FIX, "") for f in squidconf.long_lines(sources)]
     found += [(f, EXTRA_OPEN_END_FIX, "") for f in squidconf.open_ends(sources)]
     if frontend:
-        found += [(f, EXTRA_FORWARDING_FIX, "") for f in squidconf.forwarding(sources)]
+        found += [(f, EXTRA_FORWARDING_FIX, "") for f in squidaccess.forwarding(sources)]
     if not allow_open:
-        found += [(f, EXTRA_OPEN_FIX, ", an open proxy") for f in squidconf.open_allows(sources)]
+        found += [(f, EXTRA_OPEN_FIX, ", an open proxy") for f in squidaccess.open_allows(sources)]
         found += [(f, EXTRA_UNCHECKED_FIX, "") for f in squidconf.unchecked(sources)]
     for finding, fix, open_ in found:
         variable, value = texts[finding.source]
@@ -167,7 +167,7 @@ def _admitted_together(
     """The addresses every allow line lets in, with the host's own networks, cover at most
     addrspace.THRESHOLD of the public space: told once, when together they cover more than the
     largest of them alone (which is told for itself)."""
-    allows = squidconf.admitted(sources)
+    allows = squidaccess.admitted(sources)
     own = addrspace.spans(network for _, items in admitted for _, network in _networks(items))
     pieces = [own, *(space for _, space in allows)]
     together = addrspace.over(addrspace.share(addrspace.union(*pieces)))
