@@ -86,10 +86,11 @@ lab: lab-up ## setup, image, lab-up, then site.yml and verify.yml on the lab, an
 	@echo "  .venv/bin/carpfarm route inventory/lab http://198.18.0.50/obj/hello"
 	@echo "Remove the lab: make lab-down"
 
-lint: setup ## ruff, mypy, yamllint, ansible-lint (production profile)
+lint: setup ## ruff, mypy, the package's layer contract (lint-imports), yamllint, ansible-lint (production profile)
 	$(BIN)/ruff check src tests plugins lab playbooks/files roles/*/files molecule/resources/files bench
 	$(BIN)/ruff format --check src tests plugins lab playbooks/files roles/*/files molecule/resources/files bench
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 	$(BIN)/yamllint -s .
 	$(BIN)/ansible-lint --profile production
 

@@ -8,12 +8,19 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from carpfarm.box import kernelrules
 from carpfarm.box.balancer import (
+    FORMER_UNITS,
     IPTABLES_SCALE,
+    KINDS,
+    UNITS,
+    Kind,
     cascade,
     cascade_probabilities,
     format_iptables_probability,
+    hold_method,
     iptables_value,
+    kind,
     naive_shares,
     nft_map,
     realised_shares,
@@ -112,3 +119,23 @@ def test_nft_map(weights: list[int] | None, modulus: int, entries: list[tuple[st
 def test_bad_weights_are_refused(weights: list[float]) -> None:
     with pytest.raises(ValueError):
         cascade(list(range(len(weights))) or [], weights)
+
+
+@pytest.mark.parametrize(
+    ("balancer_type", "expected"),
+    [
+        ("iptables", Kind(hold="kernel", rules="iptables", unit="carpfarm-balancer.service")),
+        ("nftables", Kind(hold="kernel", rules="nftables", unit="carpfarm-balancer.service")),
+        ("haproxy", Kind(hold="haproxy", proxy_header=True, unit="haproxy.service")),
+        ("none", Kind()),  # carp_frontend_mode: smp
+    ],
+)
+def test_what_a_balancer_type_means_for_the_roles_is_said_once(balancer_type: str, expected: Kind) -> None:
+    assert kind(balancer_type) == expected
+    assert hold_method(balancer_type) == expected.hold
+
+
+def test_the_kernel_balancers_are_kernelrules_kinds_and_every_unit_is_listed_once() -> None:
+    assert tuple(k.rules for k in KINDS.values() if k.rules) == kernelrules.KINDS
+    assert UNITS == ("carpfarm-balancer.service", "haproxy.service")
+    assert not set(UNITS) & set(FORMER_UNITS)

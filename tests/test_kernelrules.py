@@ -9,6 +9,7 @@ kernelrules directly, and the three must be the same bytes.
 from __future__ import annotations
 
 import functools
+import re
 from pathlib import Path
 from typing import Any
 
@@ -81,8 +82,22 @@ CASES = [
 ]
 
 
+def _keys(typed: Any) -> frozenset[str]:
+    return frozenset(typed.__required_keys__ | typed.__optional_keys__)
+
+
+def _old_names(names: kernelrules.Names) -> dict[str, str]:
+    """The role variables the old templates read the names from (the role no longer has them)."""
+    return {
+        "__frontend_balancer_chain": names.chain,
+        "__frontend_balancer_wccp_chain": names.wccp_chain,
+        "__frontend_balancer_nft_table": names.table,
+    }
+
+
 def _template(directory: Path, kind: str, ruleset: dict[str, Any], **variables: Any) -> str:
-    return render(directory / TEMPLATES[kind], __frontend_balancer_ruleset=ruleset, **variables)
+    old_names = _old_names(kernelrules.names_of(ruleset)) if directory == OLD else {}
+    return render(directory / TEMPLATES[kind], __frontend_balancer_ruleset=ruleset, **old_names, **variables)
 
 
 @pytest.mark.parametrize("kind", list(TEMPLATES))
@@ -95,21 +110,50 @@ def test_python_prints_exactly_what_the_old_template_printed(make: Any, kind: st
 
 
 @pytest.mark.parametrize("kind", list(TEMPLATES))
-def test_names_host_and_header_are_the_callers(kind: str) -> None:
-    ruleset = wccp_ruleset("gre", 3, "random", "first-out")
-    names = {
-        "__frontend_balancer_chain": "MY_BALANCE",
-        "__frontend_balancer_wccp_chain": "MY_WCCP",
-        "__frontend_balancer_nft_table": "mine",
-        "inventory_hostname": "box7",
-        "ansible_managed": "Managed by Ansible: edits are lost",
-    }
-    old = _template(OLD, kind, ruleset, **names)
+def test_names_come_with_the_ruleset_host_and_header_are_the_callers(kind: str) -> None:
     ours = kernelrules.Names(chain="MY_BALANCE", wccp_chain="MY_WCCP", table="mine")
+    ruleset = {**wccp_ruleset("gre", 3, "random", "first-out"), "names": ours.view()}
+    header = {"inventory_hostname": "box7", "ansible_managed": "Managed by Ansible: edits are lost"}
+    old = _template(OLD, kind, ruleset, **header)
     managed = "#\n# Managed by Ansible: edits are lost\n#"
     assert kernelrules.render(kind, ruleset, ours, "box7", managed) == old
-    assert _template(NEW, kind, ruleset, **names) == old
+    assert _template(NEW, kind, ruleset, **header) == old
     assert "box7" in old and ("MY_WCCP_GUARD" in old or "table inet mine {" in old)
+
+
+def test_the_names_are_stated_once_and_the_views_carry_them() -> None:
+    """kernelrules.Names alone says what the chains and table are called; a ruleset without names
+    (the plan's, before the view adds them) is printed with those, and the role passes none."""
+    names = kernelrules.DEFAULT_NAMES
+    assert kernelrules.names_of({}) == names == kernelrules.names_of({"names": names.view()})
+    assert inventory_ruleset("example", 2, "random", "all")["names"] == names.view()
+    assert names.iptables_chains() == [
+        f"nat:{names.chain}",
+        f"nat:{names.wccp_chain}",
+        f"nat:{names.wccp_spread}",
+        f"filter:{names.wccp_guard}",
+    ]
+    roles = "\n".join(p.read_text() for p in (ROOT / "roles").rglob("*") if p.suffix in (".yml", ".j2"))
+    playbooks = "\n".join(p.read_text() for p in (ROOT / "playbooks").rglob("*") if p.is_file())
+    assert names.chain not in roles + playbooks and names.wccp_chain not in roles + playbooks
+    for table in (names.table, *kernelrules.FORMER_TABLES):
+        assert not re.search(rf"\binet {table}\b|table: {table}\b|table={table}\b", roles + playbooks), table
+
+
+@pytest.mark.parametrize(
+    ("rules", "chains", "tables"),
+    [
+        ("iptables", False, ["carpfarm", "carpfarm_clients"]),
+        ("nftables", True, ["carpfarm_clients"]),
+        (None, True, None),
+    ],
+)
+def test_a_box_removes_the_other_kinds_rules_and_earlier_releases_tables(
+    rules: str | None, chains: bool, tables: list[str] | None
+) -> None:
+    left = kernelrules.leftovers(rules)
+    assert left["iptables_chains"] == (kernelrules.DEFAULT_NAMES.iptables_chains() if chains else [])
+    assert left["nft_tables"] == (tables or ["carpfarm", *kernelrules.FORMER_TABLES])
 
 
 def test_an_unknown_kind_is_refused_with_the_choices() -> None:
@@ -126,11 +170,11 @@ def test_an_unknown_kind_is_refused_with_the_choices() -> None:
     ],
 )
 def test_the_base_gives_back_the_full_ruleset_over_every_port(make: Any) -> None:
-    full = make()
+    full = make()  # carpfarm_balancer's view: the ruleset and what the role needs besides
     base = kernelrules.base_ruleset(full)
-    assert not {"cascade", "nft_modulus", "nft_map", "hold", "targets"} & set(base)
-    assert base["intercept"] is None or "cascade" not in base["intercept"]
-    wanted = {k: v for k, v in full.items() if k not in ("hold", "targets")}
+    assert set(base) == {*kernelrules.BASE_KEYS, "ports"}
+    assert base["intercept"] is None or set(base["intercept"]) == set(kernelrules.INTERCEPT_BASE_KEYS)
+    wanted = {k: v for k, v in full.items() if k in _keys(kernelrules.Ruleset) and k != "hold"}
     assert kernelrules.ruleset_for(base, base["ports"]) == wanted
 
 

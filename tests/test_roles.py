@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import json
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
+from carpfarm.box.kernelrules import DEFAULT_NAMES
 from carpfarm.variables import DECLARED, INTERNAL_NAMES, roledocs
 from support.ansible import filters
 from support.paths import ROOT
@@ -134,3 +139,91 @@ def test_lab_role_readme_lists_exactly_its_defaults(role: str) -> None:
     readme = (ROOT / "roles" / role / "README.md").read_text()
     rows = set(re.findall(r"^\| `([a-z0-9_]+)` \|", readme, flags=re.MULTILINE))
     assert rows == set(_load(ROOT / "roles" / role / "defaults" / "main.yml")), f"{role}: README table"
+
+
+SHELL_SCRIPTS = sorted(p for p in (ROOT / "roles").glob("*/files/*") if p.read_text().startswith("#!/bin/sh\n"))
+
+
+@pytest.mark.parametrize("script", SHELL_SCRIPTS, ids=lambda p: f"{p.parts[-3]}/{p.name}")
+def test_the_roles_shell_scripts_are_posix_sh(script: Path) -> None:
+    checked = subprocess.run(["sh", "-n", str(script)], capture_output=True, text=True, check=False)
+    assert checked.returncode == 0, checked.stderr
+
+
+# A stand-in for iptables over a JSON file: {table: {chain: [rule, ...]}}; -S, -D, -F and -X as iptables does
+# them (-X refuses a built-in chain or one a rule still jumps to); every call is logged.
+_IPTABLES = """#!{python}
+import json, sys
+state_file, log = sys.argv[0] + ".json", sys.argv[0] + ".log"
+_, table, op, chain, *rest = sys.argv[1:]
+open(log, "a").write(" ".join(sys.argv[1:]) + "\\n")
+state = json.load(open(state_file))
+chains = state[table]
+if chain not in chains:
+    sys.exit(1)
+if op == "-S":
+    print(f"-P {{chain}} ACCEPT" if chain.isupper() and "_" not in chain else f"-N {{chain}}")
+    print("".join(f"-A {{chain}} {{rule}}\\n" for rule in chains[chain]), end="")
+elif op == "-D" and " ".join(rest) in chains[chain]:
+    chains[chain].remove(" ".join(rest))
+elif op == "-F":
+    chains[chain] = []
+elif op == "-X" and not any(r.endswith("-j " + chain) for t in state.values() for rs in t.values() for r in rs):
+    del chains[chain]
+else:
+    sys.exit(1)
+json.dump(state, open(state_file, "w"))
+"""
+
+
+def test_the_iptables_cleanup_removes_the_chains_it_is_given_and_their_jumps(tmp_path: Path) -> None:
+    """frontend_balancer's cleanup.yml runs it with carpfarm_balancer's leftovers.iptables_chains."""
+    n = DEFAULT_NAMES
+    jump = "-p tcp -m addrtype --dst-type LOCAL -m tcp --dport 3128 -m comment --comment carpfarm-balancer"
+    jump += f" -j {n.chain}"
+    wccp = f"-p tcp -m comment --comment carpfarm-wccp -j {n.wccp_chain}"
+    state = {
+        "nat": {
+            "PREROUTING": [wccp, jump, "-p udp -j ACCEPT"],
+            "OUTPUT": [jump],
+            "INPUT": [],
+            n.chain: ["-p tcp -j REDIRECT --to-ports 3129"],
+            n.wccp_chain: [f"-s 198.51.100.0/24 -j {n.wccp_spread}"],
+            n.wccp_spread: ["-p tcp -j REDIRECT --to-ports 3229"],
+        },
+        "filter": {"INPUT": [f"-p tcp -m comment --comment carpfarm-wccp -j {n.wccp_guard}"], n.wccp_guard: []},
+    }
+    iptables = tmp_path / "iptables"
+    iptables.write_text(_IPTABLES.format(python=sys.executable))
+    iptables.chmod(0o755)
+    script = ROOT / "roles" / "frontend_balancer" / "files" / "carpfarm-remove-iptables-chains"
+    env = {**os.environ, "PATH": f"{tmp_path}:{os.environ['PATH']}"}
+    runs = []
+    for _ in range(2):
+        (tmp_path / "iptables.json").write_text(json.dumps(state))
+        runs.append(subprocess.run(["sh", script, *n.iptables_chains()], env=env, capture_output=True, text=True))
+        state = json.loads((tmp_path / "iptables.json").read_text())
+    assert [r.stdout for r in runs] == [
+        f"removed: {n.chain} {n.wccp_chain} {n.wccp_spread} {n.wccp_guard}\n",
+        "removed:\n",
+    ]
+    assert state == {"nat": {"PREROUTING": ["-p udp -j ACCEPT"], "OUTPUT": [], "INPUT": []}, "filter": {"INPUT": []}}
+
+
+def test_release_reads_only_the_roles_variables_and_what_its_argument_specs_declares() -> None:
+    """hold leaves __frontend_balancer_hold for release, and release's argument_specs requires it: no fact
+    of hold's reaches release undeclared."""
+    role = ROOT / "roles" / "frontend_balancer"
+    text = "\n".join(p.read_text() for p in sorted((role / "tasks").glob("release*.yml")))
+    read = set(re.findall(r"\b_*frontend_balancer_[a-z0-9_]+", text))
+    known = {
+        *_load(role / "defaults" / "main.yml"),
+        *_load(role / "vars" / "main.yml"),
+        *_load(role / "vars" / "Debian-12.yml"),
+        *re.findall(r"register: (\w+)", text),
+        *_load(role / "meta" / "argument_specs.yml")["argument_specs"]["release"]["options"],
+    }
+    assert read - known == set()
+    assert "__frontend_balancer_hold" in read
+    hold = "\n".join(p.read_text() for p in sorted((role / "tasks").glob("hold*.yml")))
+    assert "    __frontend_balancer_hold:" in hold

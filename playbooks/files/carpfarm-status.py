@@ -5,6 +5,7 @@ carpfarm-status.py SPEC_JSON
 
 SPEC: {"squids": [{"name", "role", "address", "port", "proxy_header"}],
        "balancer": {"type", "haproxy_stats_port", "nft_table", "iptables_chain", "watch_state"}}
+The balancer's chain and table are the playbook's (carpfarm_balancer's names): this script has none of its own.
 
 Each Squid's cache manager is asked from 127.0.0.1 (the only source its
 ``http_access allow localhost manager`` admits), so nothing is opened to the
@@ -120,16 +121,14 @@ def balancer_status(spec: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {"type": kind, "rules": []}
     try:
         if kind == "iptables":
-            text = _run(
-                ["iptables", "-t", "nat", "-L", spec.get("iptables_chain", "CARPFARM_BALANCE"), "-v", "-n", "-x"]
-            )
+            text = _run(["iptables", "-t", "nat", "-L", spec["iptables_chain"], "-v", "-n", "-x"])
             for line in text.splitlines()[2:]:
                 fields = line.split()
                 port = re.search(r"redir ports (\d+)", line)
                 if fields and port:
                     out["rules"].append({"target": int(port.group(1)), "packets": int(fields[0])})
         elif kind == "nftables":
-            text = _run(["nft", "list", "table", "inet", spec.get("nft_table", "carpfarm")])
+            text = _run(["nft", "list", "table", "inet", spec["nft_table"]])
             chain = ""
             for line in text.splitlines():
                 named = re.match(r"\s*chain (\S+)", line)

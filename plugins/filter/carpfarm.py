@@ -15,15 +15,17 @@ try:
     from carpfarm import box as _box
     from carpfarm import plan as _plan
     from carpfarm.box import balancer as _balancer
+    from carpfarm.box import health as _health
     from carpfarm.box import kernelrules as _kernelrules
-    from carpfarm.box import watch as _watch
     from carpfarm.inventory import topology_from_play
     from carpfarm.lab import judge as _judge
+    from carpfarm.lab import watchlog as _watchlog
     from carpfarm.model import Topology, plain
     from carpfarm.plan import destinations as _destinations
     from carpfarm.plan import haproxy as _haproxy
     from carpfarm.plan import remap as _remap
     from carpfarm.plan import vrrp as _vrrp
+    from carpfarm.plan import watch as _watch
     from carpfarm.problems import TopologyError
     from carpfarm.wccp import settings as _wccp
 except ImportError as _exc:  # pragma: no cover - only without `make setup`
@@ -162,24 +164,9 @@ def carpfarm_frontend(source: Any, *args: Any) -> dict[str, Any]:
     """One CARP box as the model sees it: address, ports, balancer and its instances."""
     topology, rest = _farm("carpfarm_frontend", source, args)
     host = _host("carpfarm_frontend", rest)
-    for box in topology.frontends:
-        if box.name == host:
-            wccp = (
-                {
-                    # Passwords masked: squid.conf takes its lines from carpfarm_wccp_squid instead.
-                    "squid": _wccp.squid_stanza(box.wccp, box.address, masked=True),
-                    "router": _plan.wccp_router_stanza(topology, box.name),
-                    "dports": list(box.wccp.dports),
-                    "tunnels": list(box.wccp.tunnels),
-                }
-                if box.wccp
-                else None
-            )
-            hold = _balancer.hold_method(box.balancer_type)
-            view = box.model_dump(mode="json")
-            _mask_services(view.get("wccp"))
-            return {**view, "balancer_hold": hold, "wccp_rendered": wccp}
-    raise AnsibleFilterError(f"carpfarm_frontend: {host} is not in the carp_frontends group")
+    if host not in {box.name for box in topology.frontends}:
+        raise AnsibleFilterError(f"carpfarm_frontend: {host} is not in the carp_frontends group")
+    return dict(_plan.views.frontend_view(topology, host))
 
 
 @_guard
@@ -228,22 +215,15 @@ def carpfarm_balancer(source: Any, *args: Any, exclude: Sequence[int] | None = N
     topology, rest = _farm("carpfarm_balancer", source, args)
     host = _host("carpfarm_balancer", rest)
     skip = [int(port) for port in exclude or []]
-    return {**_plan.balancer_rules(topology, host, skip), "targets": _plan.balancer_targets(topology, host)}
+    return dict(_plan.views.balancer_view(topology, host, skip))
 
 
 @_guard
-def carpfarm_kernel_rules(
-    ruleset: _Map,
-    kind: str,
-    host: str,
-    managed: str,
-    chain: str = "CARPFARM_BALANCE",
-    wccp_chain: str = "CARPFARM_WCCP",
-    table: str = "carpfarm",
-) -> str:
-    """The kernel balancer's rules file (``iptables`` or ``nftables``) for a ruleset from carpfarm_balancer."""
-    names = _kernelrules.Names(chain=str(chain), wccp_chain=str(wccp_chain), table=str(table))
-    return _kernelrules.render(str(kind), plain(dict(ruleset)), names, str(host), str(managed))
+def carpfarm_kernel_rules(ruleset: _Map, kind: str, host: str, managed: str) -> str:
+    """The kernel balancer's rules file (``iptables`` or ``nftables``) for a ruleset from carpfarm_balancer,
+    with the chains and table it names."""
+    rules = plain(dict(ruleset))
+    return _kernelrules.render(str(kind), rules, _kernelrules.names_of(rules), str(host), str(managed))
 
 
 @_guard
@@ -252,14 +232,11 @@ def carpfarm_watch_config(
     host: str,
     managed: str,
     probe: _Map | None = None,
-    chain: str = "CARPFARM_BALANCE",
-    wccp_chain: str = "CARPFARM_WCCP",
-    table: str = "carpfarm",
     **files: str,
 ) -> dict[str, Any]:
     """carpfarm-watch's configuration for the full ruleset of carpfarm_balancer (every instance)."""
-    names = _kernelrules.Names(chain=str(chain), wccp_chain=str(wccp_chain), table=str(table))
-    probing = _watch.Probing(**plain(dict(probe or {})))
+    names = _kernelrules.names_of(plain(dict(ruleset)))
+    probing = _health.Probing(**plain(dict(probe or {})))
     paths = {str(k): str(v) for k, v in files.items()}
     return _watch.config_data(plain(dict(ruleset)), str(host), str(managed), names, probing, **paths)
 
@@ -323,7 +300,7 @@ def carpfarm_change_outcome(urls: Sequence[str], served: _Map, predicted: _Map, 
 @_guard
 def carpfarm_watch_out_and_back(lines: Sequence[Any], port: int, since: float) -> dict[str, float | None]:
     """Seconds from ``since`` until carpfarm-watch's rules took ``port`` out, and put it back."""
-    return _watch.out_and_back([str(line) for line in lines], int(port), float(since))
+    return _watchlog.out_and_back([str(line) for line in lines], int(port), float(since))
 
 
 @_guard

@@ -20,14 +20,40 @@ from fractions import Fraction
 
 IPTABLES_SCALE = 0x80000000  # xt_statistic: probability * 2**31, compared with random & 0x7FFFFFFF
 
-# How each balancer type takes one frontend instance out of rotation while it restarts: the kernel
-# balancers load the exactly fair rules over the others, HAProxy puts the server in maintenance. A box
-# with no balancer (SMP workers) has no method: a changed instance is reloaded in place.
-HOLD_METHODS: dict[str, str | None] = {
-    "iptables": "kernel",
-    "nftables": "kernel",
-    "haproxy": "haproxy",
+
+@dataclass(frozen=True)
+class Kind:
+    """What a balancer type means for the roles: each decision they make by type, made here once.
+
+    ``hold``: how it takes one frontend instance out of rotation while it restarts (the kernel balancers
+    load the exactly fair rules over the others, HAProxy puts the server in maintenance), or None when it
+    cannot: a changed instance is then reloaded in place. ``rules``: the kernel NAT rules it loads, a kind
+    of ``carpfarm.box.kernelrules`` (a rules file, its loader, carpfarm-watch, WCCP's intercept), or None.
+    ``proxy_header``: it connects to the instances from the box and sends the client's address in a
+    PROXY v2 header. ``unit``: the systemd unit that runs it ('' for none)."""
+
+    hold: str | None = None
+    rules: str | None = None
+    proxy_header: bool = False
+    unit: str = ""
+
+
+_KERNEL_UNIT = "carpfarm-balancer.service"
+# By frontend_balancer_type; a box with no balancer (SMP workers, type "none") is the empty Kind.
+KINDS: dict[str, Kind] = {
+    "iptables": Kind(hold="kernel", rules="iptables", unit=_KERNEL_UNIT),
+    "nftables": Kind(hold="kernel", rules="nftables", unit=_KERNEL_UNIT),
+    "haproxy": Kind(hold="haproxy", proxy_header=True, unit="haproxy.service"),
 }
+# Every unit some balancer type runs: a box stops those of the types it does not run, and those of
+# earlier releases (balance's, which carpfarm no longer builds).
+UNITS: tuple[str, ...] = tuple(dict.fromkeys(k.unit for k in KINDS.values()))
+FORMER_UNITS: tuple[str, ...] = ("carpfarm-balance.service",)
+
+
+def kind(balancer_type: str) -> Kind:
+    """What ``balancer_type`` is; a type that is no balancer (``none``) is the empty Kind."""
+    return KINDS.get(balancer_type, Kind())
 
 
 @dataclass(frozen=True)
@@ -47,7 +73,7 @@ class CascadeRule:
 
 def hold_method(balancer_type: str) -> str | None:
     """``kernel``, ``haproxy``, or None when the balancer cannot hold an instance out."""
-    return HOLD_METHODS.get(balancer_type)
+    return kind(balancer_type).hold
 
 
 def _check_weights(weights: Sequence[int | float]) -> None:

@@ -5,22 +5,29 @@ The frontend_balancer role prints these through the ``carpfarm_kernel_rules`` fi
 the same bytes for the same instances. Standard library only: this module runs on the box,
 where plain ``python3`` is all there is.
 
-A ruleset is the dict ``carpfarm.plan.balancer_rules`` returns. Its *base* (``base_ruleset``)
-is that dict without the fair parts (``cascade``, ``nft_modulus``, ``nft_map``, and the same
-under ``intercept``) and with the instances' ``ports`` in order; ``ruleset_for`` puts the fair
-parts back for any subset of live ports, the way ``balancer_rules(..., exclude=...)`` does.
+A ruleset (``Ruleset``) is what ``carpfarm.plan.balancer_rules`` returns. Its *base*
+(``BaseRuleset``, ``base_ruleset``) is that without the fair parts (``cascade``, ``nft_modulus``,
+``nft_map``, and the same under ``intercept``) and with the instances' ``ports`` in order;
+``ruleset_for`` puts the fair parts back for any subset of live ports, the way
+``balancer_rules(..., exclude=...)`` does. ``Names`` are the chains and the table the rules make on
+the host, stated here alone: the plan's balancer view carries them to the role.
 """
 
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import asdict, dataclass
-from typing import Any
+from dataclasses import asdict, dataclass, fields
+from typing import Any, NotRequired, TypedDict, cast
 
 from carpfarm.box.balancer import cascade, nft_map
 
 KINDS = ("iptables", "nftables")
 FAIR_KEYS = ("cascade", "nft_modulus", "nft_map")
+# What a base ruleset keeps of a ruleset (besides the instances' ports), and of its intercept.
+BASE_KEYS = ("type", "mode", "listen_port", "client_networks_v4", "client_networks_v6", "intercept")
+INTERCEPT_BASE_KEYS = ("method", "dports", "interfaces", "routers", "ports")
+# nftables tables earlier carpfarm releases made (balance's client filter): removed wherever found.
+FORMER_TABLES = ("carpfarm_clients",)
 
 _IPTABLES_HEAD = """\
 # carpfarm frontend balancer for {host}: iptables-restore --noflush input.
@@ -33,15 +40,15 @@ _IPTABLES_WCCP_HEAD = """\
 # carpfarm_client_networks to the services' ports{through} are spread
 # over the frontends' intercept ports exactly like the balancer's; nothing else is taken.
 :{chain} - [0:0]
-:{chain}_SPREAD - [0:0]
+:{spread} - [0:0]
 """
 
 _IPTABLES_GUARD = """\
 *filter
 # The intercept ports take only connections the rules above redirected: a client that connects
 # to one directly (no NAT record) would make Squid fetch from itself.
-:{chain}_GUARD - [0:0]
--A {chain}_GUARD -p tcp -m multiport --dports {ports} -m conntrack ! --ctstate DNAT -j DROP
+:{guard} - [0:0]
+-A {guard} -p tcp -m multiport --dports {ports} -m conntrack ! --ctstate DNAT -j DROP
 COMMIT
 """
 
@@ -80,16 +87,139 @@ _NFT_GUARD = """\
 """
 
 
+# ---------------------------------------------------------------- the rulesets, as typed data
+
+
+class CascadeEntry(TypedDict):
+    """One rule of a cascade (``carpfarm.box.balancer.CascadeRule`` as data)."""
+
+    index: int
+    target: int
+    probability: float
+    iptables_value: int
+    iptables_probability: str
+    every: int
+    share: float
+    realised_share: float
+    last: bool
+
+
+class MapEntry(TypedDict):
+    """One entry of an nftables ``numgen`` map: the key (or key range) and the port it sends to."""
+
+    key: str
+    port: int
+
+
+class FairRules(TypedDict):
+    """The exactly fair iptables cascade and nftables map over some ports."""
+
+    cascade: list[CascadeEntry]
+    nft_modulus: int
+    nft_map: list[MapEntry]
+
+
+class InterceptBase(TypedDict):
+    """WCCP-redirected connections: which to take, and the instances' intercept ports."""
+
+    method: str
+    dports: list[int]
+    interfaces: list[str]  # the GRE tunnels; empty for l2
+    routers: list[str]
+    ports: list[int]
+
+
+class Intercept(InterceptBase, FairRules):
+    """What the rules take of WCCP-redirected connections, and how they spread them."""
+
+
+class _Arrival(TypedDict):
+    """Where the clients arrive: the balancer's type and mode, its port, the client networks."""
+
+    type: str
+    mode: str
+    listen_port: int
+    client_networks_v4: NotRequired[list[str]]  # absent on a box without a balancer (SMP)
+    client_networks_v6: NotRequired[list[str]]
+
+
+class Ruleset(_Arrival, FairRules):
+    """A kernel balancer's rules, as ``carpfarm.plan.balancer_rules`` gives them and ``render`` prints them."""
+
+    hold: NotRequired[str | None]  # how an instance is held out of rotation (not in ruleset_for's)
+    intercept: Intercept | None
+
+
+class BaseRuleset(_Arrival):
+    """A ruleset over every instance without its fair parts: what carpfarm-watch's configuration holds."""
+
+    ports: list[int]
+    intercept: InterceptBase | None
+
+
+class NameSet(TypedDict):
+    """``Names`` as data, with the chains the WCCP chain's name makes."""
+
+    chain: str
+    wccp_chain: str
+    wccp_spread: str
+    wccp_guard: str
+    table: str
+
+
 @dataclass(frozen=True)
 class Names:
-    """What the role calls its chains and table on the host (frontend_balancer's vars/main.yml)."""
+    """What the kernel balancers call their chains and table on the host: the one place that says so."""
 
     chain: str = "CARPFARM_BALANCE"
-    wccp_chain: str = "CARPFARM_WCCP"
+    wccp_chain: str = "CARPFARM_WCCP"  # WCCP's selection chain (nat), beside it _SPREAD (nat), _GUARD (filter)
     table: str = "carpfarm"
+
+    @property
+    def wccp_spread(self) -> str:
+        return f"{self.wccp_chain}_SPREAD"
+
+    @property
+    def wccp_guard(self) -> str:
+        return f"{self.wccp_chain}_GUARD"
+
+    def view(self) -> NameSet:
+        return NameSet(
+            chain=self.chain,
+            wccp_chain=self.wccp_chain,
+            wccp_spread=self.wccp_spread,
+            wccp_guard=self.wccp_guard,
+            table=self.table,
+        )
+
+    def iptables_chains(self) -> list[str]:
+        """Every chain the iptables rules make, as ``table:chain``."""
+        return [f"nat:{self.chain}", f"nat:{self.wccp_chain}", f"nat:{self.wccp_spread}", f"filter:{self.wccp_guard}"]
 
 
 DEFAULT_NAMES = Names()
+
+
+def names_of(ruleset: Mapping[str, Any]) -> Names:
+    """The names a ruleset carries (``names``, as the plan's balancer view gives them), or the defaults."""
+    given = ruleset.get("names") or {}
+    return Names(**{f.name: str(given[f.name]) for f in fields(Names) if f.name in given})
+
+
+class KernelLeftovers(TypedDict):
+    """The other kinds' rules a box removes: iptables chains (``table:chain``), nftables ``inet`` tables."""
+
+    iptables_chains: list[str]
+    nft_tables: list[str]
+
+
+def leftovers(rules: str | None, names: Names = DEFAULT_NAMES) -> KernelLeftovers:
+    """What a box whose balancer loads ``rules`` (a kind of KINDS, or None) removes of the other kinds'
+    rules, and of earlier releases' tables."""
+    return KernelLeftovers(
+        iptables_chains=[] if rules == "iptables" else names.iptables_chains(),
+        nft_tables=[*([] if rules == "nftables" else [names.table]), *FORMER_TABLES],
+    )
 
 
 def render(kind: str, ruleset: Mapping[str, Any], names: Names, host: str, managed: str) -> str:
@@ -114,10 +244,10 @@ def iptables_rules(ruleset: Mapping[str, Any], names: Names, host: str, managed:
     ]
     parts += ["*nat\n", f":{names.chain} - [0:0]\n", _cascade(names.chain, ruleset["cascade"], ruleset["mode"])]
     if wccp:
-        parts.append(_iptables_wccp(ruleset, wccp, names.wccp_chain))
+        parts.append(_iptables_wccp(ruleset, wccp, names))
     parts.append("COMMIT\n")
     if wccp:
-        parts.append(_IPTABLES_GUARD.format(chain=names.wccp_chain, ports=_join(wccp["ports"], ",")))
+        parts.append(_IPTABLES_GUARD.format(guard=names.wccp_guard, ports=_join(wccp["ports"], ",")))
     return "".join(parts)
 
 
@@ -135,19 +265,21 @@ def _cascade(chain: str, rules: Sequence[Mapping[str, Any]], mode: str) -> str:
     return "".join(lines)
 
 
-def _iptables_wccp(ruleset: Mapping[str, Any], wccp: Mapping[str, Any], chain: str) -> str:
+def _iptables_wccp(ruleset: Mapping[str, Any], wccp: Mapping[str, Any], names: Names) -> str:
     """The WCCP selection chain (client networks, services' ports, tunnels) and its spread."""
     interfaces = wccp["interfaces"]
     through = " through the GRE tunnels" if interfaces else ""
-    lines = [_IPTABLES_WCCP_HEAD.format(method=wccp["method"], through=through, chain=chain)]
+    chain = names.wccp_chain
+    head = _IPTABLES_WCCP_HEAD.format(method=wccp["method"], through=through, chain=chain, spread=names.wccp_spread)
+    lines = [head]
     for network in ruleset["client_networks_v4"]:
         for interface in interfaces or [""]:
             arrival = f" -i {interface}" if interface else ""
             lines.append(
                 f"-A {chain} -s {network}{arrival} -p tcp -m multiport --dports {_join(wccp['dports'], ',')}"
-                f" -m addrtype ! --dst-type LOCAL -j {chain}_SPREAD\n"
+                f" -m addrtype ! --dst-type LOCAL -j {names.wccp_spread}\n"
             )
-    lines.append(_cascade(f"{chain}_SPREAD", wccp["cascade"], ruleset["mode"]))
+    lines.append(_cascade(names.wccp_spread, wccp["cascade"], ruleset["mode"]))
     return "".join(lines)
 
 
@@ -202,16 +334,16 @@ def _join(values: Sequence[Any], separator: str) -> str:
 # ---------------------------------------------------------------- rulesets for live subsets
 
 
-def base_ruleset(ruleset: Mapping[str, Any]) -> dict[str, Any]:
+def base_ruleset(ruleset: Mapping[str, Any]) -> BaseRuleset:
     """A full ruleset (over every instance) without its fair parts, with the instances' ``ports``."""
-    base = {k: v for k, v in ruleset.items() if k not in (*FAIR_KEYS, "hold", "targets")}
-    base["ports"] = [rule["target"] for rule in ruleset["cascade"]]
+    base = {k: ruleset[k] for k in BASE_KEYS if k in ruleset}
     wccp = ruleset.get("intercept")
-    base["intercept"] = None if not wccp else {k: v for k, v in wccp.items() if k not in FAIR_KEYS}
-    return base
+    base["intercept"] = None if not wccp else {k: wccp[k] for k in INTERCEPT_BASE_KEYS if k in wccp}
+    base["ports"] = [rule["target"] for rule in ruleset["cascade"]]
+    return cast(BaseRuleset, base)
 
 
-def ruleset_for(base: Mapping[str, Any], live: Collection[int]) -> dict[str, Any]:
+def ruleset_for(base: Mapping[str, Any], live: Collection[int]) -> Ruleset:
     """The ruleset that spreads exactly fairly over the ``live`` ports (kept in the base's order).
 
     Instance ``n``'s intercept port is ``intercept.ports[n]``, so an instance out of the
@@ -220,19 +352,19 @@ def ruleset_for(base: Mapping[str, Any], live: Collection[int]) -> dict[str, Any
     kept = [n for n, port in enumerate(ports) if port in live]
     if not kept:
         raise ValueError(f"no live instance among the ports {ports} (live: {sorted(live)})")
-    ruleset = {k: v for k, v in base.items() if k != "ports"}
+    ruleset: dict[str, Any] = {k: v for k, v in base.items() if k != "ports"}
     ruleset.update(fair_rules([ports[n] for n in kept]))
     wccp = base.get("intercept")
     if wccp:
         ruleset["intercept"] = {**wccp, **fair_rules([wccp["ports"][n] for n in kept])}
-    return ruleset
+    return cast(Ruleset, ruleset)
 
 
-def fair_rules(ports: Sequence[int]) -> dict[str, Any]:
+def fair_rules(ports: Sequence[int]) -> FairRules:
     """The exactly fair iptables cascade and nftables map over ``ports``."""
     modulus, entries = nft_map(ports)
-    return {
-        "cascade": [asdict(rule) for rule in cascade(ports)],
-        "nft_modulus": modulus,
-        "nft_map": [{"key": k, "port": p} for k, p in entries],
-    }
+    return FairRules(
+        cascade=[cast(CascadeEntry, asdict(rule)) for rule in cascade(ports)],
+        nft_modulus=modulus,
+        nft_map=[MapEntry(key=k, port=p) for k, p in entries],
+    )

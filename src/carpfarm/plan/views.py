@@ -1,6 +1,8 @@
 """What each host is given: port maps, cache_peer lines, balancer rules, the WCCP router's stanza.
 
-These are the numbers the roles' templates print; templates do no arithmetic of their own.
+These are the numbers the roles' templates print; templates do no arithmetic of their own, and decide
+nothing by a balancer's name: the views say what the role needs to know (``BalancerView``,
+``FrontendView``), each a TypedDict the template tests hold the templates to.
 """
 
 from __future__ import annotations
@@ -8,10 +10,10 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
-from typing import Any
+from typing import Any, TypedDict, cast
 
-from carpfarm.box.balancer import hold_method
-from carpfarm.box.kernelrules import fair_rules
+from carpfarm.box import balancer, kernelrules
+from carpfarm.box.kernelrules import Intercept, KernelLeftovers, NameSet, Ruleset, fair_rules
 from carpfarm.model import BackendInstance, FrontendHost, Topology, wccp_boxes
 from carpfarm.wccp import settings as wccp
 
@@ -130,15 +132,24 @@ def cache_peers(topology: Topology, options: PeerOptions | None = None) -> list[
     ]
 
 
-def balancer_targets(topology: Topology, host: str) -> list[dict[str, Any]]:
+class Target(TypedDict):
+    """A frontend instance a userspace balancer (haproxy) sends to."""
+
+    name: str
+    address: str
+    port: int
+    endpoint: str
+
+
+def balancer_targets(topology: Topology, host: str) -> list[Target]:
     """The frontend instances a userspace balancer (haproxy) sends to."""
     return [
-        {"name": i.name, "address": LOOPBACK, "port": i.port, "endpoint": f"{LOOPBACK}:{i.port}"}
+        Target(name=i.name, address=LOOPBACK, port=i.port, endpoint=f"{LOOPBACK}:{i.port}")
         for i in _frontend(topology, host).instances
     ]
 
 
-def balancer_rules(topology: Topology, host: str, exclude: Sequence[int] = ()) -> dict[str, Any]:
+def balancer_rules(topology: Topology, host: str, exclude: Sequence[int] = ()) -> Ruleset:
     """Rules for the kernel balancers: the iptables cascade and the nftables map.
 
     ``exclude`` leaves those frontend ports out (an instance held out of rotation while
@@ -146,46 +157,145 @@ def balancer_rules(topology: Topology, host: str, exclude: Sequence[int] = ()) -
     """
     frontend = _frontend(topology, host)
     if frontend.mode == "smp":  # no balancer: the SMP Squid's workers share the listen port
-        return {
-            "type": frontend.balancer_type,
-            "mode": frontend.balancer_mode,
-            "listen_port": frontend.listen_port,
-            "hold": None,
-            "cascade": [],
-            "nft_modulus": 0,
-            "nft_map": [],
-            "intercept": None,
-        }
+        return Ruleset(
+            type=frontend.balancer_type,
+            mode=frontend.balancer_mode,
+            listen_port=frontend.listen_port,
+            hold=None,
+            cascade=[],
+            nft_modulus=0,
+            nft_map=[],
+            intercept=None,
+        )
     kept = [n for n, i in enumerate(frontend.instances) if i.port not in exclude]
     if not kept:
         raise ValueError(f"{host}: excluding {list(exclude)} leaves no frontend instance to balance to")
     networks = [ipaddress.ip_network(n, strict=False) for n in frontend.client_networks]
-    return {
-        "type": frontend.balancer_type,
-        "mode": frontend.balancer_mode,
-        "listen_port": frontend.listen_port,
-        "client_networks_v4": [str(n) for n in networks if n.version == 4],
-        "client_networks_v6": [str(n) for n in networks if n.version == 6],
-        "hold": hold_method(frontend.balancer_type),  # how an instance is held out of rotation, or None
-        **fair_rules([frontend.instances[n].port for n in kept]),
-        "intercept": None if frontend.wccp is None else _intercept(frontend.wccp, kept),
-    }
+    fair = fair_rules([frontend.instances[n].port for n in kept])
+    return Ruleset(
+        type=frontend.balancer_type,
+        mode=frontend.balancer_mode,
+        listen_port=frontend.listen_port,
+        client_networks_v4=[str(n) for n in networks if n.version == 4],
+        client_networks_v6=[str(n) for n in networks if n.version == 6],
+        hold=balancer.hold_method(frontend.balancer_type),  # how an instance is held out of rotation, or None
+        cascade=fair["cascade"],
+        nft_modulus=fair["nft_modulus"],
+        nft_map=fair["nft_map"],
+        intercept=None if frontend.wccp is None else _intercept(frontend.wccp, kept),
+    )
 
 
-def _intercept(settings: wccp.WccpSettings, kept: Sequence[int]) -> dict[str, Any]:
+def _intercept(settings: wccp.WccpSettings, kept: Sequence[int]) -> Intercept:
     """WCCP-redirected connections: which to take, and the same fair rules over the intercept ports.
 
     Instance ``n``'s intercept port is ``intercept_ports[n]``, so holding an instance out of
     rotation holds it out of both.
     """
-    return {
-        "method": settings.forwarding_method,
-        "dports": list(settings.dports),
-        "interfaces": list(settings.tunnels),  # empty for l2: the redirect is on the LAN side
-        "routers": list(settings.routers),
-        "ports": list(settings.intercept_ports),
+    return Intercept(
+        method=settings.forwarding_method,
+        dports=list(settings.dports),
+        interfaces=list(settings.tunnels),  # empty for l2: the redirect is on the LAN side
+        routers=list(settings.routers),
+        ports=list(settings.intercept_ports),
         **fair_rules([settings.intercept_ports[n] for n in kept]),
+    )
+
+
+class Leftovers(KernelLeftovers):
+    """What other balancer types (and earlier releases) leave on a box that this one removes: their
+    iptables chains and nftables tables, and their systemd units."""
+
+    units: list[str]
+
+
+class BalancerView(Ruleset):
+    """One CARP box's balancer as frontend_balancer sees it (the filter carpfarm_balancer): the rules,
+    the chains' and table's names, the instances HAProxy sends to, and the role's decisions.
+
+    ``kernel_rules``: the rules are the kernel's (a rules file, its loader, carpfarm-watch).
+    ``iptables_legacy``: they go through the iptables tools, which may be iptables-legacy (a raw
+    socket: CAP_NET_RAW, AF_INET, AF_INET6; and the ip_tables module, which it loads itself)."""
+
+    names: NameSet
+    targets: list[Target]
+    kernel_rules: bool
+    iptables_legacy: bool
+    leftovers: Leftovers
+
+
+def balancer_view(topology: Topology, host: str, exclude: Sequence[int] = ()) -> BalancerView:
+    """``balancer_rules`` (less the ``exclude`` ports) with what the frontend_balancer role needs besides."""
+    rules = balancer_rules(topology, host, exclude)
+    kind = balancer.kind(rules["type"])
+    names = kernelrules.DEFAULT_NAMES
+    others = [unit for unit in (*balancer.UNITS, *balancer.FORMER_UNITS) if unit != kind.unit]
+    view = {
+        **rules,
+        "names": names.view(),
+        "targets": balancer_targets(topology, host),
+        "kernel_rules": kind.rules is not None,
+        "iptables_legacy": kind.rules == "iptables",
+        "leftovers": Leftovers(**kernelrules.leftovers(kind.rules, names), units=others),
     }
+    return cast(BalancerView, view)
+
+
+class FrontendView(TypedDict):
+    """One CARP box as the model sees it (``FrontendHost``'s fields, WCCP passwords masked), with what
+    its balancer means for the Squids (``balancer_*``) and what its WCCP prints (``wccp_rendered``).
+
+    ``balancer_hold``: how the balancer holds an instance out of rotation (None: it cannot, so a changed
+    instance is reloaded in place). ``balancer_kernel_rules``: the balancer is the kernel's NAT rules.
+    ``balancer_proxy_header``: the balancer connects from the box and sends the client's address in a
+    PROXY v2 header, which the instances require."""
+
+    name: str
+    mode: str
+    workers: int
+    cpu_affinity_map: str
+    address: str
+    address_written: str
+    listen_port: int
+    instances: list[dict[str, Any]]  # FrontendInstance's fields: host, name, port
+    instances_setting: str
+    vcpus: int | None
+    client_networks: list[str]
+    allow_open_proxy: bool
+    balancer_type: str
+    balancer_mode: str
+    haproxy_stats_port: int
+    carp_key: list[str]
+    wccp: wccp.SettingsView | None
+    vip: dict[str, Any] | None
+    balancer_hold: str | None
+    balancer_kernel_rules: bool
+    balancer_proxy_header: bool
+    wccp_rendered: wccp.Rendered | None
+
+
+def frontend_view(topology: Topology, host: str) -> FrontendView:
+    """CARP box ``host`` as the carp_frontend and wccp roles see it (the filter carpfarm_frontend)."""
+    box = _frontend(topology, host)
+    kind = balancer.kind(box.balancer_type)
+    rendered = None
+    if box.wccp:
+        rendered = wccp.Rendered(
+            # Passwords masked: squid.conf takes its lines from carpfarm_wccp_squid instead.
+            squid=wccp.squid_stanza(box.wccp, box.address, masked=True),
+            router=wccp_router_stanza(topology, box.name),
+            dports=list(box.wccp.dports),
+            tunnels=list(box.wccp.tunnels),
+        )
+    view = {
+        **box.model_dump(mode="json"),
+        "wccp": None if box.wccp is None else wccp.shown_settings(box.wccp),
+        "balancer_hold": kind.hold,
+        "balancer_kernel_rules": kind.rules is not None,
+        "balancer_proxy_header": kind.proxy_header,
+        "wccp_rendered": rendered,
+    }
+    return cast(FrontendView, view)
 
 
 def wccp_router_stanza(topology: Topology, host: str) -> str:

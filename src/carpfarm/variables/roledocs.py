@@ -118,7 +118,8 @@ frontend_balancer:
       frontend_balancer_hold_port: {type: int, required: true, description: The frontend instance's port.}
   release:
     short_description: Put the frontend instance held out by hold back into rotation
-    options: *hold_port
+    options: {<<: *hold_port, __frontend_balancer_hold: {type: dict, required: true, description: "What hold set, and
+      release reads - method (kernel, haproxy, or null), name (the held instance), held (whether hold took it out)."}}
 frontend_vip:
   main:
     short_description: A floating client address shared by CARP boxes (keepalived, VRRP)
@@ -208,10 +209,11 @@ def _declared_spec(name: str, description: str) -> dict[str, Any]:
 def _option_spec(role: str, name: str, given: dict[str, Any]) -> dict[str, Any]:
     if name in variables.DECLARED:
         return _declared_spec(name, str(given.get("description", "")))
-    if variables.INTERNAL_NAMES.get(name) != role or not {"type", "description"} <= set(given) <= set(_ARGUMENT_KEYS):
+    owner = role if name.startswith(f"__{role}_") else variables.INTERNAL_NAMES.get(name)  # a fact of its own, or given
+    if owner != role or not {"type", "description"} <= set(given) <= set(_ARGUMENT_KEYS):
         raise RoleDocsError(
-            f"{role}: argument {name} is neither declared in {variables.__name__} nor one of its INTERNAL_NAMES "
-            f"for {role} with a type and a description (and only {', '.join(_ARGUMENT_KEYS)}) in ENTRY_POINTS"
+            f"{role}: argument {name} is neither declared in {variables.__name__} nor one of its INTERNAL_NAMES (or a"
+            f" __{role}_ fact) for {role} with a type, a description (only {', '.join(_ARGUMENT_KEYS)}) in ENTRY_POINTS"
         )
     return {key: given[key] for key in _ARGUMENT_KEYS if key in given}
 

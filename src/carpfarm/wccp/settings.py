@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Iterator, Sequence
+from typing import Any, TypedDict, cast
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from carpfarm.box import kernelrules
 from carpfarm.problems import Problem
 from carpfarm.variables import FrontendVars
 from carpfarm.variables.wccp import (
@@ -25,8 +27,8 @@ from carpfarm.variables.wccp import (
     _default_services,
 )
 
-# Balancers that keep the kernel's NAT record, which Squid's intercept ports read.
-INTERCEPT_BALANCERS: tuple[str, ...] = ("iptables", "nftables")
+# Balancers that keep the kernel's NAT record, which Squid's intercept ports read: the kernel balancers.
+INTERCEPT_BALANCERS: tuple[str, ...] = kernelrules.KINDS
 TUNNEL_PREFIX = "carpfarm-wccp"  # GRE tunnel to router n: carpfarm-wccp<n> (at most 15 characters)
 MASKED = "<set>"  # what carpfarm plan shows of a password
 
@@ -178,12 +180,36 @@ def squid_stanza(settings: WccpSettings, address: str | None = None, *, masked: 
     return lines
 
 
-def shown_settings(settings: WccpSettings) -> dict[str, object]:
+class SettingsView(TypedDict):
+    """``WccpSettings`` as plain data, every password masked: what carpfarm plan and the roles see."""
+
+    routers: list[str]
+    forwarding_method: str
+    return_method: str
+    assignment_method: str
+    services: list[dict[str, Any]]  # WccpService's fields; password "<set>" or None
+    weight: int
+    intercept_ports: list[int]
+    router_interface: str
+    squid_fixed: bool
+
+
+class Rendered(TypedDict):
+    """What a CARP box's WCCP prints: Squid's stanza (passwords masked), the routers', the services'
+    destination ports and the GRE tunnels' names."""
+
+    squid: list[str]
+    router: str
+    dports: list[int]
+    tunnels: list[str]
+
+
+def shown_settings(settings: WccpSettings) -> SettingsView:
     """The settings as plain data with every password masked (``<set>``), for carpfarm plan."""
     data = settings.model_dump(mode="json")
     for service in data["services"]:
         service["password"] = MASKED if service["password"] else None
-    return data
+    return cast(SettingsView, data)
 
 
 def _password_placeholder(service: WccpService) -> str:
