@@ -95,7 +95,7 @@ lint: setup ## ruff, mypy, the package's layer contract (lint-imports), yamllint
 	$(BIN)/ansible-lint --profile production
 
 # Each role's defaults/main.yml, meta/argument_specs.yml and README variable tables are written from the
-# declarations in src/carpfarm/variables/; tests/test_roles.py fails while one differs (--check).
+# declarations in src/carpfarm/variables/; tests/roles/test_roles.py fails while one differs (--check).
 roles-interface: setup ## rewrite the roles' defaults, argument_specs and README variable tables from src/carpfarm/variables/
 	$(BIN)/python -m carpfarm.variables.roledocs
 

@@ -19,11 +19,10 @@ import threading
 import time
 from typing import Any
 
-from lab import ROOT, log, run
-
 from carpfarm.lab import bench
 from carpfarm.model import Topology, build_topology
 from carpfarm.plan import balancer_rules
+from lab import ROOT, log, run
 
 
 def _count_connections(ports: list[int], total: int) -> dict[str, int]:
@@ -60,11 +59,15 @@ def _count_connections(ports: list[int], total: int) -> dict[str, int]:
 
 
 def _render(template: str, balancer: dict[str, Any]) -> str:
-    from support.ansible import render  # the tests' renderer: Ansible's templar, as the role runs it
+    from carpfarm.lab.render import render  # Ansible's templar, as the role runs it
 
     path = ROOT / "roles/frontend_balancer/templates/etc/carpfarm" / template
     return render(
-        path, ansible_managed="carpfarm bench", inventory_hostname="bench", __frontend_balancer_ruleset=balancer
+        path,
+        ansible_managed="carpfarm bench",
+        inventory_hostname="bench",
+        __frontend_balancer_ruleset=balancer,
+        __frontend_balancer=balancer,
     )
 
 

@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))  # support: the real-Squid rig and the renderer the tests use
 
 BIN = Path(sys.executable).parent
 INVENTORY = ROOT / "inventory" / "lab"

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from lab import log
-
 from carpfarm.model import Topology, build_topology
 from carpfarm.plan import impact
+from lab import log
 
 
 def _farm(names: list[str], drained: str | None = None) -> Topology:
@@ -20,7 +19,7 @@ def _farm(names: list[str], drained: str | None = None) -> Topology:
 
 
 def section(count: int) -> list[dict[str, Any]]:
-    from support.squidrig import PeerSpec, running_squid
+    from carpfarm.lab.squidrig import PeerSpec, running_squid
 
     hosts = [f"cache{i}" for i in range(1, 6)]
     middle = hosts[2]

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Build a Debian root that holds that release's squid package, for the tests
 # that hold carpfarm.carp to more Squid releases than the host's own
-# (tests/test_carp_squid.py runs it with `chroot ROOT /usr/sbin/squid`).
+# (tests/carp/test_carp_squid.py runs it with `chroot ROOT /usr/sbin/squid`).
 #
 #   bash lab/build-squid-root.sh [SUITE]     SUITE defaults to trixie (squid 6.13)
 #

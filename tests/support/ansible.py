@@ -7,8 +7,9 @@ from typing import Any
 
 from ansible.parsing.dataloader import DataLoader
 from ansible.plugins.loader import filter_loader, init_plugin_loader
-from ansible.template import Templar, trust_as_template
+from ansible.template import Templar
 
+from carpfarm.lab.render import render as lab_render
 from support.paths import ROLES, ROOT, load_script
 
 # What every role template may print that no test sets: the header and the host. (The chains' and
@@ -21,9 +22,7 @@ TEMPLATE_BASE = {
 
 def render(template: Path, **variables: Any) -> str:
     """The template rendered by Ansible's templar with TEMPLATE_BASE and these variables."""
-    init_plugin_loader()
-    templar = Templar(loader=DataLoader(), variables={**TEMPLATE_BASE, **variables})
-    return str(templar.template(trust_as_template(template.read_text())))
+    return lab_render(template, **{**TEMPLATE_BASE, **variables})
 
 
 def preflight(

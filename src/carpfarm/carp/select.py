@@ -18,7 +18,7 @@ the choice a real frontend makes; the URL key it hashes is built by
 Debian 12's squid 5.7 and Debian 13's 6.13 choose alike, so nothing here takes
 a release: between the SQUID_5_7 and SQUID_6_13 tags ``carp.cc`` changed only
 its logging (for ``Uri.cc``, see ``carpfarm.carp.url``). Both are checked by
-``tests/test_carp_squid.py``.
+``tests/carp/test_carp_squid.py``.
 """
 
 from __future__ import annotations

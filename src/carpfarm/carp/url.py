@@ -7,7 +7,7 @@ carpfarm frontend runs with (no ``append_domain``, ``check_hostnames off``, ``ur
 
 Between the SQUID_5_7 and SQUID_6_13 tags, the two changes to ``Uri.cc`` that reach the key
 (userinfo bytes >= 0x80 printed as ``%FFFFFFC3`` by upstream 5.7, fixed by #1367; gopher removed)
-do not show on Debian 12's 5.7, whose answers match Debian 13's 6.13; ``tests/test_carp_squid.py``
+do not show on Debian 12's 5.7, whose answers match Debian 13's 6.13; ``tests/carp/test_carp_squid.py``
 checks both.
 """
 

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
+from carpfarm.lab.squidrig import SQUID, free_port
 from carpfarm.model import build_topology
 from carpfarm.wccp.settings import squid_stanza
 from carpfarm.wccp.wire import VERSION_2, decode, md5_matches
-from support.squidrig import SQUID, free_port
 
 pytestmark = pytest.mark.squid
 ROUTER = "127.0.0.2"

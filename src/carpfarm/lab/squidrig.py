@@ -1,6 +1,7 @@
 """A real Squid on loopback, in front of small recording parents.
 
-Used by the tests that hold ``carpfarm.carp`` to what Squid really does. The
+Used by the tests that hold ``carpfarm.carp`` to what Squid really does, and by the benchmarks; run
+from the checkout (the Squid roots are under its ``.cache``). The
 squid binary is Debian's package: the host's own, or another Debian release's
 from a root that ``lab/build-squid-root.sh`` builds, run with ``chroot`` (a
 chroot shares the host's network, so its Squid listens on the same loopback).
@@ -26,7 +27,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 SQUID = shutil.which("squid") or "/usr/sbin/squid"
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]  # the checkout: src/carpfarm/lab/squidrig.py
 # Where lab/build-squid-root.sh puts its roots (the same variable and default).
 SQUID_ROOTS = Path(os.environ.get("CARPFARM_SQUID_ROOTS") or REPO / ".cache" / "squid-roots")
 ROOT_STAMP = ".carpfarm-squid-root"  # the build script writes it last: squid -v's first line

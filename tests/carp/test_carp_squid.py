@@ -20,7 +20,7 @@ from functools import cache
 import pytest
 
 from carpfarm.carp import CarpPeer, UrlRejected, select_parent, url_key
-from support.squidrig import SQUID_RELEASES, PeerSpec, SquidRelease, running_squid
+from carpfarm.lab.squidrig import SQUID_RELEASES, PeerSpec, SquidRelease, running_squid
 
 pytestmark = pytest.mark.squid
 SKIP_ROOTS = "CARPFARM_SKIP_SQUID_ROOTS"

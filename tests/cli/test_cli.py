@@ -68,7 +68,7 @@ def test_plan_table_prints(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 # The parent real Squid 5.7 chose for http://www.example.com/0.png ... /19.png behind the example
-# inventory's eight cache_peer lines (support.squidrig.running_squid), with every peer usable and
+# inventory's eight cache_peer lines (carpfarm.lab.squidrig.running_squid), with every peer usable and
 # with cache2-backend1 denied (cache_peer_access cache2-backend1 deny all); "3-4" is cache3-backend4.
 SQUID_ROUTES = {
     "": "3-4 3-4 2-1 3-4 2-1 1-2 2-1 2-2 2-1 1-2 3-4 3-1 2-2 2-2 1-2 2-2 3-3 3-4 1-1 2-2",

@@ -27,11 +27,11 @@ import pytest
 import yaml
 
 from carpfarm.inventory import load_hostvars, load_topology
+from carpfarm.lab import squidrig
+from carpfarm.lab.squidrig import SQUID, free_port
 from carpfarm.plan import balancer_rules
-from support import squidrig
 from support.ansible import preflight, render, role_defaults
 from support.paths import EXAMPLE, ROOT
-from support.squidrig import SQUID, free_port
 
 ROLE = ROOT / "roles" / "frontend_balancer"
 
