@@ -3,7 +3,7 @@ its caching Squid instances, role ``squid_backend``."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from pydantic import Field
 
@@ -21,12 +21,11 @@ from carpfarm.variables.common import (
     State,
     Weight,
     _Vars,
+    declarer,
 )
-from carpfarm.variables.fields import AnsibleBool, OptionalPort, Port, WholeNumber, declare
+from carpfarm.variables.fields import AnsibleBool, OptionalPort, Port, WholeNumber
 
-
-def _backend(name: str, default: Any, meaning: str, fix: str, **constraints: Any) -> Any:
-    return declare(name, default, meaning, fix, scope=BACKEND_SCOPE, roles=("squid_backend",), **constraints)
+_backend = declarer(BACKEND_SCOPE, "squid_backend")
 
 
 class BackendVars(_Vars):

@@ -3,7 +3,7 @@ frontend instances (role ``frontend_balancer``); part of ``FrontendVars``."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from pydantic import Field
 
@@ -14,12 +14,11 @@ from carpfarm.variables.common import (
     BalancerMode,
     BalancerType,
     _Vars,
+    declarer,
 )
-from carpfarm.variables.fields import AnsibleBool, Port, WholeNumber, declare
+from carpfarm.variables.fields import AnsibleBool, Port, WholeNumber
 
-
-def _balancer(name: str, default: Any, meaning: str, fix: str, **constraints: Any) -> Any:
-    return declare(name, default, meaning, fix, scope=FRONTEND_SCOPE, roles=("frontend_balancer",), **constraints)
+_balancer = declarer(FRONTEND_SCOPE, "frontend_balancer")
 
 
 class BalancerVars(_Vars):

@@ -4,11 +4,12 @@ a variable) and ``_Vars``, the base of every group's model."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag
 
-from carpfarm.variables.fields import ANYWHERE, Port, WholeNumber, digits_as_int
+from carpfarm.variables.fields import ANYWHERE, Port, WholeNumber, declare, digits_as_int
 from carpfarm.variables.wccp import WCCP_GROUP  # the group names below; defined where WCCP is
 
 BACKEND_GROUP = "squid_backends"
@@ -120,3 +121,13 @@ class _Vars(BaseModel):
     what no field declares is left to ``carpfarm.model.rules.names``."""
 
     model_config = ConfigDict(strict=True, extra="ignore", populate_by_name=False, frozen=True)
+
+
+def declarer(scope: tuple[str, ...], *roles: str) -> Callable[..., Any]:
+    """``declare`` for one group of variables: the groups whose hosts may set them (``scope``) and the
+    roles that read them, given once for the group."""
+
+    def declared_here(name: str, default: Any, meaning: str, fix: str, **constraints: Any) -> Any:
+        return declare(name, default, meaning, fix, scope=scope, roles=roles, **constraints)
+
+    return declared_here

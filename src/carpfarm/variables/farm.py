@@ -4,7 +4,7 @@ settings both layers read), the farm-wide ones any host may carry (``FarmVars``)
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from pydantic import Field
 
@@ -18,57 +18,47 @@ from carpfarm.variables.common import (
     PortOrRange,
     Seconds,
     _Vars,
+    declarer,
 )
 from carpfarm.variables.fields import INTERNAL, AnsibleBool, WholeNumber, declare
 from carpfarm.variables.wccp import WCCP_GROUP
 
-
-def _farm(name: str, default: Any, meaning: str, fix: str, **constraints: Any) -> Any:
-    return declare(name, default, meaning, fix, scope=EVERYWHERE, **constraints)
+_farm = declarer(EVERYWHERE)
+_common = declarer(SQUID_SCOPE, "squid_common")
 
 
 class SquidVars(_Vars):
     """Variables of every host that runs carpfarm's Squid instances (both layers)."""
 
-    package: str = declare(
+    package: str = _common(
         "squid_common_package",
         "squid",
         "Debian package that provides /usr/sbin/squid.",
         "name a Debian package that provides /usr/sbin/squid",
-        scope=SQUID_SCOPE,
-        roles=("squid_common",),
     )
-    nofile: Annotated[int, WholeNumber, Field(ge=64, le=1 << 24)] = declare(
+    nofile: Annotated[int, WholeNumber, Field(ge=64, le=1 << 24)] = _common(
         "squid_common_nofile",
         65535,
         "File descriptor limit (LimitNOFILE) of every Squid instance.",
         "set a whole number of descriptors, at least 64",
-        scope=SQUID_SCOPE,
-        roles=("squid_common",),
     )
-    stop_timeout: Annotated[int, WholeNumber, Field(ge=1, le=3600)] = declare(
+    stop_timeout: Annotated[int, WholeNumber, Field(ge=1, le=3600)] = _common(
         "squid_common_stop_timeout",
         20,
         "Seconds systemd waits for an instance to stop before killing what is left (TimeoutStopSec).",
         "set a whole number of seconds from 1 to 3600",
-        scope=SQUID_SCOPE,
-        roles=("squid_common",),
     )
-    apt_cache_valid_time: Seconds = declare(
+    apt_cache_valid_time: Seconds = _common(
         "squid_common_apt_cache_valid_time",
         3600,
         "How long apt's package lists count as fresh, in seconds.",
         "set a whole number of seconds, 0 or more",
-        scope=SQUID_SCOPE,
-        roles=("squid_common",),
     )
-    log_rotate_days: Annotated[int, WholeNumber, Field(ge=1, le=3650)] = declare(
+    log_rotate_days: Annotated[int, WholeNumber, Field(ge=1, le=3650)] = _common(
         "squid_common_log_rotate_days",
         7,
         "Days of rotated per-instance logs to keep.",
         "set a whole number of days, at least 1",
-        scope=SQUID_SCOPE,
-        roles=("squid_common",),
     )
     reload_names: list[str] = declare(
         "squid_common_reload_names",

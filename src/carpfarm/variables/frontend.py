@@ -4,7 +4,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from pydantic import Field
 
@@ -19,14 +19,13 @@ from carpfarm.variables.common import (
     Seconds,
     SquidLine,
     _Vars,
+    declarer,
 )
-from carpfarm.variables.fields import AnsibleBool, Port, WholeNumber, declare
+from carpfarm.variables.fields import AnsibleBool, Port, WholeNumber
 from carpfarm.variables.vip import VipVars
 from carpfarm.variables.wccp_box import WccpVars
 
-
-def _frontend(name: str, default: Any, meaning: str, fix: str, **constraints: Any) -> Any:
-    return declare(name, default, meaning, fix, scope=FRONTEND_SCOPE, roles=("carp_frontend",), **constraints)
+_frontend = declarer(FRONTEND_SCOPE, "carp_frontend")
 
 
 class CarpFrontendVars(_Vars):

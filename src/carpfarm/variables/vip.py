@@ -3,20 +3,17 @@ the boxes that set the same one (``carpfarm.model.vip``; role ``frontend_vip``);
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from pydantic import Field
 
-from carpfarm.variables.common import FRONTEND_SCOPE, SECRET_WORD, _Vars
-from carpfarm.variables.fields import AnsibleBool, WholeNumber, declare
+from carpfarm.variables.common import FRONTEND_SCOPE, SECRET_WORD, _Vars, declarer
+from carpfarm.variables.fields import AnsibleBool, WholeNumber
+
+_vip = declarer(FRONTEND_SCOPE)
 
 
-def _vip(name: str, default: Any, meaning: str, fix: str, **constraints: Any) -> Any:
-    return declare(name, default, meaning, fix, scope=FRONTEND_SCOPE, **constraints)
-
-
-def _vip_role(name: str, default: Any, meaning: str, fix: str, **constraints: Any) -> Any:
-    return declare(name, default, meaning, fix, scope=FRONTEND_SCOPE, roles=("frontend_vip",), **constraints)
+_vip_role = declarer(FRONTEND_SCOPE, "frontend_vip")
 
 
 class VipVars(_Vars):

@@ -4,17 +4,15 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from pydantic import Field
 
-from carpfarm.variables.common import FRONTEND_SCOPE, _Vars
+from carpfarm.variables.common import FRONTEND_SCOPE, _Vars, declarer
 from carpfarm.variables.fields import AnsibleBool, Port, WholeNumber, declare
 from carpfarm.variables.wccp import Assignment, Method, WccpService
 
-
-def _wccp(name: str, default: Any, meaning: str, fix: str, **constraints: Any) -> Any:
-    return declare(name, default, meaning, fix, scope=FRONTEND_SCOPE, **constraints)
+_wccp = declarer(FRONTEND_SCOPE)
 
 
 class WccpVars(_Vars):
