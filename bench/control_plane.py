@@ -9,9 +9,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from lab import BIN, changed_total, log, playbook, run
-
 from carpfarm.lab import bench
+from lab import BIN, changed_total, log, playbook, run
 
 
 def section(fresh: bool) -> dict[str, Any]:

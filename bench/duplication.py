@@ -11,9 +11,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from lab import BACKEND_HOSTS, CARP_BOX, CLIENT, OBJECTS, ROOT, copy_to, log, playbook, podman
-
 from carpfarm.lab import bench
+from lab import BACKEND_HOSTS, CARP_BOX, CLIENT, OBJECTS, ROOT, copy_to, log, playbook, podman
 
 FETCHER = "/tmp/fetcher.py"
 

@@ -15,9 +15,9 @@ from typing import Any
 
 import cpu
 import throughput
-from lab import CARP_BOX, OBJECTS, log, run
 
 from carpfarm.lab import bench
+from lab import CARP_BOX, OBJECTS, log, run
 
 INSTANCE = "frontend1"
 

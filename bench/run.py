@@ -38,9 +38,9 @@ import perf_profile
 import remap
 import smp
 import throughput
-from lab import CARP_BOX, ROOT, log, playbook, podman, run
 
 from carpfarm.lab import bench
+from lab import CARP_BOX, ROOT, log, playbook, podman, run
 
 SECTIONS = ("control", "throughput", "profile", "smp", "duplication", "fairness", "remap")
 

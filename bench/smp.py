@@ -14,9 +14,9 @@ import time
 from typing import Any
 
 import throughput
-from lab import CARP_BOX, CLIENT, OBJECTS, ROOT, copy_to, log, podman
 
 from carpfarm.lab import bench
+from lab import CARP_BOX, CLIENT, OBJECTS, ROOT, copy_to, log, podman
 
 NAME = "frontend"  # the SMP Squid's -n name (carpfarm.model.smp.INSTANCE)
 

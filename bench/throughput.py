@@ -12,9 +12,9 @@ import subprocess
 from typing import Any
 
 from cpu import Meter
-from lab import BACKEND, CARP_BOX, CLIENT, LAB_BALANCER, OBJECTS, ORIGIN, ROOT, copy_to, log, playbook, podman
 
 from carpfarm.lab import bench
+from lab import BACKEND, CARP_BOX, CLIENT, LAB_BALANCER, OBJECTS, ORIGIN, ROOT, copy_to, log, playbook, podman
 
 # The frontend arrangements compared: instances behind each balancer, then SMP workers (last: the SMP
 # section runs on the lab as this leaves it).
