@@ -27,7 +27,7 @@ FORMAT = 1
 # The user Debian's squid package runs Squid as (cache_effective_user); its listeners are root's.
 SQUID_USER = "proxy"
 DEFAULT_FILES = {
-    "held_file": "/etc/carpfarm/held",
+    "held_file": "/run/carpfarm-watch.held",  # what frontend_balancer's hold writes (vars/main.yml)
     "state_file": "/run/carpfarm-watch.json",
     "rules_file": "/run/carpfarm-watch.rules",
 }
