@@ -15,6 +15,7 @@ from carpfarm.model import build_topology
 from carpfarm.plan import vrrp
 from carpfarm.problems import TopologyError
 from support.ansible import filters, peer_options, render, role_defaults
+from support.inventories import carp_boxes
 from support.paths import ROOT
 
 FRONTEND_CONF = ROOT / "roles" / "carp_frontend" / "templates" / "etc" / "squid" / "frontend.conf.j2"
@@ -24,21 +25,7 @@ SHARED = {"carpfarm_vip": "192.0.2.9/24", "carpfarm_vrrp_password": "s3cret"}
 
 
 def _inventory(boxes: int = 2, **shared: Any) -> tuple[dict[str, list[str]], dict[str, dict[str, Any]]]:
-    names = [f"carp{n + 1}" for n in range(boxes)]
-    groups = {"carp_frontends": names, "squid_backends": ["cache1", "cache2"]}
-    hostvars: dict[str, dict[str, Any]] = {
-        name: {
-            "ansible_host": f"192.0.2.{10 + n}",
-            "carpfarm_client_networks": CLIENTS,
-            "carp_frontend_instances": 2,
-            **SHARED,
-            **shared,
-        }
-        for n, name in enumerate(names)
-    }
-    hostvars["cache1"] = {"ansible_host": "192.0.2.21", "squid_backend_instances": 2}
-    hostvars["cache2"] = {"ansible_host": "192.0.2.22", "squid_backend_instances": 2}
-    return groups, hostvars
+    return carp_boxes(boxes, 2, 2, CLIENTS, **{**SHARED, **shared})
 
 
 def _problems(groups: dict[str, list[str]], hostvars: dict[str, dict[str, Any]]) -> list[str]:

@@ -242,6 +242,7 @@ class _Builder:
             balancer_type=smp.NO_BALANCER if is_smp else parsed.balancer_type,
             balancer_mode=parsed.balancer_mode,
             haproxy_stats_port=parsed.haproxy_stats_port,
+            watch=parsed.watch,
             carp_key=tuple(parsed.carp_key),
             wccp=wccp,
             vip=vip,

@@ -111,6 +111,7 @@ class FrontendHost(_Frozen):
     balancer_type: str
     balancer_mode: str
     haproxy_stats_port: int = 8404
+    watch: bool = False  # frontend_balancer_watch: carpfarm-watch runs (kernel balancers only)
     carp_key: tuple[str, ...]
     wccp: WccpSettings | None = None
     vip: VipSettings | None = None

@@ -1,8 +1,8 @@
 """What the model turns into, for the hosts and for the operator: the views each role's templates
 print (``views``: port maps, cache_peer lines, balancer rules, the WCCP router's stanza; ``vrrp``:
 keepalived's; ``watch``: carpfarm-watch's configuration; ``destinations``: where no request may
-go), each peer's CARP share and the plan (``shares``), and what a change does (``change``: impact;
-``remap``: no silent remap)."""
+go), each peer's CARP share and the plan (``shares``; each CARP box's part of it: ``frontends``),
+and what a change does (``change``: impact; ``remap``: no silent remap)."""
 
 from __future__ import annotations
 

@@ -6,18 +6,10 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from carpfarm.box.balancer import naive_shares
 from carpfarm.model import Topology
 from carpfarm.plan.change import sampled_routes
-from carpfarm.plan.views import (
-    backend_port_map,
-    balancer_rules,
-    cache_peers,
-    frontend_port_map,
-    sample_urls,
-    wccp_router_stanza,
-)
-from carpfarm.wccp import settings as wccp
+from carpfarm.plan.frontends import frontend_plan
+from carpfarm.plan.views import backend_port_map, cache_peers, sample_urls
 
 # Sampling CARP in pure Python costs about 5 us per (URL, peer) pair; keep plan fast.
 SAMPLE_BUDGET = 150_000
@@ -63,33 +55,7 @@ def plan(
 
     ``progress`` is called with (done, total) while the CARP shares are sampled."""
     shares = carp_shares(topology, sample, progress)
-    frontends = []
-    for f in topology.frontends:
-        rules = balancer_rules(topology, f.name)
-        n = len(f.instances)
-        frontends.append(
-            {
-                "host": f.name,
-                "address": f.address,
-                "listen_port": f.listen_port,
-                "mode": f.mode,
-                "workers": f.workers,
-                "cpu_affinity_map": f.cpu_affinity_map,
-                "instances_setting": f.instances_setting,
-                "vcpus": f.vcpus,
-                "client_networks": list(f.client_networks),
-                "instances": frontend_port_map(topology, f.name),
-                "balancer": rules,
-                "naive_wiki_shares": naive_shares(n, 0.25) if n > 1 and f.mode != "smp" else [1.0],
-                "wccp": None
-                if f.wccp is None
-                else {
-                    "settings": wccp.shown_settings(f.wccp),
-                    "squid": wccp.squid_stanza(f.wccp, f.address, masked=True),
-                    "router": wccp_router_stanza(topology, f.name),
-                },
-            }
-        )
+    frontends = [frontend_plan(topology, f) for f in topology.frontends]
     by_host: dict[str, list[dict[str, Any]]] = {}
     for entry in backend_port_map(topology):  # once: per host, it would walk every instance again
         by_host.setdefault(entry["host"], []).append({**entry, "share": shares[entry["peer_name"]]})

@@ -265,6 +265,7 @@ class FrontendView(TypedDict):
     balancer_type: str
     balancer_mode: str
     haproxy_stats_port: int
+    watch: bool
     carp_key: list[str]
     wccp: wccp.SettingsView | None
     vip: dict[str, Any] | None

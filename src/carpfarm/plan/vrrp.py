@@ -96,3 +96,19 @@ def holders(boxes: Sequence[Mapping[str, Any]]) -> dict[str, list[str]]:
         if state is not None and state[1].get("state") == "MASTER":
             masters.append(host)
     return held
+
+
+def vip_group(boxes: Sequence[FrontendHost], host: str) -> dict[str, Any] | None:
+    """The floating address CARP box ``host`` shares, as ``carpfarm plan`` shows it (None when it shares
+    none): the address and its VRRP settings (no password), and every box of its group, in inventory
+    order, with its address and VRRP priority."""
+    box = next((b for b in boxes if b.name == host), None)
+    if box is None or box.vip is None:
+        return None
+    vip = box.vip
+    members = [
+        {"host": b.name, "address": b.address, "priority": b.vip.priority}
+        for b in boxes
+        if b.vip is not None and b.vip.address == vip.address
+    ]
+    return {**vip.model_dump(), "cidr": vip.cidr, "members": members}
