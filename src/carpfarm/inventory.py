@@ -96,32 +96,69 @@ def _loader_class(base: type[Any]) -> type[Any]:
     return FreshLoader
 
 
-def _with_vault_secrets(loader: Any) -> None:
-    """Give the loader the vault password Ansible is configured with (vault_password_file or
-    vault_identity_list in ansible.cfg, ANSIBLE_VAULT_PASSWORD_FILE ...), as ansible-playbook would,
-    so that vaulted variables (carpfarm_vrrp_password) are read like the rest. Ansible holds the
-    secrets once per process: the first inventory read sets them up, later ones reuse them."""
+VAULT_FIX = (
+    "give carpfarm the vault password as ansible-playbook gets it: --vault-password-file FILE or "
+    "--ask-vault-pass, vault_password_file in ansible.cfg, or ANSIBLE_VAULT_PASSWORD_FILE=<file> in the environment"
+)
+
+
+def _configured_vault() -> tuple[list[str], list[str]]:
+    """The vault identities and password file ansible.cfg or the environment give now
+    (vault_identity_list, vault_password_file, ANSIBLE_VAULT_PASSWORD_FILE ...); Ansible's
+    constants hold what they were when it was imported."""
     from ansible import constants as C
+
+    identities = list(C.config.get_config_value("DEFAULT_VAULT_IDENTITY_LIST") or [])
+    files = [f for f in [C.config.get_config_value("DEFAULT_VAULT_PASSWORD_FILE")] if f]
+    return identities, files
+
+
+def use_vault(password_files: Sequence[str] = (), ask: bool = False) -> bytes | None:
+    """Set up the vault secrets every inventory read of this process decrypts with, as
+    ansible-playbook does with ``--vault-password-file FILE`` (each) and ``--ask-vault-pass``,
+    besides those ansible.cfg and the environment give.
+
+    Ansible holds the secrets once per process: the first call sets them up (from the
+    configuration too), a later one adds only what it is given. Returns the password typed at the
+    prompt (None when none was asked for), so that a playbook run can be given it, not ask again."""
     from ansible.cli import CLI
+    from ansible.errors import AnsibleError
+    from ansible.parsing.dataloader import DataLoader
+    from ansible.parsing.vault import PromptVaultSecret, VaultSecretsContext
+
+    current = VaultSecretsContext.current(optional=True)
+    identities, configured = _configured_vault() if current is None else ([], [])
+    files = [*password_files, *configured]
+    if not (identities or files or ask):
+        return None
+    try:
+        secrets = CLI.setup_vault_secrets(
+            DataLoader(),
+            vault_ids=identities,
+            vault_password_files=files,
+            ask_vault_pass=ask,
+            auto_prompt=False,
+            initialize_context=current is None,
+        )
+    except AnsibleError as exc:
+        message = " ".join(str(exc).split()) or type(exc).__name__
+        raise TopologyError([Problem("vault", "password", f"cannot be read: {message}", VAULT_FIX)]) from exc
+    if current is not None:
+        current.secrets.extend(secrets)
+    typed = [secret.bytes for _, secret in secrets if isinstance(secret, PromptVaultSecret)]
+    return typed[0] if typed else None
+
+
+def _with_vault_secrets(loader: Any) -> None:
+    """Give the loader this process's vault secrets (``use_vault``; those ansible.cfg and the
+    environment give when no command asked for others), so that vaulted variables
+    (carpfarm_vrrp_password) are read like the rest."""
     from ansible.parsing.vault import VaultSecretsContext
 
+    use_vault()
     current = VaultSecretsContext.current(optional=True)
     if current is not None:
         loader.set_vault_secrets(current.secrets)
-        return
-    files = [f for f in [C.config.get_config_value("DEFAULT_VAULT_PASSWORD_FILE")] if f]
-    identities = list(C.config.get_config_value("DEFAULT_VAULT_IDENTITY_LIST") or [])
-    if files or identities:
-        secrets = CLI.setup_vault_secrets(
-            loader, vault_ids=identities, vault_password_files=files, ask_vault_pass=False, auto_prompt=False
-        )
-        loader.set_vault_secrets(secrets)
-
-
-VAULT_FIX = (
-    "give carpfarm the vault password as ansible-playbook gets it: vault_password_file in ansible.cfg, "
-    "or ANSIBLE_VAULT_PASSWORD_FILE=<file> in the environment"
-)
 
 
 @contextlib.contextmanager

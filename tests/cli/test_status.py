@@ -155,7 +155,7 @@ def test_status_exits_1_when_a_host_was_unreachable(
     code: int,
     as_json: bool,  # type: ignore[type-arg]
 ) -> None:
-    monkeypatch.setattr(status, "collect", lambda inventory, extra: data)
+    monkeypatch.setattr(status, "collect", lambda inventory, extra, **kwargs: data)
     assert main(["status", str(ROOT / "inventory" / "example"), *(["--json"] if as_json else [])]) == code
     out, err = capsys.readouterr()
     if as_json:
@@ -195,8 +195,8 @@ def test_every_host_play_goes_on_past_an_unreachable_host() -> None:
     assert all(p["ignore_unreachable"] is True for p in host_plays)
 
 
-def test_status_playbook_marks_unreachable_hosts_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    """The real playbook: cache1 is this machine (reached), cache2 and carp1 refuse ssh on port 1."""
+def _partly_reachable(directory: Path) -> Path:
+    """An inventory whose cache1 is this machine (reached); cache2 and carp1 refuse ssh on port 1."""
     unreachable = {"ansible_host": "127.0.0.1", "ansible_port": 1}
     inventory = {
         "all": {
@@ -217,14 +217,61 @@ def test_status_playbook_marks_unreachable_hosts_end_to_end(tmp_path: Path, caps
             },
         }
     }
-    (tmp_path / "hosts.yml").write_text(yaml.safe_dump(inventory))
-    assert main(["status", str(tmp_path), "--json"]) == 1
+    (directory / "hosts.yml").write_text(yaml.safe_dump(inventory))
+    return directory
+
+
+def test_status_playbook_marks_unreachable_hosts_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The real playbook: cache1 is this machine (reached), cache2 and carp1 refuse ssh on port 1."""
+    assert main(["status", str(_partly_reachable(tmp_path)), "--json"]) == 1
     out, err = capsys.readouterr()
     data = json.loads(out)
     assert [s["name"] for s in data["backends"]["cache1"]["squids"]] == ["backend1"]  # read, though Squid is absent
     assert set(status.unreachable(data)) == {"cache2", "carp1"}
     assert "Connection refused" in data["frontends"]["carp1"]["unreachable"]
     assert "UNREACHABLE: cache2, carp1" in err
+
+
+def test_status_limit_reads_only_the_hosts_named_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The real playbook with --limit cache1: the play on localhost still writes the data, which
+    holds cache1 alone (the unreachable hosts left out are neither read nor reported)."""
+    assert main(["status", str(_partly_reachable(tmp_path)), "--limit", "cache1", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data == {"backends": {"cache1": data["backends"]["cache1"]}, "frontends": {}}
+    assert [s["name"] for s in data["backends"]["cache1"]["squids"]] == ["backend1"]
+
+
+def _argv_of(monkeypatch: pytest.MonkeyPatch, *args: str) -> list[str]:
+    """The argv ``carpfarm status`` runs ansible-playbook with (the run faked; it writes no host)."""
+    runs: list[list[str]] = []
+
+    def playbook(argv: list[str], **kwargs: object) -> subprocess.CompletedProcess[str]:
+        runs.append(argv)
+        out = Path(next(a for a in argv if a.startswith("carpfarm_status_file=")).split("=", 1)[1])
+        out.write_text(json.dumps({"backends": {}, "frontends": {}}))
+        return subprocess.CompletedProcess(argv, 0, "", "")
+
+    monkeypatch.setattr(status.subprocess, "run", playbook)
+    assert main(["status", str(ROOT / "inventory" / "example"), "--json", *args]) == 0
+    [argv] = runs
+    return argv
+
+
+def test_status_limit_is_passed_on_with_localhost(monkeypatch: pytest.MonkeyPatch) -> None:
+    argv = _argv_of(monkeypatch, "--limit", "squid_backends:!cache2", "--", "--forks", "3")
+    playbook = str(ROOT / "playbooks" / "status.yml")
+    assert argv[1:4] == ["-i", str(ROOT / "inventory" / "example"), playbook]
+    assert argv[6:] == ["--limit", "squid_backends:!cache2,localhost", "--forks", "3"]
+    assert "--limit" not in _argv_of(monkeypatch)
+
+
+@pytest.mark.parametrize("passed", [["--limit", "cache1"], ["-l", "cache1"], ["--limit=cache1"], ["-lcache1"]])
+def test_a_limit_after_the_double_dash_is_refused_with_the_option_to_use(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], passed: list[str]
+) -> None:
+    monkeypatch.setattr(status.subprocess, "run", lambda *a, **k: pytest.fail("ansible-playbook ran"))
+    assert main(["status", str(ROOT / "inventory" / "example"), "--", *passed]) == 2
+    assert "--limit PATTERN', not after '--'" in capsys.readouterr().err
 
 
 def test_the_reader_and_the_tables_show_what_carpfarm_watch_sees(tmp_path: Path) -> None:

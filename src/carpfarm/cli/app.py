@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.metadata
+import sys
 from collections.abc import Sequence
 from typing import NoReturn
 
@@ -15,7 +16,7 @@ import carpfarm
 from carpfarm.carp import cores
 from carpfarm.cli.common import EXIT_CODES, EXIT_INVALID, EXIT_WARNING, emit_json, usage_error
 from carpfarm.cli.impact import cmd_impact
-from carpfarm.cli.input import UsageError, positive_int
+from carpfarm.cli.input import UsageError, limit_pattern, positive_int, vault_password_file
 from carpfarm.cli.plan import cmd_plan
 from carpfarm.cli.route import cmd_route
 from carpfarm.cli.status import cmd_status
@@ -87,6 +88,18 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="vCPU count to assume for 'carp_frontend_instances: auto' (facts are not gathered here)",
     )
+    # As ansible-playbook takes them (one or the other); ansible.cfg's and ANSIBLE_VAULT_PASSWORD_FILE also count.
+    vault = common.add_mutually_exclusive_group()
+    vault.add_argument(
+        "--vault-password-file",
+        dest="vault_password_files",
+        action="append",
+        default=[],
+        type=vault_password_file,
+        metavar="FILE",
+        help="the Ansible Vault password is in FILE (or printed by FILE, when executable); repeatable",
+    )
+    vault.add_argument("--ask-vault-pass", action="store_true", help="ask for the Ansible Vault password, once")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = _subcommand(sub, "validate", "check an inventory; exit 2 with every problem", [0, 2], common)
@@ -122,15 +135,34 @@ def build_parser() -> argparse.ArgumentParser:
         sub, "status", "each layer's counters, read on the hosts by playbooks/status.yml", [0, 1, 2], common
     )
     p.add_argument("inventory", metavar="INVENTORY", help=INVENTORY_HELP)
+    p.add_argument(
+        "--limit",
+        "-l",
+        type=limit_pattern,
+        metavar="PATTERN",
+        help="read only the hosts this Ansible pattern matches (e.g. cache1, or 'squid_backends:!cache2')",
+    )
     p.add_argument("ansible_args", nargs="*", metavar="ANSIBLE_ARG", help="passed to ansible-playbook (after --)")
     p.set_defaults(func=cmd_status)
     return parser
 
 
+def parse(argv: Sequence[str]) -> argparse.Namespace:
+    """The command line parsed; for status, everything after its first ``--`` is passed to
+    ansible-playbook wherever the ``--`` stands (argparse alone takes it only right after INVENTORY)."""
+    words = list(argv)
+    if words[:1] != ["status"] or "--" not in words:
+        return build_parser().parse_args(words)
+    cut = words.index("--")
+    args = build_parser().parse_args(words[:cut])
+    args.ansible_args = [*args.ansible_args, *words[cut + 1 :]]
+    return args
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     cores.allow_forking()  # the CLI owns its process: its long computations may use every core
     try:
-        args = build_parser().parse_args(argv)
+        args = parse(sys.argv[1:] if argv is None else argv)
     except SystemExit as exc:  # --help, --version, or argparse's error (already printed on one line)
         return int(exc.code or 0)
     try:

@@ -19,7 +19,7 @@ from rich.text import Text
 
 from carpfarm.carp.cores import Background
 from carpfarm.cli.input import check_inventory_path
-from carpfarm.inventory import load_topology
+from carpfarm.inventory import load_topology, use_vault
 from carpfarm.model import Topology
 
 EXIT_OK = 0
@@ -67,9 +67,23 @@ def _read(path: str, vcpus: int | None) -> Topology:
     return load_topology(path, vcpus=vcpus)
 
 
+def unlock_vault(args: argparse.Namespace) -> bytes | None:
+    """Set up the vault password from --vault-password-file and --ask-vault-pass (asked once per
+    command; ansible.cfg's and the environment's are read too) before any inventory is read.
+    Returns the password typed at the prompt, if one was asked for (``inventory.use_vault``)."""
+    if not hasattr(args, "vault_password"):
+        args.vault_password = use_vault(
+            getattr(args, "vault_password_files", ()), getattr(args, "ask_vault_pass", False)
+        )
+    password: bytes | None = args.vault_password
+    return password
+
+
 def load(path: str, args: argparse.Namespace) -> Topology:
     """The inventory at ``path`` (``args.vcpus`` for ``instances: auto``), with a spinner for a
     person watching."""
+    check_inventory_path(path)
+    unlock_vault(args)
     with busy(args, f"reading inventory {path} ..."):
         return _read(path, args.vcpus)
 
@@ -78,6 +92,7 @@ def load_both(old: str, new: str, args: argparse.Namespace) -> tuple[Topology, T
     """``(load(old), load(new))``, with the same results and errors in the same order; NEW is
     read by a forked process meanwhile, on another core."""
     check_inventory_path(old)
+    unlock_vault(args)  # before the fork: the password is asked once, and both readers hold it
     with Background(functools.partial(_read, new, args.vcpus)) as later:
         before = load(old, args)
         with busy(args, f"reading inventory {new} ..."):

@@ -123,6 +123,26 @@ def read_urls(path: str) -> list[str]:
     return [u for _, u in numbered]
 
 
+def vault_password_file(text: str) -> str:
+    """argparse ``type=`` for --vault-password-file: a file (or an executable script printing the
+    password, as Ansible takes it) that exists, as an absolute path."""
+    path = Path(text).expanduser()
+    if not path.exists():
+        raise argparse.ArgumentTypeError(f"{text!r} does not exist; pass the file that holds the vault password")
+    if path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text!r} is a directory; pass the file that holds the vault password")
+    return str(path.absolute())
+
+
+def limit_pattern(text: str) -> str:
+    """argparse ``type=`` for status --limit: an Ansible host pattern, not blank."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError(
+            f"expected an Ansible host pattern such as 'cache1' or 'squid_backends:!cache2', got {text!r}"
+        )
+    return text
+
+
 def check_inventory_path(path: str) -> str:
     """``path`` unchanged if something is there (its contents are the model's to judge)."""
     if not Path(path).exists():

@@ -13,6 +13,7 @@ the playbook shows its own result that way.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import io
 import json
 import os
@@ -28,7 +29,8 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from carpfarm.cli.common import EXIT_OK, EXIT_UNREACHABLE, busy, emit_json, load, stderr, stdout
+from carpfarm.cli.common import EXIT_OK, EXIT_UNREACHABLE, busy, emit_json, load, stderr, stdout, unlock_vault
+from carpfarm.cli.input import UsageError
 
 PLAYBOOK = Path("playbooks") / "status.yml"
 
@@ -47,8 +49,37 @@ def find_playbook(start: Path | None = None) -> Path:
     raise StatusError(f"{PLAYBOOK} not found; run from the carpfarm checkout or set CARPFARM_HOME")
 
 
-def collect(inventory: str, extra_args: Sequence[str] = ()) -> dict[str, Any]:
-    """Run the status playbook against ``inventory`` and return the data it wrote.
+def playbook_args(args: argparse.Namespace) -> list[str]:
+    """What ``carpfarm status`` passes to ansible-playbook: --limit (with localhost, whose play
+    writes the data), each --vault-password-file, then the arguments after ``--``."""
+    passed = list(args.ansible_args)
+    if any(a in ("-l", "--limit") or a.startswith(("-l", "--limit=")) for a in passed):
+        raise UsageError(
+            f"give the limit as 'carpfarm status {args.inventory} --limit PATTERN', not after '--': "
+            "status adds localhost, where the tables are made"
+        )
+    limit = ["--limit", f"{args.limit},localhost"] if args.limit else []
+    vault = [arg for file in args.vault_password_files for arg in ("--vault-password-file", file)]
+    return [*limit, *vault, *passed]
+
+
+@contextlib.contextmanager
+def _password_pipe(password: bytes) -> Iterator[int]:
+    """The read end of a pipe holding ``password``, for ansible-playbook to read as a vault
+    password file (/dev/fd/N): the password typed at carpfarm's prompt is not asked for again,
+    and is never on disk or in the environment."""
+    read, write = os.pipe()
+    try:
+        with os.fdopen(write, "wb") as pipe:  # a password is far smaller than a pipe's buffer
+            pipe.write(password + b"\n")
+        yield read
+    finally:
+        os.close(read)
+
+
+def collect(inventory: str, extra_args: Sequence[str] = (), vault_password: bytes | None = None) -> dict[str, Any]:
+    """Run the status playbook against ``inventory`` and return the data it wrote; the vault
+    password typed at carpfarm's prompt, if any, is handed on through a pipe.
 
     Hosts it could not reach are marked in the data, not raised: only a playbook that
     wrote nothing is a ``StatusError``.
@@ -57,10 +88,12 @@ def collect(inventory: str, extra_args: Sequence[str] = ()) -> dict[str, Any]:
     ansible_playbook = Path(sys.executable).with_name("ansible-playbook")
     env = dict(os.environ)
     env.setdefault("ANSIBLE_CONFIG", str(playbook.parents[1] / "ansible.cfg"))
-    with tempfile.TemporaryDirectory(prefix="carpfarm-status-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="carpfarm-status-") as tmp, contextlib.ExitStack() as stack:
+        fds = [] if vault_password is None else [stack.enter_context(_password_pipe(vault_password))]
         out = Path(tmp) / "status.json"
-        argv = [str(ansible_playbook), "-i", inventory, str(playbook), "-e", f"carpfarm_status_file={out}", *extra_args]
-        run = subprocess.run(argv, capture_output=True, text=True, env=env, check=False)
+        argv = [str(ansible_playbook), "-i", inventory, str(playbook), "-e", f"carpfarm_status_file={out}"]
+        argv += [arg for fd in fds for arg in ("--vault-password-file", f"/dev/fd/{fd}")]
+        run = subprocess.run([*argv, *extra_args], capture_output=True, text=True, env=env, check=False, pass_fds=fds)
         if not out.is_file():
             tail = "\n".join((run.stdout + run.stderr).strip().splitlines()[-25:])
             raise StatusError(f"status playbook failed (exit {run.returncode}):\n{tail}")
@@ -225,10 +258,11 @@ def render_text(data: dict[str, Any], width: int = 140) -> str:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
+    passed = playbook_args(args)
     load(args.inventory, args)  # a bad inventory is refused before Ansible reaches any host
     try:
         with busy(args, f"running {PLAYBOOK} on {args.inventory} ..."):
-            data = collect(args.inventory, args.ansible_args)
+            data = collect(args.inventory, passed, vault_password=unlock_vault(args))
     except StatusError as exc:
         stderr().print(Text.assemble(("error", "red"), f": {exc}"))
         return EXIT_UNREACHABLE
