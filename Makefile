@@ -26,7 +26,7 @@ COLLECTIONS_STAMP := collections/ansible_collections/.carpfarm-$(ANSIBLE_BUNDLE)
 LAB_INVENTORY := inventory/lab
 SCENARIOS ?= default nftables haproxy failover wccp
 
-.PHONY: help setup deps collections image squid-roots wccp-squid lint roles-interface test test-unit test-molecule lab lab-up lab-down bench clean
+.PHONY: help setup deps collections collection image squid-roots wccp-squid lint roles-interface test test-unit test-molecule lab lab-up lab-down bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -56,6 +56,12 @@ $(COLLECTIONS_STAMP): | $(STAMP)
 setup: deps $(STAMP) $(COLLECTIONS_STAMP) ## create .venv with carpfarm, its dev tools and collections (idempotent)
 
 collections: $(COLLECTIONS_STAMP) ## install containers.podman and ansible.posix without Galaxy
+
+# The Ansible collection carpfarm.farm, for controllers without this checkout: the roles, the playbooks
+# (site.yml as carpfarm.farm.site), the filters and the carpfarm package they import (python/carpfarm),
+# assembled in build/collection/ by lab/build-collection.py, then ansible-galaxy collection build.
+collection: $(STAMP) ## build the carpfarm.farm collection: build/collection/carpfarm-farm-<version>.tar.gz
+	$(BIN)/python lab/build-collection.py
 
 image: deps ## build the lab's base images, one per release in CARPFARM_LAB_RELEASES (default "bookworm trixie"); skipped when up to date
 	bash lab/build-image.sh

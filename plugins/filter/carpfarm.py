@@ -6,10 +6,19 @@ Each filter's documentation lives beside this file in ``<filter>.yml``, so that
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Mapping, Sequence
+from importlib.util import find_spec
+from pathlib import Path
 from typing import Any
 
 from ansible.errors import AnsibleFilterError
+
+# Installed as the carpfarm.farm collection (lab/build-collection.py), the package ships in the
+# collection's python/ directory, found here when no installed carpfarm is (in the checkout, .venv has it).
+_BUNDLED = Path(__file__).resolve().parents[2] / "python"
+if find_spec("carpfarm") is None and (_BUNDLED / "carpfarm").is_dir():
+    sys.path.append(str(_BUNDLED))
 
 try:
     from carpfarm import box as _box
@@ -92,7 +101,8 @@ def _guard(func: Callable[..., Any]) -> Callable[..., Any]:
         if _IMPORT_ERROR is not None:
             raise AnsibleFilterError(
                 f"the carpfarm Python package is not importable ({_IMPORT_ERROR}); "
-                "run 'make setup' and use .venv's ansible"
+                "run 'make setup' and use .venv's ansible (installed as the carpfarm.farm collection: "
+                "pip install the collection's requirements.txt into ansible's Python)"
             )
         try:
             return func(*args, **kwargs)
