@@ -122,13 +122,21 @@ def carpfarm_topology(
     groups: Mapping[str, Sequence[str]],
     check_names: bool = False,
     sources: Sequence[str] = (),
+    report: bool = False,
 ) -> dict[str, Any]:
     """The validated topology as plain data; fails with every problem found.
 
     The other filters take the result in place of ``hostvars`` and ``groups``. ``check_names``
     also refuses unknown and misplaced carpfarm variables, and (with the inventory ``sources``)
-    group_vars/host_vars entries that reach no host."""
-    topology = _topology(hostvars, groups, bool(check_names), list(sources or ()))
+    every warning Ansible gives about them and group_vars/host_vars entries that reach no host.
+    With ``report``, an invalid inventory is not a failure: the result is ``{problems: [...],
+    report: "..."}`` (each problem once, and the report that lists them), for a play to print once."""
+    try:
+        topology = topology_from_play(groups, hostvars, check_names=bool(check_names), sources=list(sources or ()))
+    except TopologyError as exc:
+        if report:
+            return {"problems": [str(p) for p in exc.problems], "report": str(exc)}
+        raise AnsibleFilterError(str(exc)) from exc
     return {**_masked(topology.model_dump(mode="json")), _FORMAT_KEY: _FORMAT}
 
 

@@ -184,8 +184,9 @@ def test_invalid_inventory_exits_2_and_lists_every_problem(
     (example_inventory / "group_vars" / "carp_frontends.yml").write_text("frontend_balancer_type: lvs\n")
     code, _, err = run(capsys, "validate", str(example_inventory))
     assert code == EXIT_INVALID
-    assert "cache1: squid_backend_instances = 0" in err
-    assert "carp1: frontend_balancer_type = 'lvs'" in err
+    assert "host_vars/cache1.yml:1: squid_backend_instances = 0: " in err
+    assert "group_vars/carp_frontends.yml:1: frontend_balancer_type = 'lvs': " in err
+    assert "[host cache1]" in err and "[group carp_frontends, host carp1]" in err
 
 
 @pytest.mark.parametrize("as_json", [False, True])

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import functools
 import json
 import sys
@@ -21,6 +22,7 @@ from carpfarm.carp.cores import Background
 from carpfarm.cli.input import check_inventory_path
 from carpfarm.inventory import load_topology, use_vault
 from carpfarm.model import Topology
+from carpfarm.problems import TopologyError
 
 EXIT_OK = 0
 EXIT_UNREACHABLE = 1
@@ -89,14 +91,30 @@ def load(path: str, args: argparse.Namespace) -> Topology:
 
 
 def load_both(old: str, new: str, args: argparse.Namespace) -> tuple[Topology, Topology]:
-    """``(load(old), load(new))``, with the same results and errors in the same order; NEW is
-    read by a forked process meanwhile, on another core."""
+    """``(load(old), load(new))``; NEW is read by a forked process meanwhile, on another core.
+
+    When either is invalid, ``TopologyError`` has the problems of both, each prefixed with which
+    inventory it is (OLD or NEW) and its path, and so does its first line."""
     check_inventory_path(old)
     unlock_vault(args)  # before the fork: the password is asked once, and both readers hold it
     with Background(functools.partial(_read, new, args.vcpus)) as later:
-        before = load(old, args)
+        before = _which("OLD", old, lambda: load(old, args))
         with busy(args, f"reading inventory {new} ..."):
-            return before, later.result()
+            after = _which("NEW", new, later.result)
+    if isinstance(before, TopologyError) or isinstance(after, TopologyError):
+        refused = [e for e in (before, after) if isinstance(e, TopologyError)]
+        which = " and the ".join(e.inventory for e in refused)
+        raise TopologyError([p for e in refused for p in e.problems], inventory=which)
+    return before, after
+
+
+def _which(label: str, path: str, read: Callable[[], Topology]) -> Topology | TopologyError:
+    """The topology ``read`` returns, or its problems told as those of the ``label`` inventory at ``path``."""
+    try:
+        return read()
+    except TopologyError as exc:
+        inventory = f"{label} inventory {path}"
+        return TopologyError([dataclasses.replace(p, inventory=inventory) for p in exc.problems], inventory)
 
 
 def print_table(

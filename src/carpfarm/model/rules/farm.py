@@ -246,7 +246,9 @@ def frontends_agree(frontends: Sequence[FrontendHost]) -> Iterator[Problem]:
         yield Problem(
             FRONTEND_GROUP,
             "carp_frontend_carp_key",
-            f"frontends disagree on the CARP key ({sorted(keys)}): the same URL would be cached on two backends",
+            "frontends disagree on the CARP key ("
+            + "; ".join(f"{f.name}: [{', '.join(f.carp_key)}]" for f in frontends)
+            + "): the same URL would be cached on two backends",
             "set carp_frontend_carp_key once, in group_vars/carp_frontends",
         )
 

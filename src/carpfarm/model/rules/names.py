@@ -20,6 +20,9 @@ from carpfarm.variables import (
 )
 from carpfarm.variables.fields import ANYWHERE, INTERNAL
 
+# Where a problem is told for a variable set to one value on every host (group_vars/all or -e).
+EVERY_HOST = "all hosts (group_vars/all or -e)"
+
 
 def did_you_mean(name: str, candidates: Iterable[str]) -> str:
     close = difflib.get_close_matches(name, list(candidates), n=1, cutoff=0.75)
@@ -94,7 +97,7 @@ def variable_names(groups: Mapping[str, Sequence[str]], hostvars: Mapping[str, M
             if not in_namespace(name) or name in reported:
                 continue
             shared = name in everywhere
-            where = "all hosts (group_vars/all or -e)" if shared else host
+            where = EVERY_HOST if shared else host
             problem = _name_problem(name, member[host], shared)
             if problem is not None:
                 message, fix = problem
