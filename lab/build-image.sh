@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Build the carpfarm lab's base images from nothing: debootstrap one Debian
 # release each, then `podman import`. systemd is PID 1; python3 and python3-apt
-# are there for Ansible. No role package (squid, haproxy, ...) is installed:
-# roles install what they use.
+# are there for Ansible, and sshd and sudo for reaching the hosts as production does: the account
+# "deploy" may sudo without a password, and logs in by key only (playbooks/lab-up.yml gives each
+# container its own host keys and the controller's key). No role package (squid, haproxy, ...) is
+# installed: roles install what they use.
 #
 #   CARPFARM_LAB_RELEASES the Debian releases to build (default "bookworm trixie")
 #   CARPFARM_IMAGE        image name of bookworm (default localhost/carpfarm-base);
@@ -18,7 +20,7 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 releases=${CARPFARM_LAB_RELEASES:-bookworm trixie}
 base=${CARPFARM_IMAGE:-localhost/carpfarm-base}
-packages=python3,python3-apt,systemd,systemd-sysv,dbus,iproute2,procps,ca-certificates
+packages=python3,python3-apt,systemd,systemd-sysv,dbus,iproute2,procps,ca-certificates,openssh-server,sudo
 export CONTAINERS_CONF=${CONTAINERS_CONF:-$here/containers.conf}
 # This host's own release, as its apt sources name it.
 host_suite=$(. /etc/os-release && echo "${VERSION_CODENAME:-}")
@@ -54,7 +56,15 @@ if [ -n "${CARPFARM_FROM_IMAGE:-}" ]; then
 FROM $CARPFARM_FROM_IMAGE:$suite
 RUN apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       $(echo "$packages" | tr , ' ') && rm -rf /var/lib/apt/lists/* && touch -d @0 /var/lib/apt/lists \
-    && printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod 755 /usr/sbin/policy-rc.d
+    && printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod 755 /usr/sbin/policy-rc.d \
+    && rm -f /etc/ssh/ssh_host_* && mkdir -p /etc/systemd/system/ssh.service.d /etc/ssh/sshd_config.d \
+    && printf '[Service]\nExecStartPre=\nExecStartPre=/usr/bin/ssh-keygen -A\nExecStartPre=/usr/sbin/sshd -t\n' \
+         > /etc/systemd/system/ssh.service.d/carpfarm-lab-host-keys.conf \
+    && printf 'PasswordAuthentication no\nKbdInteractiveAuthentication no\nPermitRootLogin no\n' \
+         > /etc/ssh/sshd_config.d/carpfarm-lab.conf \
+    && useradd --create-home --shell /bin/bash deploy \
+    && printf 'deploy ALL=(ALL:ALL) NOPASSWD: ALL\n' > /etc/sudoers.d/carpfarm-lab-deploy \
+    && chmod 0440 /etc/sudoers.d/carpfarm-lab-deploy
 STOPSIGNAL SIGRTMIN+3
 CMD ["/sbin/init"]
 CONTAINERFILE
@@ -96,6 +106,18 @@ else
     printf 'deb %s %s main\ndeb %s %s-updates main\n' "$mirror" "$suite" "$mirror" "$suite" \
         > "$rootfs/etc/apt/sources.list"
 fi
+
+# SSH as on a production host: no host keys in the image (each container makes its own when sshd
+# first starts), no passwords, no root logins; "deploy" logs in with a key and uses sudo.
+rm -f "$rootfs"/etc/ssh/ssh_host_*
+mkdir -p "$rootfs/etc/systemd/system/ssh.service.d" "$rootfs/etc/ssh/sshd_config.d"
+printf '[Service]\nExecStartPre=\nExecStartPre=/usr/bin/ssh-keygen -A\nExecStartPre=/usr/sbin/sshd -t\n' \
+    > "$rootfs/etc/systemd/system/ssh.service.d/carpfarm-lab-host-keys.conf"
+printf 'PasswordAuthentication no\nKbdInteractiveAuthentication no\nPermitRootLogin no\n' \
+    > "$rootfs/etc/ssh/sshd_config.d/carpfarm-lab.conf"
+chroot "$rootfs" useradd --create-home --shell /bin/bash deploy
+printf 'deploy ALL=(ALL:ALL) NOPASSWD: ALL\n' > "$rootfs/etc/sudoers.d/carpfarm-lab-deploy"
+chmod 0440 "$rootfs/etc/sudoers.d/carpfarm-lab-deploy"
 
 # Packages must not start with their default configuration; roles start services.
 printf '#!/bin/sh\nexit 101\n' > "$rootfs/usr/sbin/policy-rc.d"

@@ -375,7 +375,7 @@ def _smp(smp: Mapping[str, Any]) -> list[str]:
     return out
 
 
-# The report's sections in the README's order: (report key, its table); a section absent or empty is left out.
+# The report's sections in docs/benchmarks.md's order: (report key, its table); a section absent or empty is left out.
 _SECTIONS: tuple[tuple[str, Callable[[Any], list[str]]], ...] = (
     ("throughput", _throughput),
     ("fairness", _fairness),
@@ -387,7 +387,7 @@ _SECTIONS: tuple[tuple[str, Callable[[Any], list[str]]], ...] = (
 
 
 def markdown(report: Mapping[str, Any]) -> str:
-    """The report's tables, as the README's Performance section shows them."""
+    """The report's tables, as docs/benchmarks.md shows them."""
     out = [_machine_line(report)]
     for key, section in _SECTIONS:
         if report.get(key):

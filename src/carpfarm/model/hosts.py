@@ -1,7 +1,7 @@
 """The carpfarm topology: one validated description of all three layers.
 
 A ``Topology`` is built by ``carpfarm.model.build.build_topology(groups, hostvars)``, which reads
-the variables users write in their inventory (see the README's variable table), checks every rule
+the variables users write in their inventory (see docs/variables.md), checks every rule
 that spans hosts, and either returns one or raises ``TopologyError`` listing *all* problems, each
 naming host, variable, value and fix.
 

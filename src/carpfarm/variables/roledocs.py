@@ -314,7 +314,8 @@ def argument_specs(role: str) -> str:
 def defaults_main(role: str) -> str:
     """The full text of the role's ``defaults/main.yml``, each variable under its meaning."""
     also = ", ".join(inventory_variables(role))
-    lines = ["", *_comment(f"Also read for this role, by the carpfarm model (no default here; README.md): {also}.")]
+    note = f"Also read for this role, by the carpfarm model (no default here; docs/variables.md): {also}."
+    lines = ["", *_comment(note)]
     lines = [*(lines if also else []), ""]
     for name in role_variables(role):
         farm_wide = not name.startswith(role + "_")
