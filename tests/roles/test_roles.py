@@ -58,6 +58,7 @@ NOT_VARIABLES = {
     "carpfarm_to_linklocal",
     "squid_common_started",
     "squid_common_changed",
+    "squid_common_stale",
 }
 
 

@@ -77,6 +77,7 @@ INTERNAL_NAMES: dict[str, str] = {
     "squid_common_role_marker": "squid_common",
     "squid_common_started": "squid_common",
     "squid_common_changed": "squid_common",
+    "squid_common_stale": "squid_common",
     "squid_common_template": "squid_common",
     "squid_common_reload": "squid_common",
     "squid_common_diff": "squid_common",

@@ -50,6 +50,11 @@ squid_backend:
     options:
       squid_backend_purge_removed: {description: "Delete the cache dirs, logs and configuration of the retired
         instances."}
+  upgrade:
+    short_description: Upgrade Squid's packages on this host and restart the instances on the new binary
+    description: For playbooks/upgrade.yml (one host at a time). Upgrades Squid's installed packages from the host's
+      apt sources, then restarts, one after another, each instance still running the binary the update replaced,
+      waiting until it listens again.
 squid_common:
   main:
     short_description: Install Squid and the squid@.service template unit
@@ -83,6 +88,14 @@ squid_common:
       squid_common_purge: {type: bool, default: false, description: "Also delete retired instances' configs, cache
         dirs and logs."}
       squid_common_reload_names: {description: Instances whose configuration changed in this run.}
+  upgrade:
+    short_description: Upgrade Squid's packages where installed, and name the instances still on the old binary
+    description: Called as include_role tasks_from upgrade. Upgrades squid_common_package, squid-common and
+      squid-langpack where installed, and sets squid_common_stale, the instances started before /usr/sbin/squid was
+      last put in place; the caller restarts them.
+    options:
+      squid_common_instances: {type: list, elements: dict, required: true, description: "The calling role's
+        instances, each a dict with at least name (squid -n)."}
   retire:
     short_description: Stop and disable the instances of one role that are no longer wanted
     options:
@@ -97,6 +110,12 @@ carp_frontend:
     description: Runs one Squid per vCPU (or the count given), each as squid@frontendN, with identical cache_peer
       ... carp lines for every backend instance in the farm, no caching, and no direct forwarding. Only
       carpfarm_client_networks may use them.
+  upgrade:
+    short_description: Upgrade Squid's packages on this CARP box and restart the frontends on the new binary
+    description: For playbooks/upgrade.yml (one box at a time). Upgrades Squid's installed packages from the host's
+      apt sources, then restarts each frontend instance still running the replaced binary the way a changed
+      configuration is rolled (held out of the balancer, drained, restarted, put back), or in place when the box
+      has one instance or a balancer that cannot hold one out.
 frontend_balancer:
   main:
     short_description: The frontend balancer of a CARP box
