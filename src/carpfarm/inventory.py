@@ -42,6 +42,9 @@ INVENTORY_FIX = (
 )
 YAML_FIX = "correct the YAML at the place named"
 
+# The first bytes of a file ansible-vault encrypted whole.
+VAULT_HEADER = b"$ANSIBLE_VAULT;"
+
 
 def _wanted(name: str) -> bool:
     return in_namespace(name) or name in EXTRA_VARS
@@ -98,6 +101,15 @@ def _yaml_files(sources: Sequence[Path]) -> list[Path]:
     return [p for p in dict.fromkeys(found) if not any(part.startswith(".") for part in p.parts[-2:])]
 
 
+def _vault_encrypted(file: Path) -> bool:
+    """Whether ``file`` is encrypted whole with ansible-vault (it starts with the vault header)."""
+    try:
+        with file.open("rb") as handle:
+            return handle.read(len(VAULT_HEADER)) == VAULT_HEADER
+    except OSError:
+        return False
+
+
 def _yaml_problems(source: str, sources: Sequence[Path]) -> list[Problem]:
     """Parse every YAML file of the inventory first, so that a syntax error is told with its place, and
     a group_vars or host_vars file that is not a mapping of variables with its own words (Ansible
@@ -105,6 +117,8 @@ def _yaml_problems(source: str, sources: Sequence[Path]) -> list[Problem]:
     directories = _inventory_dirs(sources)
     problems = []
     for file in _yaml_files(sources):
+        if _vault_encrypted(file):
+            continue  # a whole-file vault (group_vars/all/vault.yml): Ansible decrypts and reads it
         try:
             documents = list(yaml.load_all(file.read_text(encoding="utf-8"), Loader=_TolerantLoader))
         except (yaml.YAMLError, UnicodeDecodeError, OSError) as exc:
@@ -180,7 +194,8 @@ def _keys(file: str, stamp: float) -> tuple[_Key, ...]:
 
 def keys_of(file: str | os.PathLike[str]) -> tuple[_Key, ...]:
     path = Path(file)
-    return _keys(str(path), path.stat().st_mtime) if path.is_file() and path.suffix in YAML_SUFFIXES else ()
+    readable = path.is_file() and path.suffix in YAML_SUFFIXES and not _vault_encrypted(path)
+    return _keys(str(path), path.stat().st_mtime) if readable else ()
 
 
 def _find(files: Iterable[Path], wanted: Callable[[tuple[str | int, ...]], bool]) -> tuple[str, int]:

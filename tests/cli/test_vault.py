@@ -219,3 +219,22 @@ def test_the_real_ansible_playbook_reads_the_typed_password_from_the_pipe(
     data = json.loads(capsys.readouterr().out)
     assert [s["name"] for s in data["backends"]["cache1"]["squids"]] == ["backend1"]
     assert prompts == ["Vault password: "]
+
+
+def test_a_group_vars_file_vaulted_whole_is_read_not_refused(
+    vaulted: Path, password_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """group_vars/carp_frontends/vault.yml encrypted whole with ansible-vault (the usual layout) is not
+    'a file that holds a string': Ansible decrypts it, and its variables count like any others."""
+    from ansible.parsing.vault import VaultLib, VaultSecret
+
+    plain = (vaulted / "group_vars" / "carp_frontends.yml").read_text().split("carpfarm_vrrp_password")[0]
+    folder = vaulted / "group_vars" / "carp_frontends"
+    folder.mkdir()
+    (vaulted / "group_vars" / "carp_frontends.yml").unlink()
+    (folder / "main.yml").write_text(plain)
+    sealed = VaultLib([("default", VaultSecret(PASSWORD.encode()))]).encrypt("carpfarm_vrrp_password: s3cret\n")
+    (folder / "vault.yml").write_bytes(sealed)
+    assert main(["validate", str(vaulted), "--vault-password-file", str(password_file)]) == 0
+    out, err = capsys.readouterr()
+    assert "holds a string" not in out + err and "s3cret" not in out + err
