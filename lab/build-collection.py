@@ -177,6 +177,9 @@ def main(argv: list[str] | None = None) -> int:
     staging = build_dir / "ansible_collections" / NAMESPACE / NAME
     version = assemble(staging)
     tarball = build_dir / f"{NAMESPACE}-{NAME}-{version}.tar.gz"
+    # One tarball in the folder, so that an install by wildcard (the README's) never finds an older one.
+    for older in build_dir.glob(f"{NAMESPACE}-{NAME}-*.tar.gz"):
+        older.unlink()
     build = [galaxy_command(), "collection", "build", str(staging), "--output-path", str(build_dir), "--force"]
     done = subprocess.run(build, capture_output=True, text=True, check=False)
     if done.returncode != 0 or not tarball.is_file():

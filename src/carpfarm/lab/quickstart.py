@@ -93,6 +93,8 @@ def operator_environment(home: Path, ssh_config: Path | None) -> dict[str, str]:
     kept.update(HOME=str(home), PATH=":".join(path), ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0")
     if ssh_config is not None:
         kept["ANSIBLE_SSH_EXTRA_ARGS"] = f"-F {ssh_config}"
+        # ssh's control sockets must fit in 108 bytes: not under a checkout that may sit deep in a workspace.
+        kept["ANSIBLE_SSH_CONTROL_PATH_DIR"] = f"/tmp/carpfarm-lab-cp-{os.getuid()}"
     return kept
 
 
