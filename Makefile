@@ -12,11 +12,11 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 
 # This controller's Debian release (bookworm, trixie), from /etc/os-release.
 DEB_RELEASE := $(shell . /etc/os-release 2>/dev/null && echo $${VERSION_CODENAME:-unknown})
-# Debian packages: squid for the CARP agreement test; podman and friends for the lab. The same names
+# Debian packages: squid and haproxy for the agreement tests (CARP, HAProxy's consistent hash); podman and friends for the lab. The same names
 # exist on Debian 12 and 13 (checked with apt-cache policy on both). runc stays explicit on 13 too:
 # podman 5 there depends on "crun | runc" and crun fails on hybrid-cgroup kernels (lab/containers.conf).
 # openssh-client and systemd: the status test's unreachable hosts, the unit check (systemd-analyze).
-DEB_PACKAGES_bookworm := squid podman runc netavark aardvark-dns debootstrap iptables nftables python3-venv openssh-client systemd
+DEB_PACKAGES_bookworm := squid haproxy podman runc netavark aardvark-dns debootstrap iptables nftables python3-venv openssh-client systemd
 DEB_PACKAGES_trixie := $(DEB_PACKAGES_bookworm)
 DEB_PACKAGES ?= $(or $(DEB_PACKAGES_$(DEB_RELEASE)),$(DEB_PACKAGES_bookworm))
 # The `ansible` release on PyPI whose bundled collections we use (no Galaxy needed).

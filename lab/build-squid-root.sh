@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# Build a Debian root that holds that release's squid package, for the tests
-# that hold carpfarm.carp to more Squid releases than the host's own
-# (tests/carp/test_carp_squid.py runs it with `chroot ROOT /usr/sbin/squid`).
+# Build a Debian root that holds that release's squid and haproxy packages, for the
+# tests that hold carpfarm.carp to more releases than the host's own
+# (tests/carp/test_carp_squid.py runs `chroot ROOT /usr/sbin/squid`,
+# tests/carp/test_chash_haproxy.py `chroot ROOT /usr/sbin/haproxy`).
 #
-#   bash lab/build-squid-root.sh [SUITE]     SUITE defaults to trixie (squid 6.13)
+#   bash lab/build-squid-root.sh [SUITE]     SUITE defaults to trixie (squid 6.13, haproxy 3.0)
 #
 #   CARPFARM_MIRROR       Debian mirror URL   (default: read from this host's apt sources)
 #   CARPFARM_SECURITY_MIRROR  Debian security mirror URL (default: likewise; none if not found)
@@ -18,7 +19,7 @@ set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 suite=${1:-trixie}
-packages=squid
+packages="squid haproxy"
 roots=${CARPFARM_SQUID_ROOTS:-$here/../.cache/squid-roots}
 
 recipe=$( { cat "$0"; echo "$suite $packages"; } | sha256sum | cut -c1-12)
@@ -90,6 +91,7 @@ chmod 1777 "$build/tmp" "$build/dev/shm"
 rm -rf "$build"/var/lib/apt/lists/* "$build"/var/cache/apt/*.bin "$build"/var/cache/apt/archives/*.deb
 
 echo "squid package $(chroot "$build" dpkg-query -W -f '${Version}' squid)"
+echo "haproxy package $(chroot "$build" dpkg-query -W -f '${Version}' haproxy)"
 chroot "$build" /usr/sbin/squid -v | head -1 | tee "$build/$stamp"
 for old in "$roots/$suite"-*; do
     [ "$old" = "$build" ] || [ "$old" = "$build.log" ] || rm -rf "$old"
