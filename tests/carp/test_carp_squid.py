@@ -240,3 +240,101 @@ def test_squid_canonicalises_urls_as_predicted(squid_release: SquidRelease) -> N
                 if want is None or got != want.name:
                     bad.append((url, got, want and want.name))
     assert not bad, f"carp-key: {len(bad)} disagree, e.g. {bad[:5]}"
+
+
+# CONNECT's authority-form targets, as Squid 5.7 and 6.13 parse them (sscanf, not the URL parser),
+# with the key carpfarm predicts ("host:port", the port always printed), or None where Squid
+# refuses the target. ``{i}`` varies the host so that a wrong key shows on some of them.
+CONNECT_FORMS: dict[str, str | None] = {
+    "host{i}.example.com:443": "host{i}.example.com:443",
+    "Host{i}.Example.COM.:443": "host{i}.example.com:443",  # case, trailing dot
+    "host{i}.example.com": "host{i}.example.com:443",  # no port: 443
+    "host{i}.example.com:8443": "host{i}.example.com:8443",
+    "host{i}.example.com:0443": "host{i}.example.com:443",
+    "host{i}.example.com:+443": "host{i}.example.com:443",
+    "host{i}.example.com:443abc": "host{i}.example.com:443",
+    "host{i}.example.com:8443/x": "host{i}.example.com:8443",
+    "host{i}.example.com:abc": "host{i}.example.com:443",  # no digit: the port stays 443
+    "host{i}.example.com:": "host{i}.example.com:443",
+    "host{i}.example.com:4294967739": "host{i}.example.com:443",  # (int) 2**32 + 443
+    "[2001:DB8::{i}]:443": "[2001:db8::{i}]:443",
+    "[2001:db8:0:0::{i}]": "[2001:db8::{i}]:443",
+    "[::ffff:192.0.2.{i}]:8443": "192.0.2.{i}:8443",
+    "192.0.2.{i}:443": "192.0.2.{i}:443",
+    "0x7f.{i}:443": "127.0.0.{i}:443",
+    "host{i}.example.com:0": None,
+    "host{i}.example.com:65536": None,
+    "host{i}..example.com:443": None,
+    ".host{i}.example.com:443": None,
+    ":443": None,
+}
+
+
+def test_connect_is_placed_by_its_authority(squid_release: SquidRelease) -> None:
+    """CONNECT hashes ``host:port`` (``effectiveRequestUri()``); with a carp-key, the parts it
+    has: a host and a port, no scheme and no path (an empty key falls back to ``host:port``)."""
+    plain = [PeerSpec(f"cache{i}-backend1", w) for i, w in enumerate([1, 3, 2, 5, 1], 1)]
+    keyed = [
+        PeerSpec("k1", 1, ("host", "path")),
+        PeerSpec("k2", 2, ("path", "params")),
+        PeerSpec("k3", 1, ("scheme", "port")),
+        PeerSpec("k4", 3, None),
+    ]
+    bad = []
+    for specs in (plain, keyed):
+        peers = [CarpPeer(s.name, "127.0.0.1", 1, s.weight, tuple(s.carp_key) if s.carp_key else None) for s in specs]
+        with running_squid(specs, release=squid_release) as squid:
+            for form, canonical in CONNECT_FORMS.items():
+                for i in range(1, 9 if canonical else 2):
+                    authority = form.replace("{i}", str(i))
+                    got = squid.parent_for_connect(authority)
+                    if canonical is None:
+                        with pytest.raises(UrlRejected):
+                            url_key(authority, connect=True)
+                        if got is not None:
+                            bad.append((authority, got, "refused"))
+                        continue
+                    assert url_key(authority, connect=True) == canonical.replace("{i}", str(i))
+                    want = select_parent(authority, peers, connect=True)
+                    if want is None or got != want.name:
+                        bad.append((authority, got, want and want.name))
+    assert not bad, f"{len(bad)} disagree (authority, squid, model): {bad[:5]}"
+    print(f"squid {squid_release.label}: {len(CONNECT_FORMS)} CONNECT forms agree, plain and with carp-keys")
+
+
+def test_squid_refuses_urls_of_8192_bytes_or_more(squid_release: SquidRelease) -> None:
+    """``AnyP::Uri::parse()`` refuses a target of MAX_URL (8192) bytes or more: no parent."""
+    specs = [PeerSpec(f"cache{i}-backend1") for i in range(1, 6)]
+    peers = [CarpPeer(s.name, "127.0.0.1", 1) for s in specs]
+    bad = []
+    with running_squid(specs, release=squid_release) as squid:
+        for size in (8180, 8190, 8191, 8192, 8193, 9000):
+            for i in range(6):
+                head = f"http://example.com/{i}/"
+                url = head + "x" * (size - len(head))
+                got = squid.parent_for_raw(url)
+                want = None if size >= 8192 else select_parent(url, peers)
+                if size >= 8192:
+                    with pytest.raises(UrlRejected):
+                        url_key(url)
+                if got != (want and want.name):
+                    bad.append((size, i, got, want and want.name))
+    assert not bad, f"{len(bad)} disagree (bytes, i, squid, model): {bad[:5]}"
+
+
+def test_a_peer_under_the_floor_hands_everything_to_the_next_lightest(squid_release: SquidRelease) -> None:
+    """Weights 1 of 1001: the lightest peer's load factor is floored to 0, so its multiplier is 0,
+    the next one's ``inf`` (a division by that 0) and every later one's ``nan``: the next lightest
+    peer takes every URL. With it denied too, CARP picks nobody and Squid falls back to its first
+    usable parent in configuration order (as HAProxy's ``balance first`` does, carpfarm-carp.lua)."""
+    specs = [PeerSpec("p-light", 1), PeerSpec("p-300", 300), PeerSpec("p-250a", 250), PeerSpec("p-250b", 250)]
+    specs.append(PeerSpec("p-200", 200))
+    peers = [CarpPeer(s.name, "127.0.0.1", 1, s.weight) for s in specs]
+    urls = _urls()[:60]
+    assert {select_parent(u, peers).name for u in urls} == {"p-200"}  # type: ignore[union-attr]
+    assert all(select_parent(u, peers, down=["p-200"]) is None for u in urls)
+    with running_squid(specs, release=squid_release) as squid:
+        assert Counter(squid.parent_for(u) for u in urls) == Counter({"p-200": len(urls)})
+    denied = [PeerSpec(s.name, s.weight, denied=s.name in ("p-200", "p-light")) for s in specs]
+    with running_squid(denied, release=squid_release) as squid:
+        assert Counter(squid.parent_for(u) for u in urls) == Counter({"p-300": len(urls)})

@@ -150,8 +150,9 @@ class CarpArray:
         """Peers in the order Squid walks them."""
         return tuple(r.peer for r in self.ranked)
 
-    def select(self, url: str, down: Iterable[str] = ()) -> CarpPeer | None:
-        """The parent Squid picks for ``url``; peers named in ``down`` cannot win."""
+    def select(self, url: str, down: Iterable[str] = (), connect: bool = False) -> CarpPeer | None:
+        """The parent Squid picks for ``url``; peers named in ``down`` cannot win. ``connect``:
+        ``url`` is a CONNECT request's ``host:port``."""
         excluded = set(down)
         full_key: tuple[int, ...] | None = None
         user_hash = 0
@@ -159,10 +160,10 @@ class CarpArray:
         high = 0.0
         for r in self.ranked:
             if r.peer.carp_key:
-                key = char_values(url_key(url, r.peer.carp_key), self.signed_char)
+                key = char_values(url_key(url, r.peer.carp_key, connect), self.signed_char)
             else:
                 if full_key is None:
-                    full_key = char_values(url_key(url), self.signed_char)
+                    full_key = char_values(url_key(url, connect=connect), self.signed_char)
                 key = full_key
             user_hash = _accumulate(user_hash, key)
             score = _mix(user_hash ^ r.hash) * r.multiplier
@@ -177,13 +178,18 @@ def _cached_array(peers: tuple[CarpPeer, ...], signed_char: bool) -> CarpArray:
 
 
 def select_parent(
-    url: str, peers: Sequence[CarpPeer], down: Iterable[str | CarpPeer] = (), signed_char: bool = True
+    url: str,
+    peers: Sequence[CarpPeer],
+    down: Iterable[str | CarpPeer] = (),
+    signed_char: bool = True,
+    connect: bool = False,
 ) -> CarpPeer | None:
     """Which of ``peers`` (in ``squid.conf`` order) Squid forwards ``url`` to.
 
     ``down`` lists peers (or their names) that are dead or denied by
     ``cache_peer_access``: they still feed the hash but cannot win. ``None``
     means no peer is usable, and Squid falls back to other selection methods.
+    ``connect``: ``url`` is a CONNECT request's authority, ``host:port``.
     """
     names = [d.name if isinstance(d, CarpPeer) else d for d in down]
-    return _cached_array(tuple(peers), signed_char).select(url, names)
+    return _cached_array(tuple(peers), signed_char).select(url, names, connect)

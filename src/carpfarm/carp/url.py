@@ -4,6 +4,8 @@ Squid (5.7 and 6.13 alike) hashes ``request->effectiveRequestUri()`` (src/HttpRe
 ``url.absolute()`` built from the *parsed* URL (src/anyp/Uri.cc), not the text the client sent.
 What follows is ``AnyP::Uri::parse()`` and ``absolute()``, step by step, under the defaults a
 carpfarm frontend runs with (no ``append_domain``, ``check_hostnames off``, ``uri_whitespace strip``).
+A CONNECT request's key is its authority, ``host:port`` (``parse_authority``, ``url_key(connect=True)``),
+and a target of 8192 bytes or more is refused ("URL too large"), CONNECT's too.
 
 Between the SQUID_5_7 and SQUID_6_13 tags, the two changes to ``Uri.cc`` that reach the key
 (userinfo bytes >= 0x80 printed as ``%FFFFFFC3`` by upstream 5.7, fixed by #1367; gopher removed)
@@ -18,6 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 _UINT32 = 0xFFFFFFFF  # C unsigned int: atoi()'s wrap to an int, the largest scope id
+MAX_URL = 8192  # Squid refuses a request target of MAX_URL bytes or more ("URL too large")
 
 # src/anyp/ProtocolType.h, lower-cased as UriScheme::Init() does; with their defaultPort().
 SCHEME_PORTS: dict[str, int] = {
@@ -79,6 +82,7 @@ class UrlRejected(ValueError):
 
 def parse_url(url: str) -> SquidUrl:
     """Parse ``url`` the way Squid's ``AnyP::Uri::parse()`` (5.7, 6.13) does; raise ``UrlRejected`` where it fails."""
+    _check_length(url)
     scheme, rest = _scheme_and_rest(url)
     authority, path = _authority_and_path(rest)
     userinfo, host_port = _userinfo_and_host(authority)
@@ -88,6 +92,47 @@ def parse_url(url: str) -> SquidUrl:
     if not 1 <= port <= 65535:
         raise UrlRejected(f"{url!r}: port {port} outside 1-65535")
     return SquidUrl(scheme, _host_form(host), port, path, userinfo)
+
+
+def parse_authority(target: str) -> SquidUrl:
+    """Parse CONNECT's authority-form ``target`` as ``AnyP::Uri::parse()`` (5.7, 6.13) does.
+
+    ``sscanf(target, "[%[^]]]:%d")``, else ``sscanf(target, "%[^:]:%d")``: the host runs to the
+    first ']' (bracketed) or ':', and the port is 443 unless digits follow the colon (as
+    ``%d`` reads them: like ``atoi()``, but no digit leaves 443). Then the host as for a URL
+    (lower case, trailing dots gone, no leading or doubled dot, an IP address re-printed); no
+    scheme (``UriScheme::image()`` of PROTO_NONE is empty) and no path."""
+    _check_length(target)
+    if target[:1] == "[" and target[1:2] not in ("", "]"):
+        close = target.find("]")
+        found = target[1:close] if close >= 0 else target[1:]
+        tail = target[close:] if close >= 0 else ""
+        port_text = tail[2:] if tail[:2] == "]:" else None
+    else:
+        found = target.split(":", 1)[0]
+        if not found:
+            raise UrlRejected(f"{target!r}: CONNECT wants host[:port]")
+        port_text = target[len(found) + 1 :] if target[len(found) : len(found) + 1] == ":" else None
+    host = "".join(c for c in found if c not in _SPACE).translate(_ASCII_LOWER).rstrip(".")
+    if ".." in host or host.startswith("."):
+        raise UrlRejected(f"{target!r}: Squid refuses a host with a leading or doubled dot")
+    port = _atoi(port_text) if port_text is not None and _has_digits(port_text) else 443
+    if not 1 <= port <= 65535:
+        raise UrlRejected(f"{target!r}: port {port} outside 1-65535")
+    return SquidUrl("", _host_form(host), port, "")
+
+
+def _has_digits(text: str) -> bool:
+    """Whether ``sscanf("%d")`` converts ``text``: blanks, a sign, then at least one digit."""
+    text = text.lstrip(_SPACE)
+    text = text[1:] if text[:1] in ("+", "-") else text
+    return bool(text) and "0" <= text[0] <= "9"
+
+
+def _check_length(target: str) -> None:
+    size = len(target.encode("utf-8", "surrogateescape"))
+    if size >= MAX_URL:
+        raise UrlRejected(f"{target[:80]!r}...: {size} bytes; Squid refuses URLs of {MAX_URL} bytes or more")
 
 
 def _scheme_and_rest(url: str) -> tuple[str, str]:
@@ -282,9 +327,12 @@ def inet_ntop6(packed: bytes) -> str:
     return out
 
 
-def url_key(url: str, carp_key: Sequence[str] | None = None) -> str:
-    """The key Squid hashes: the effective request URI, or the ``carp-key=`` parts (src/carp.cc)."""
-    parsed = parse_url(url)
+def url_key(url: str, carp_key: Sequence[str] | None = None, connect: bool = False) -> str:
+    """The key Squid hashes: the effective request URI, or the ``carp-key=`` parts (src/carp.cc).
+
+    ``connect``: ``url`` is a CONNECT request's authority (``host:port``), whose effective URI is
+    ``host:port``, the port always printed (``HttpRequest::effectiveRequestUri()``)."""
+    parsed = parse_authority(url) if connect else parse_url(url)
     if carp_key:
         parts = set(carp_key)
         key = ""
@@ -301,4 +349,4 @@ def url_key(url: str, carp_key: Sequence[str] | None = None) -> str:
             key += "?" + params
         if key:
             return key
-    return parsed.absolute()
+    return f"{parsed.host}:{parsed.port}" if connect else parsed.absolute()

@@ -128,6 +128,14 @@ class _Recorder(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
+    def do_CONNECT(self) -> None:
+        """Open the tunnel, send the parent's name through it, and close it."""
+        self.send_response(200, "Connection established")
+        self.end_headers()
+        self.wfile.write(self.parent_name.encode())
+        self.wfile.flush()
+        self.close_connection = True
+
     def log_message(self, format: str, *args: object) -> None:
         pass
 
@@ -255,16 +263,26 @@ class SquidClient:
             return None
         return response.getheader("X-Parent")
 
-    def parent_for_raw(self, target: str) -> str | None:
-        """Like ``parent_for``, but ``target`` goes on the request line byte for byte (UTF-8),
-        as a client that does not normalise would send it; one connection per request."""
-        request = b"GET " + target.encode("utf-8", "surrogateescape") + b" HTTP/1.1\r\nHost: carptest\r\n"
-        request += b"Connection: close\r\n\r\n"
+    def _exchange(self, request: bytes) -> bytes:
         with socket.create_connection(("127.0.0.1", self.port), timeout=10) as conn:
             conn.sendall(request)
             data = b""
             while chunk := conn.recv(65536):
                 data += chunk
+        return data
+
+    def parent_for_connect(self, authority: str) -> str | None:
+        """The parent a ``CONNECT authority`` reached: it sends its name through the tunnel."""
+        target = authority.encode("utf-8", "surrogateescape")
+        data = self._exchange(b"CONNECT " + target + b" HTTP/1.1\r\nHost: " + target + b"\r\n\r\n")
+        head, _, tunnel = data.partition(b"\r\n\r\n")
+        return tunnel.decode() if head.startswith(b"HTTP/1.1 200") and tunnel else None
+
+    def parent_for_raw(self, target: str) -> str | None:
+        """Like ``parent_for``, but ``target`` goes on the request line byte for byte (UTF-8),
+        as a client that does not normalise would send it; one connection per request."""
+        request = b"GET " + target.encode("utf-8", "surrogateescape") + b" HTTP/1.1\r\nHost: carptest\r\n"
+        data = self._exchange(request + b"Connection: close\r\n\r\n")
         head = data.split(b"\r\n\r\n", 1)[0].decode("latin-1").split("\r\n")
         if not head[0].startswith("HTTP/1.1 200"):
             return None
