@@ -14,25 +14,15 @@ is missing is skipped, and the skip's reason says so in capitals (``pytest -ra``
 
 from __future__ import annotations
 
-import os
-import shutil
-import signal
-import socket
-import subprocess
-import tempfile
-import threading
-import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
-from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass, replace
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from carpfarm.carp.chash import (
-    DEBIAN_HAPROXY,
     HaproxyRelease,
     HaproxyServer,
     TargetRejected,
@@ -40,62 +30,8 @@ from carpfarm.carp.chash import (
     normalized_target,
     select_server,
 )
-from carpfarm.lab.squidrig import HOST_SUITE, SQUID_ROOTS, free_port
-
-HAPROXY = shutil.which("haproxy") or "/usr/sbin/haproxy"
-
-
-@dataclass(frozen=True)
-class HaproxyBinary:
-    """A haproxy to run: the host's (``suite`` None) or the one in a Debian suite's root."""
-
-    label: str
-    version: str  # "2.6": what `haproxy -v` must report
-    model: HaproxyRelease
-    suite: str | None = None
-
-    @property
-    def root(self) -> Path | None:
-        return None if self.suite is None else SQUID_ROOTS / self.suite
-
-    def command(self, *args: str) -> list[str]:
-        if self.root is None:
-            return [HAPROXY, *args]
-        return ["chroot", str(self.root), "/usr/sbin/haproxy", *args]
-
-    def missing(self) -> str | None:
-        """Why this binary is absent (the only reason to skip), with the fix; None when present."""
-        if self.root is None:
-            return None if os.access(HAPROXY, os.X_OK) else f"{HAPROXY} missing: apt-get install haproxy (make deps)"
-        if not os.access(self.root / "usr/sbin/haproxy", os.X_OK):
-            return f"no haproxy in {self.root}: run 'bash lab/build-squid-root.sh {self.suite}' as root"
-        if os.geteuid() != 0:
-            return f"haproxy in {self.root} runs with chroot, which needs root"
-        return None
-
-    def reported_version(self) -> str:
-        out = subprocess.run(self.command("-v"), capture_output=True, text=True, check=True).stdout
-        return out.splitlines()[0] if out else ""
-
-    @contextmanager
-    def workdir(self) -> Iterator[tuple[Path, Path]]:
-        """A scratch directory as (path here, path as haproxy sees it)."""
-        base = None if self.root is None else self.root / "tmp"
-        with tempfile.TemporaryDirectory(prefix="chashtest", dir=base) as tmp:
-            here = Path(tmp)
-            yield here, here if self.root is None else Path("/") / here.relative_to(self.root)
-
-
-DEBIAN_VERSIONS = {"bookworm": "2.6", "trixie": "3.0"}
-BINARIES = tuple(
-    HaproxyBinary(
-        f"{version} ({'host' if suite == HOST_SUITE else suite + ' root'})",
-        version,
-        DEBIAN_HAPROXY[suite],
-        None if suite == HOST_SUITE else suite,
-    )
-    for suite, version in DEBIAN_VERSIONS.items()
-)
+from carpfarm.lab import haproxyrig
+from carpfarm.lab.haproxyrig import BINARIES, HaproxyBinary, ask
 
 
 def _present(binary: HaproxyBinary) -> HaproxyBinary:
@@ -111,54 +47,7 @@ def haproxy(request: pytest.FixtureRequest) -> HaproxyBinary:
     return _present(request.param)
 
 
-# --- the rig: named HTTP servers, haproxy in front of them, raw proxy requests ----------------
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    request_queue_size = 128
-
-    def handle_error(self, request: object, client_address: object) -> None:
-        pass  # haproxy resets idle server connections when it is done with them
-
-
-class _V6Server(_Server):
-    address_family = socket.AF_INET6
-
-
-class _Answer(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    server_name_ = "?"
-
-    def do_GET(self) -> None:
-        # The request line arrives decoded as latin-1: encoding back gives its bytes.
-        body = self.server_name_.encode() + b"\n" + self.path.encode("latin-1")
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, format: str, *args: object) -> None:
-        pass
-
-
-@contextmanager
-def answering_servers(servers: Sequence[HaproxyServer]) -> Iterator[dict[str, int]]:
-    """One HTTP server per backend server, on its address (127.0.0.1 by default) and a free port."""
-    started = []
-    try:
-        for s in servers:
-            address = s.address or "127.0.0.1"
-            cls = _V6Server if ":" in address else _Server
-            handler = type("Answer", (_Answer,), {"server_name_": s.name})
-            http = cls((address, 0), handler)
-            threading.Thread(target=http.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True).start()
-            started.append((s.name, http))
-        yield {name: int(http.server_address[1]) for name, http in started}
-    finally:
-        for _, http in started:
-            http.shutdown()
-            http.server_close()
+# --- the rig: carpfarm.lab.haproxyrig's named servers, haproxy with balance uri in front ----------
 
 
 def haproxy_cfg(
@@ -196,66 +85,13 @@ def running_haproxy(
 ) -> Iterator[tuple[int, list[HaproxyServer]]]:
     """Start haproxy in front of answering servers, stop it by its pid afterwards. Yields its port
     and the servers with the ports they listen on (hash-key addr-port hashes them)."""
-    with ExitStack() as stack:
-        ports = stack.enter_context(answering_servers(servers))
-        here, seen_as = stack.enter_context(binary.workdir())
-        port = free_port()
-        (here / "haproxy.cfg").write_text(haproxy_cfg(port, servers, ports, balance, extra))
-        conf = str(seen_as / "haproxy.cfg")
-        checked = subprocess.run(binary.command("-c", "-q", "-f", conf), capture_output=True, text=True)
-        assert checked.returncode == 0, f"{binary.label}: haproxy -c failed: {checked.stderr[-2000:]}"
-        proc = subprocess.Popen(binary.command("-db", "-f", conf), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        try:
-            _wait_listening(port, proc)
-            yield port, [replace(s, port=ports[s.name]) for s in servers]
-        finally:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
 
+    def render(port: int, ports: dict[str, int], _: Path) -> str:
+        return haproxy_cfg(port, servers, ports, balance, extra)
 
-def _wait_listening(port: int, proc: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
-            raise RuntimeError(f"haproxy exited with {proc.returncode}: {err[-2000:]}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
-        except OSError:
-            time.sleep(0.02)
-    raise TimeoutError(f"haproxy did not listen on 127.0.0.1:{port} within 10 s")
-
-
-def _host_header(target: bytes) -> bytes:
-    """The authority as HAProxy compares it with Host (userinfo dropped); origin-form: any name."""
-    if target.startswith(b"/"):
-        return b"origin.example"
-    rest = target.split(b"://", 1)[1]
-    return rest.split(b"/", 1)[0].rsplit(b"@", 1)[-1]
-
-
-def ask(port: int, target: bytes, host: bool = True) -> tuple[str | None, bytes]:
-    """Send one proxy request with ``target`` on the request line, byte for byte, and a Host
-    header that matches it (unless ``host`` is False). Returns the answering server's name and the
-    target it received, or None and the status line when haproxy answered itself."""
-    header = b"Host: " + _host_header(target) + b"\r\n" if host else b""
-    request = b"GET " + target + b" HTTP/1.1\r\n" + header + b"Connection: close\r\n\r\n"
-    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
-        sock.sendall(request)
-        chunks = []
-        while chunk := sock.recv(65536):
-            chunks.append(chunk)
-    head, _, body = b"".join(chunks).partition(b"\r\n\r\n")
-    status = head.split(b"\r\n", 1)[0]
-    if not status.startswith(b"HTTP/1.1 200"):
-        return None, status
-    name, _, seen = body.partition(b"\n")
-    return name.decode(), seen
+    named = [(s.name, s.address) for s in servers]
+    with haproxyrig.running_haproxy(binary, named, render) as (port, ports):
+        yield port, [replace(s, port=ports[s.name]) for s in servers]
 
 
 # --- the requests ----------------------------------------------------------------------------
