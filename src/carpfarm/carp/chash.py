@@ -562,3 +562,68 @@ def select_server(
     400 without choosing one."""
     chosen = UriBalance(whole=True) if balance is None else balance
     return _cached_ring(tuple(servers), release, allbackups).server_for(target, chosen, release, accept_invalid)
+
+
+# ---- one ring on 2.6 and on Debian 13's 3.0: server ids chosen so both releases place alike
+
+
+def _inverse_odd(multiplier: int) -> int:
+    return pow(multiplier, -1, 1 << 32)
+
+
+def _unxorshift_right(value: int, shift: int) -> int:
+    """The x with ``x ^ (x >> shift) == value`` (32 bits)."""
+    x = value
+    for _ in range(32 // shift + 1):
+        x = value ^ (x >> shift)
+    return x & MASK
+
+
+def full_hash_inverse(value: int) -> int:
+    """The x with ``full_hash(x) == value``: every step of ``full_hash`` is a bijection of 32-bit words."""
+    a = (value * _inverse_odd(3221225473)) & MASK
+    a = _unxorshift_right(a ^ 0xB55A4F09, 16)
+    a = ((a - 0xFD7046C5) * _inverse_odd(9)) & MASK
+    x = 0  # a4 = (a3 + C) ^ (a3 << 9): each round fixes 9 more low bits of a3
+    for _ in range(4):
+        x = ((a ^ (x << 9)) - 0xD3A2646C) & MASK
+    a = x
+    a = ((a - 0x165667B1) * _inverse_odd(33)) & MASK
+    a = _unxorshift_right(a ^ 0xC761C23C, 19)
+    return ((a - 0x7ED55D16) * _inverse_odd(4097)) & MASK
+
+
+@dataclass(frozen=True)
+class StableId:
+    """A server's ids in ``haproxy.cfg`` that put its points at ``full_hash(slot x 4096 + j)`` on
+    every release: ``slot`` itself where the base is ``id x 4096`` (2.6, and 3.0 with upstream's
+    03e9a5a1e), and ``hashed``, whose ``full_hash`` is ``slot x 4096``, where the base is
+    ``full_hash(id)`` (Debian 13's 3.0.11)."""
+
+    slot: int
+    hashed: int
+
+    def for_release(self, release: HaproxyRelease) -> int:
+        return self.hashed if release.id_base_hashed else self.slot
+
+
+SLOTS = (1 << 20) - 1  # slot x 4096 stays below 2**32: slots never share a point key
+
+
+def stable_ids(names: Sequence[str]) -> dict[str, StableId]:
+    """Each server's ``StableId``, from its name alone: adding or removing a server moves no other
+    server's points (automatic ids count by position, so one inserted server would renumber the
+    rest). Names are taken in sorted order, each the first slot of its sequence that is free and
+    whose 3.0 id is a valid server id (1 to 2**31 - 1)."""
+    taken: set[int] = set()
+    ids: dict[str, StableId] = {}
+    for name in sorted(set(names)):
+        seed = zlib.crc32(name.encode("utf-8", "surrogateescape"))
+        for attempt in range(SLOTS):
+            slot = (seed + attempt * 0x9E3779B1) % SLOTS + 1
+            hashed = full_hash_inverse(slot * ID_KEY_SPACE)
+            if slot not in taken and 1 <= hashed <= MAX_ID:
+                taken.add(slot)
+                ids[name] = StableId(slot, hashed)
+                break
+    return ids

@@ -160,6 +160,20 @@ def _print_frontend(console: Console, f: Mapping[str, Any]) -> None:
     vip = _vip_line(f)
     if f["mode"] == "smp":
         _print_smp_frontend(console, f)
+    elif f["mode"] == "haproxy":
+        how = (
+            "Squid's CARP choice, in a Lua fetch (no remap against Squid frontends)"
+            if f["haproxy_selection"] == "carp"
+            else "HAProxy's consistent URI hash (balance uri whole)"
+        )
+        console.print(
+            f"  {f['host']}: mode haproxy (carp_frontend_mode): one HAProxy in HTTP mode on :{f['listen_port']}, "
+            f"one thread per vCPU ({f['vcpus'] or 'unknown until facts'}), no frontend Squid; it picks the backend "
+            f"by {f['haproxy_selection']} (carp_frontend_haproxy_selection): {how}",
+            markup=False,
+            highlight=False,
+        )
+        console.print(f"  clients: {', '.join(f['client_networks'])}", markup=False, highlight=False)
     else:
         console.print(_frontend_table(f))
         console.print("  mode: instances (carp_frontend_mode): one Squid per row, behind the balancer")

@@ -9,7 +9,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from carpfarm.model import addresses, errors, smp
+from carpfarm.model import addresses, errors, haproxy_mode, smp
 from carpfarm.model.hosts import (
     BackendHost,
     BackendInstance,
@@ -186,9 +186,7 @@ class _Builder:
         farm = self._parse(FarmVars, host)
         data = self.hostvars.get(host, {})
         balancer = (
-            (smp.NO_BALANCER if parsed.mode == "smp" else parsed.balancer_type)
-            if isinstance(parsed, FrontendVars)
-            else str(data.get("frontend_balancer_type"))
+            _balancer_type(parsed) if isinstance(parsed, FrontendVars) else str(data.get("frontend_balancer_type"))
         )
         allow_open = farm.allow_open_proxy if isinstance(farm, FarmVars) else False
         self.add(access.client_networks(host, data.get("carpfarm_client_networks"), allow_open, balancer))
@@ -215,20 +213,25 @@ class _Builder:
         vcpus = known_vcpus(data.get("ansible_processor_vcpus"))
         count = frontend_count(parsed.instances, vcpus)
         is_smp = parsed.mode == "smp"
+        is_haproxy = parsed.mode == haproxy_mode.BALANCER
         instances: tuple[FrontendInstance, ...]
         if is_smp:
             self.add(smp.problems(host, parsed))
             instances = (FrontendInstance(host=host, name=smp.INSTANCE, port=parsed.listen_port),)
+        elif is_haproxy:  # no frontend Squid: HAProxy itself serves the listen port
+            self.add(haproxy_mode.problems(host, parsed))
+            instances = ()
         else:
             instances = tuple(
                 FrontendInstance(host=host, name=f"frontend{n + 1}", port=parsed.port_base + n) for n in range(count)
             )
         address, written = self._address(host, "carp_frontend_address", parsed.address)
-        wccp = self._wccp(host, parsed, count) if parsed.wccp and not is_smp else None
+        wccp = self._wccp(host, parsed, count) if parsed.wccp and not (is_smp or is_haproxy) else None
         vip = self._vip(host, parsed) if parsed.vip else None
         return FrontendHost(
             name=host,
             mode=parsed.mode,
+            haproxy_selection=parsed.haproxy_selection,
             workers=count if is_smp else 0,
             cpu_affinity_map=smp.affinity_map(count, vcpus) if is_smp else "",
             address=address,
@@ -239,7 +242,7 @@ class _Builder:
             vcpus=vcpus,
             client_networks=tuple(farm.client_networks),
             allow_open_proxy=farm.allow_open_proxy,
-            balancer_type=smp.NO_BALANCER if is_smp else parsed.balancer_type,
+            balancer_type=_balancer_type(parsed),
             balancer_mode=parsed.balancer_mode,
             haproxy_stats_port=parsed.haproxy_stats_port,
             watch=parsed.watch,
@@ -289,6 +292,7 @@ class _Builder:
         self.add(farm.instance_names(backends, frontends))
         self.add(farm.farm_can_serve(backends))
         self.add(farm.frontends_agree(frontends))
+        self.add(haproxy_mode.farm_problems(backends, frontends))
         self.add(wccp.service_group_problems(wccp_boxes(frontends)))
         boxes = len(self.groups.get(FRONTEND_GROUP, []))
         self.add(farm.floating_addresses(backends, frontends, self._other_addresses(), boxes))
@@ -310,6 +314,16 @@ class _Builder:
                 self.add(farm.cache_dirs(host, backend_instances(host, "", parsed)))
         for host in self.groups.get(WCCP_GROUP, []):
             self._parse(RouterVars, host)
+
+
+def _balancer_type(parsed: FrontendVars) -> str:
+    """What the frontend_balancer role builds for the box: nothing in smp mode, HAProxy (its HTTP
+    configuration) in haproxy mode, else frontend_balancer_type."""
+    if parsed.mode == "smp":
+        return smp.NO_BALANCER
+    if parsed.mode == haproxy_mode.BALANCER:
+        return haproxy_mode.BALANCER
+    return parsed.balancer_type
 
 
 def _unique(problems: Sequence[Problem]) -> list[Problem]:

@@ -18,6 +18,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 from carpfarm.carp import CarpArray, CarpPeer, select_batch
+from carpfarm.carp.consistent import ConsistentFarm
 from carpfarm.model.vip import VipSettings
 from carpfarm.variables import (
     State,
@@ -97,7 +98,8 @@ class FrontendInstance(_Frozen):
 
 class FrontendHost(_Frozen):
     name: str
-    mode: str = "instances"  # or "smp": one Squid with ``workers`` workers on the listen port
+    mode: str = "instances"  # "smp": one Squid with ``workers`` workers on the listen port; "haproxy": HAProxy
+    haproxy_selection: str = "carp"  # mode haproxy: "carp" (Squid's choice, in Lua) or "consistent"
     workers: int = 0  # smp: how many (0 in instances mode)
     cpu_affinity_map: str = ""  # smp: cpu_affinity_map's value, '' without facts
     address: str  # an IP literal, as for backends
@@ -144,6 +146,17 @@ class Topology(_Frozen):
     def carp_array(self) -> CarpArray:
         return CarpArray.build(self.carp_peers)
 
+    @property
+    def selection(self) -> str:
+        """How the farm's CARP boxes pick a backend: "consistent" (every box HAProxy's consistent URI
+        hash; validate refuses a mix) or "carp" (Squid's CARP, in Squid or in HAProxy's Lua)."""
+        consistent = [f for f in self.frontends if f.mode == "haproxy" and f.haproxy_selection == "consistent"]
+        return "consistent" if consistent else "carp"
+
+    @cached_property
+    def consistent_farm(self) -> ConsistentFarm:
+        return ConsistentFarm.build([(i.peer_name, i.weight) for i in self.backend_instances])
+
     @cached_property
     def drained_peers(self) -> tuple[str, ...]:
         return tuple(i.peer_name for i in self.backend_instances if not i.active)
@@ -157,14 +170,18 @@ class Topology(_Frozen):
 
     def route(self, url: str, down: Sequence[str] = ()) -> BackendInstance | None:
         """The backend instance the frontends forward ``url`` to (drained peers excluded)."""
-        peer = self.carp_array.select(url, [*self.drained_peers, *down])
-        return None if peer is None else self.instance_by_peer(peer.name)
+        return self.routes([url], down)[0]
 
     def routes(
         self, urls: Sequence[str], down: Sequence[str] = (), progress: Callable[[int, int], None] | None = None
     ) -> list[BackendInstance | None]:
         """``[self.route(url, down) for url in urls]``, computed as one batch (fast for many URLs);
         ``progress`` is called with (URLs done, URLs in all) as the batch goes."""
+        if self.selection == "consistent":
+            chosen = self.consistent_farm.select_many(urls, [*self.drained_peers, *down])
+            if progress is not None:
+                progress(len(urls), len(urls))
+            return [None if name is None else self.instance_by_peer(name) for name in chosen]
         peers = select_batch([(self.carp_array, {*self.drained_peers, *down})], urls, progress)[0]
         return [None if peer is None else self.instance_by_peer(peer.name) for peer in peers]
 

@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from carpfarm.carp import CarpArray, CarpPeer, select_batch
+from carpfarm.carp import CarpArray, select_batch
 from carpfarm.model import Topology
 from carpfarm.plan.views import sample_urls
 
@@ -65,9 +65,33 @@ def sampled_routes(
     urls: Sequence[str],
     down: Iterable[str],
     progress: Callable[[int, int], None] | None = None,
-) -> list[CarpPeer | None]:
-    """``topology.route`` for many URLs at once (peers, not instances)."""
-    return select_batch([(topology.carp_array, down)], urls, progress)[0]
+) -> list[str | None]:
+    """``topology.route`` for many URLs at once: the peer names (None where no peer takes the URL)."""
+    if topology.selection == "consistent":
+        chosen = topology.consistent_farm.select_many(urls, down)
+        if progress is not None:
+            progress(len(urls), len(urls))
+        return chosen
+    return [None if p is None else p.name for p in select_batch([(topology.carp_array, down)], urls, progress)[0]]
+
+
+def _both_routes(
+    old: Topology,
+    new: Topology,
+    urls: Sequence[str],
+    downs: tuple[set[str], set[str], set[str] | None],
+    progress: Callable[[int, int], None] | None,
+) -> list[list[str | None]]:
+    """Each URL's peer in the old farm, the new one and (when ``downs[2]``) the old with more down."""
+    if old.selection == new.selection == "carp":
+        jobs: list[tuple[CarpArray, Iterable[str]]] = [(old.carp_array, downs[0]), (new.carp_array, downs[1])]
+        if downs[2] is not None:
+            jobs.append((old.carp_array, downs[2]))
+        return [[None if p is None else p.name for p in r] for r in select_batch(jobs, urls, progress)]
+    routes = [sampled_routes(old, urls, downs[0]), sampled_routes(new, urls, downs[1], progress)]
+    if downs[2] is not None:
+        routes.append(sampled_routes(old, urls, downs[2]))
+    return routes
 
 
 def impact(
@@ -91,15 +115,14 @@ def impact(
     new_names = set(after)
     deleted = tuple(i.peer_name for i in old.backend_instances if i.peer_name not in new_names)
     old_down, new_down = set(old.drained_peers), set(new.drained_peers)
-    jobs: list[tuple[CarpArray, Iterable[str]]] = [(old.carp_array, old_down), (new.carp_array, new_down)]
-    if deleted:
-        # The same farm with the deleted peers kept but drained: their hashes stay in the walk.
-        jobs.append((old.carp_array, old_down | set(deleted)))
-    routes = select_batch(jobs, url_list, progress)
+    # With deleted peers, also the same farm with them kept but drained: their hashes stay in the walk.
+    routes = _both_routes(
+        old, new, url_list, (old_down, new_down, old_down | set(deleted) if deleted else None), progress
+    )
     per_peer: dict[str, dict[str, int]] = {n: {"before": 0, "after": 0, "lost": 0, "gained": 0} for n in before | after}
     moved = necessary = 0
     for a, b in zip(routes[0], routes[1], strict=True):
-        a_name, b_name = (a.name if a else ""), (b.name if b else "")
+        a_name, b_name = a or "", b or ""
         if a_name:
             per_peer[a_name]["before"] += 1
         if b_name:
@@ -124,6 +147,12 @@ def _advice(old: Topology, new: Topology, changed: set[str]) -> tuple[str, ...]:
     old_order = [i.peer_name for i in old.backend_instances]
     new_order = [i.peer_name for i in new.backend_instances]
     tips = []
+    if old.selection != new.selection:
+        tips.append(
+            f"the CARP boxes' choice changes from {old.selection} to {new.selection} "
+            "(carp_frontend_mode: haproxy with carp_frontend_haproxy_selection: consistent places URLs by HAProxy's "
+            "consistent hash, every other mode by Squid's CARP): each URL is placed anew, once; the caches refill"
+        )
     removed = [n for n in old_order if n not in new_order]
     if removed:
         tips.append(

@@ -47,10 +47,11 @@ def frontend_plan(topology: Topology, box: FrontendHost) -> dict[str, Any]:
         "client_networks": list(box.client_networks),
         "instances": frontend_port_map(topology, box.name),
         "balancer": rules,
-        "balancer_config": balancer_config(rules, balancer_targets(topology, box.name) if box.mode != "smp" else []),
+        "balancer_config": balancer_config(rules, balancer_targets(topology, box.name)),
+        "haproxy_selection": box.haproxy_selection if box.mode == "haproxy" else None,
         "watch": watch_runs(box),
         "vip": vip_group(topology.frontends, box.name),
-        "naive_wiki_shares": naive_shares(n, 0.25) if n > 1 and box.mode != "smp" else [1.0],
+        "naive_wiki_shares": naive_shares(n, 0.25) if n > 1 and box.instances and box.mode != "smp" else [1.0],
         "wccp": None
         if box.wccp is None
         else {
@@ -65,14 +66,14 @@ def watch_runs(box: FrontendHost) -> bool | None:
     """Whether carpfarm-watch keeps the box's kernel rules on the instances that answer
     (``frontend_balancer_watch``); None where there is no kernel balancer to keep (HAProxy checks its
     servers itself, an SMP box has no balancer)."""
-    if box.mode == "smp" or balancer.kind(box.balancer_type).rules is None:
+    if box.mode != "instances" or balancer.kind(box.balancer_type).rules is None:
         return None
     return box.watch
 
 
 def balancer_config(rules: Ruleset, targets: Sequence[Target]) -> BalancerConfig:
     """The balancer's rules in its own terms, for a box's ``balancer_rules`` and ``balancer_targets``."""
-    if not rules["cascade"]:  # SMP: no balancer
+    if not rules["cascade"]:  # SMP or haproxy mode: no balancer in front of frontend instances
         return BalancerConfig(type=rules["type"], column="", per_instance=[], lines=[])
     if rules["type"] == "nftables":
         return _nftables(rules)

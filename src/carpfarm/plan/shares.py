@@ -30,7 +30,7 @@ def carp_shares(
         count = min(10_000, SAMPLE_BUDGET // max(1, len(topology.backend_instances)))
         urls = sample_urls(count) if count >= 200 else []
     counts: Counter[str] = Counter(
-        peer.name for peer in sampled_routes(topology, urls, topology.drained_peers, progress) if peer is not None
+        name for name in sampled_routes(topology, urls, topology.drained_peers, progress) if name is not None
     )
     return {
         i.peer_name: {

@@ -15,6 +15,7 @@ from typing import Any, TypedDict, cast
 from carpfarm.box import balancer, kernelrules
 from carpfarm.box.kernelrules import Intercept, KernelLeftovers, NameSet, Ruleset, fair_rules
 from carpfarm.model import BackendInstance, FrontendHost, Topology, wccp_boxes
+from carpfarm.plan.haproxy_http import HttpFrontend, http_frontend
 from carpfarm.wccp import settings as wccp
 
 LOOPBACK = "127.0.0.1"
@@ -156,7 +157,8 @@ def balancer_rules(topology: Topology, host: str, exclude: Sequence[int] = ()) -
     it restarts); the rest still get exactly equal shares.
     """
     frontend = _frontend(topology, host)
-    if frontend.mode == "smp":  # no balancer: the SMP Squid's workers share the listen port
+    networks = [ipaddress.ip_network(n, strict=False) for n in frontend.client_networks]
+    if not frontend.instances:  # smp: the Squid's workers share the listen port; haproxy: HAProxy serves it
         return Ruleset(
             type=frontend.balancer_type,
             mode=frontend.balancer_mode,
@@ -165,12 +167,13 @@ def balancer_rules(topology: Topology, host: str, exclude: Sequence[int] = ()) -
             cascade=[],
             nft_modulus=0,
             nft_map=[],
+            client_networks_v4=[str(n) for n in networks if n.version == 4],
+            client_networks_v6=[str(n) for n in networks if n.version == 6],
             intercept=None,
         )
     kept = [n for n, i in enumerate(frontend.instances) if i.port not in exclude]
     if not kept:
         raise ValueError(f"{host}: excluding {list(exclude)} leaves no frontend instance to balance to")
-    networks = [ipaddress.ip_network(n, strict=False) for n in frontend.client_networks]
     fair = fair_rules([frontend.instances[n].port for n in kept])
     return Ruleset(
         type=frontend.balancer_type,
@@ -219,6 +222,7 @@ class BalancerView(Ruleset):
 
     names: NameSet
     targets: list[Target]
+    http: HttpFrontend | None  # carp_frontend_mode: haproxy: HAProxy is the CARP frontend (plan.haproxy_http)
     kernel_rules: bool
     iptables_legacy: bool
     leftovers: Leftovers
@@ -234,6 +238,7 @@ def balancer_view(topology: Topology, host: str, exclude: Sequence[int] = ()) ->
         **rules,
         "names": names.view(),
         "targets": balancer_targets(topology, host),
+        "http": http_frontend(topology, _frontend(topology, host)),
         "kernel_rules": kind.rules is not None,
         "iptables_legacy": kind.rules == "iptables",
         "leftovers": Leftovers(**kernelrules.leftovers(kind.rules, names), units=others),

@@ -23,7 +23,8 @@ NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$"
 # balance stays a choice so that validate can tell why it is refused (rules.balancer_type).
 BalancerType = Literal["iptables", "nftables", "haproxy", "balance"]
 BalancerMode = Literal["random", "roundrobin"]
-FrontendMode = Literal["instances", "smp"]
+FrontendMode = Literal["instances", "smp", "haproxy"]
+HaproxySelection = Literal["carp", "consistent"]
 CacheType = Literal["aufs", "rock", "ufs"]
 ParentSelection = Literal["carp", "round-robin"]
 State = Literal["active", "drained"]
@@ -31,6 +32,7 @@ ForwardedFor = Literal["delete", "on", "off", "transparent", "truncate"]  # Squi
 BALANCER_TYPES: tuple[str, ...] = get_args(BalancerType)
 BALANCER_MODES: tuple[str, ...] = get_args(BalancerMode)
 FRONTEND_MODES: tuple[str, ...] = get_args(FrontendMode)
+HAPROXY_SELECTIONS: tuple[str, ...] = get_args(HaproxySelection)
 CACHE_TYPES: tuple[str, ...] = get_args(CacheType)
 FORWARDED_FOR: tuple[str, ...] = get_args(ForwardedFor)
 # Squid's stock Safe_ports and SSL_ports (Debian's /etc/squid/squid.conf).

@@ -76,7 +76,7 @@ class SquidVars(_Vars):
         "the rest are denied before any allow.",
         "list ports (80) or ranges ('1025-65535') from 1 to 65535",
         scope=EVERYWHERE,
-        roles=("squid_backend", "carp_frontend"),
+        roles=("squid_backend", "carp_frontend", "frontend_balancer"),
     )
     ssl_ports: list[PortOrRange] = declare(
         "carpfarm_ssl_ports",
@@ -85,7 +85,7 @@ class SquidVars(_Vars):
         "range; [] refuses every CONNECT.",
         "list ports (443) or ranges from 1 to 65535, or [] to refuse every CONNECT",
         scope=EVERYWHERE,
-        roles=("squid_backend", "carp_frontend"),
+        roles=("squid_backend", "carp_frontend", "frontend_balancer"),
     )
     denied_destinations: list[str] = declare(
         "carpfarm_denied_destinations",
@@ -113,7 +113,7 @@ class SquidVars(_Vars):
         "for debugging: they name the farm's hosts and instances); false strips them.",
         "set true or false",
         scope=EVERYWHERE,
-        roles=("carp_frontend",),
+        roles=("carp_frontend", "frontend_balancer"),
     )
 
 

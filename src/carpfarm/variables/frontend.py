@@ -13,8 +13,10 @@ from carpfarm.variables.balancer import BalancerVars
 from carpfarm.variables.common import (
     FRONTEND_MODES,
     FRONTEND_SCOPE,
+    HAPROXY_SELECTIONS,
     FrontendCountField,
     FrontendMode,
+    HaproxySelection,
     ParentSelection,
     Seconds,
     SquidLine,
@@ -35,8 +37,19 @@ class CarpFrontendVars(_Vars):
         "carp_frontend_mode",
         "instances",
         "instances: one CARP Squid per vCPU behind the frontend balancer; smp: one Squid whose workers "
-        "(carp_frontend_instances of them) share the listen port, with no balancer.",
+        "(carp_frontend_instances of them) share the listen port, with no balancer; haproxy: one HAProxy in "
+        "HTTP mode, a thread per vCPU, picks the backend per request (carp_frontend_haproxy_selection), with "
+        "no frontend Squid and no balancer.",
         f"use one of: {', '.join(FRONTEND_MODES)}",
+    )
+    haproxy_selection: HaproxySelection = _frontend(
+        "carp_frontend_haproxy_selection",
+        "carp",
+        "carp_frontend_mode: haproxy, how HAProxy picks the backend instance: carp, exactly as the Squid "
+        "frontends' CARP (no remap when a farm moves between them; costs O(peers) per request); consistent, "
+        "HAProxy's own consistent URI hash (the fast path; every farm's cache remaps once when it switches, "
+        "and every CARP box must then use it).",
+        f"use one of: {', '.join(HAPROXY_SELECTIONS)}",
     )
     instances: FrontendCountField = _frontend(
         "carp_frontend_instances",
