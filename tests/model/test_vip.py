@@ -386,3 +386,18 @@ def test_a_vaulted_password_is_read_with_the_vault_password_ansible_is_given(
     monkeypatch.setenv("ANSIBLE_VAULT_PASSWORD_FILE", str(secret))
     assert main(["validate", str(inventory), "--json"]) == 0
     assert "s3cret" not in capsys.readouterr().out
+
+
+def test_an_haproxy_frontend_box_holds_the_address_while_haproxy_runs(tmp_path: Path) -> None:
+    """carp_frontend_mode: haproxy: no frontend Squid to track; the track script passes while
+    haproxy.service is active and fails when it is not (systemctl stubbed, the script run by sh)."""
+    check = _rendered(2, carp_frontend_mode="haproxy", frontend_balancer_watch=False)["carpfarm-vrrp-check"]
+    assert "systemctl is-active --quiet haproxy.service || exit 1" in check and "squid@" not in check
+    (tmp_path / "check").write_text(check)
+    stub = tmp_path / "bin" / "systemctl"
+    stub.parent.mkdir()
+    for active, code in ((True, 0), (False, 1)):
+        stub.write_text(f"#!/bin/sh\nexit {0 if active else 3}\n")
+        stub.chmod(0o755)
+        env = {**os.environ, "PATH": f"{stub.parent}:{os.environ['PATH']}"}
+        assert subprocess.run(["sh", str(tmp_path / "check")], env=env, check=False).returncode == code
