@@ -8,6 +8,7 @@ time (``cpu.Meter``); divided by the requests wrk completed, it is each layer's 
 
 from __future__ import annotations
 
+import json
 import subprocess
 from typing import Any
 
@@ -16,10 +17,13 @@ from cpu import Meter
 from carpfarm.lab import bench
 from lab import BACKEND, CARP_BOX, CLIENT, LAB_BALANCER, OBJECTS, ORIGIN, ROOT, copy_to, log, playbook, podman
 
-# The frontend arrangements compared: instances behind each balancer, then SMP workers (last: the SMP
-# section runs on the lab as this leaves it).
-BALANCERS = ("iptables", "nftables", "haproxy", "smp")
+# The frontend arrangements compared: instances behind each balancer, HAProxy as the CARP frontend
+# (carp_frontend_mode: haproxy) with each selection, then SMP workers (last: the SMP section runs on
+# the lab as this leaves it).
+BALANCERS = ("iptables", "nftables", "haproxy", "haproxy-consistent", "haproxy-carp", "smp")
 SMP = "smp"
+# carp_frontend_mode: haproxy's arrangements: their carp_frontend_haproxy_selection.
+HTTP_FRONTENDS = {"haproxy-consistent": "consistent", "haproxy-carp": "carp"}
 CONNECTIONS = 16
 ONE_SQUID = "one Squid (HIT)"
 
@@ -90,6 +94,16 @@ def switch_args(arrangement: str) -> tuple[str, ...]:
     """site.yml's extra variables for one frontend arrangement."""
     if arrangement == SMP:
         return ("-e", "carp_frontend_mode=smp", "-e", "frontend_balancer_watch=false")
+    if arrangement in HTTP_FRONTENDS:
+        # No frontend Squid: the lab's watch and its frontend squid.conf lines do not apply (validate says so).
+        http = {
+            "carp_frontend_mode": "haproxy",
+            "carp_frontend_haproxy_selection": HTTP_FRONTENDS[arrangement],
+            "frontend_balancer_watch": False,
+            "carp_frontend_extra_http_access": [],
+            "carp_frontend_extra_config": "",
+        }
+        return ("-e", json.dumps(http))
     return ("-e", f"frontend_balancer_type={arrangement}")
 
 
