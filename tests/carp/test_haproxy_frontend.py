@@ -205,6 +205,8 @@ HOSTS = [
     "h{i}.example.com?q",
     "h{i}.example.com,x",
     "xn--bcher-kva.example",
+    "a{i}..example.com",  # Squid refuses these two: the Lua names no server, "first" takes the request
+    ".example.com",
 ]
 PATHS = ["/", "/obj/{i}", "/q?id={i}&v={k}", "/Mixed/Case/{i}.JS", "", "/a%2Fb/{i}?", "/long/{i}/" + "x" * 2000]
 SCHEMES = ["http", "https", "HTTP", "ftp", "gopher"]
@@ -284,3 +286,35 @@ def test_a_carp_key_through_the_lua(haproxy: HaproxyBinary) -> None:
     box = {"carp_frontend_carp_key": ["host", "path"]}
     count, wrong = agreement(haproxy, "carp", corpus(300), box=box)
     assert not wrong, f"{len(wrong)}/{count} disagree:\n" + "\n".join(wrong[:20])
+
+
+def test_the_remap_guard_reads_an_haproxy_carp_box_back(tmp_path: Path) -> None:
+    """validate.yml's own command, run on the role's haproxy.cfg in a scratch root: the peers it
+    reads back are the farm's, in order, the drained one marked (plan.remap parses them)."""
+    import subprocess
+
+    import yaml
+
+    from carpfarm.plan.remap import deployed_peers
+
+    groups, hostvars = farm("carp", **{"cache2": {"state": "drained"}})
+    topology = build_topology(groups, hostvars)
+    text = haproxy_cfg(groups, hostvars, "3.0", tmp_path)
+    plays = yaml.safe_load((ROLES.parent / "playbooks" / "validate.yml").read_text())
+    tasks = [t for play in plays for t in play.get("tasks", [])]
+    command = next(t for t in tasks if t["name"] == "Read the CARP peers this box runs now")["ansible.builtin.shell"][
+        "cmd"
+    ]
+    root = tmp_path / "root"
+    (root / "etc" / "haproxy").mkdir(parents=True)
+    (root / "etc" / "haproxy" / "haproxy.cfg").write_text(text)
+    script = command.replace("/etc/", f"{root}/etc/")
+    out = subprocess.run(["sh", "-c", script], capture_output=True, text=True, check=False)
+    assert out.returncode == 0, out.stderr
+    peers = deployed_peers(out.stdout.splitlines())
+    assert [(p.name, p.weight, p.drained) for p in peers] == [
+        (i.peer_name, i.weight, not i.active) for i in topology.backend_instances
+    ]
+    consistent = haproxy_cfg(*farm("consistent"), "3.0", tmp_path)
+    (root / "etc" / "haproxy" / "haproxy.cfg").write_text(consistent)
+    assert subprocess.run(["sh", "-c", script], check=False).returncode == 3  # not read: see docs/carp.md

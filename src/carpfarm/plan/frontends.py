@@ -51,7 +51,7 @@ def frontend_plan(topology: Topology, box: FrontendHost) -> dict[str, Any]:
         "haproxy_selection": box.haproxy_selection if box.mode == "haproxy" else None,
         "watch": watch_runs(box),
         "vip": vip_group(topology.frontends, box.name),
-        "naive_wiki_shares": naive_shares(n, 0.25) if n > 1 and box.instances and box.mode != "smp" else [1.0],
+        "naive_wiki_shares": naive_shares(n, 0.25) if n > 1 and box.mode == "instances" else [1.0],
         "wccp": None
         if box.wccp is None
         else {

@@ -16,7 +16,8 @@ from carpfarm.model import FrontendHost, Topology
 from carpfarm.model.haproxy_mode import BALANCER
 
 BACKEND = "carpfarm_backends"  # the HAProxy backend whose servers are the backend instances
-LUA_VARIABLE = "txn.carpfarm_carp"  # where the Lua fetch leaves its choice (the access log prints it)
+LUA_VARIABLE = "txn.carpfarm_carp"  # where the Lua fetch leaves its choice
+MAX_THREADS = 64  # HAProxy 2.6 refuses nbthread above 64; 3.0 needs thread-groups beyond one group of 64
 
 
 class HttpServer(TypedDict):
@@ -37,13 +38,16 @@ class HttpFrontend(TypedDict):
 
     selection: str  # carp or consistent
     backend: str
-    threads: int | None  # one per vCPU; None without facts (HAProxy then takes every CPU it may use)
+    threads: int | None  # one per vCPU, at most MAX_THREADS; None without facts (HAProxy takes every CPU it may use)
     client_networks_v4: list[str]
     client_networks_v6: list[str]
     servers: list[HttpServer]
     lua_fetch: str
     lua_variable: str
     peers_lua: str  # the peers file (carp); '' for consistent
+    # carp: the cache_peer lines a Squid frontend of this farm would have (views.balancer_view writes
+    # them), kept in haproxy.cfg as comments for site.yml's remap guard (playbooks/validate.yml)
+    remap_lines: list[str]
 
 
 def http_frontend(topology: Topology, box: FrontendHost) -> HttpFrontend | None:
@@ -69,11 +73,12 @@ def http_frontend(topology: Topology, box: FrontendHost) -> HttpFrontend | None:
     return HttpFrontend(
         selection=box.haproxy_selection,
         backend=BACKEND,
-        threads=box.vcpus,
+        threads=None if box.vcpus is None else min(box.vcpus, MAX_THREADS),
         client_networks_v4=[str(n) for n in networks if n.version == 4],
         client_networks_v6=[str(n) for n in networks if n.version == 6],
         servers=servers,
         lua_fetch=DEFAULT_FETCH,
         lua_variable=LUA_VARIABLE,
         peers_lua=peers_lua(topology.carp_peers, BACKEND) if carp else "",
+        remap_lines=[],
     )

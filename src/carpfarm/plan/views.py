@@ -158,7 +158,7 @@ def balancer_rules(topology: Topology, host: str, exclude: Sequence[int] = ()) -
     """
     frontend = _frontend(topology, host)
     networks = [ipaddress.ip_network(n, strict=False) for n in frontend.client_networks]
-    if not frontend.instances:  # smp: the Squid's workers share the listen port; haproxy: HAProxy serves it
+    if frontend.mode != "instances":  # smp: the Squid's workers share the listen port; haproxy: HAProxy serves it
         return Ruleset(
             type=frontend.balancer_type,
             mode=frontend.balancer_mode,
@@ -228,6 +228,18 @@ class BalancerView(Ruleset):
     leftovers: Leftovers
 
 
+def _http_frontend(topology: Topology, host: str) -> HttpFrontend | None:
+    """The box's HTTP frontend (haproxy mode), with its ``remap_lines`` under the Lua CARP: the peers
+    as the Squid frontends' squid.conf lists them, which the remap guard reads back."""
+    http = http_frontend(topology, _frontend(topology, host))
+    if http is not None and http["selection"] == "carp":
+        peers = cache_peers(topology, PeerOptions())
+        http["remap_lines"] = [str(p["line"]) for p in peers] + [
+            f"cache_peer_access {p['name']} deny all" for p in peers if p["state"] == "drained"
+        ]
+    return http
+
+
 def balancer_view(topology: Topology, host: str, exclude: Sequence[int] = ()) -> BalancerView:
     """``balancer_rules`` (less the ``exclude`` ports) with what the frontend_balancer role needs besides."""
     rules = balancer_rules(topology, host, exclude)
@@ -238,7 +250,7 @@ def balancer_view(topology: Topology, host: str, exclude: Sequence[int] = ()) ->
         **rules,
         "names": names.view(),
         "targets": balancer_targets(topology, host),
-        "http": http_frontend(topology, _frontend(topology, host)),
+        "http": _http_frontend(topology, host),
         "kernel_rules": kind.rules is not None,
         "iptables_legacy": kind.rules == "iptables",
         "leftovers": Leftovers(**kernelrules.leftovers(kind.rules, names), units=others),
@@ -257,6 +269,7 @@ class FrontendView(TypedDict):
 
     name: str
     mode: str
+    haproxy_selection: str
     workers: int
     cpu_affinity_map: str
     address: str
