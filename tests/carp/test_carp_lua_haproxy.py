@@ -31,21 +31,11 @@ from carpfarm.carp import CarpArray, CarpPeer, UrlRejected, peer_hash, select_pa
 from carpfarm.carp.chash import HaproxyRelease, TargetRejected, normalized_target
 from carpfarm.carp.haproxy_lua import backend_lines, lua_float, lua_load_lines, lua_string, peers_lua
 from carpfarm.lab import haproxyrig
-from carpfarm.lab.haproxyrig import BINARIES, HaproxyBinary, ask
+from carpfarm.lab.haproxyrig import HaproxyBinary, ask
 from carpfarm.lab.squidrig import free_port
 from support.paths import ROOT
 
 SCRIPT = ROOT / "roles" / "frontend_balancer" / "files" / "carpfarm-carp.lua"
-
-
-@pytest.fixture(params=BINARIES, ids=[b.label for b in BINARIES])
-def haproxy(request: pytest.FixtureRequest) -> HaproxyBinary:
-    """Each HAProxy release the script is held to; one whose binary is absent is skipped, loudly."""
-    binary: HaproxyBinary = request.param
-    missing = binary.missing()
-    if missing:
-        pytest.skip(f"HAPROXY {binary.label} NOT TESTED: {missing}")
-    return binary
 
 
 # --- the rig ---------------------------------------------------------------------------------

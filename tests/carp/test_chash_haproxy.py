@@ -41,12 +41,6 @@ def _present(binary: HaproxyBinary) -> HaproxyBinary:
     return binary
 
 
-@pytest.fixture(params=BINARIES, ids=[b.label for b in BINARIES])
-def haproxy(request: pytest.FixtureRequest) -> HaproxyBinary:
-    """Each HAProxy release the model is held to; one whose binary is absent is skipped, loudly."""
-    return _present(request.param)
-
-
 # --- the rig: carpfarm.lab.haproxyrig's named servers, haproxy with balance uri in front ----------
 
 

@@ -22,7 +22,7 @@ import pytest
 
 from carpfarm.carp.chash import HAPROXY_3_0, TargetRejected, check_target, normalized_target
 from carpfarm.carp.url import UrlRejected
-from carpfarm.lab.haproxyrig import BINARIES, HaproxyBinary, ask, running_haproxy
+from carpfarm.lab.haproxyrig import HaproxyBinary, ask, running_haproxy
 from carpfarm.lab.squidrig import free_port
 from carpfarm.model import Topology, build_topology
 from support.ansible import preflight, render
@@ -35,15 +35,6 @@ CLIENTS = ["127.0.0.0/8"]
 SAFE = {80, 21, 443, 70, 210, 280, 488, 591, 777, *range(1025, 65536)}
 SSL = {443}
 DEFAULT_PORTS = {"http": 80, "https": 443, "ftp": 21}
-
-
-@pytest.fixture(params=BINARIES, ids=[b.label for b in BINARIES])
-def haproxy(request: pytest.FixtureRequest) -> HaproxyBinary:
-    binary: HaproxyBinary = request.param
-    why = binary.missing()
-    if why:
-        pytest.skip(f"HAPROXY {binary.version} NOT TESTED: {why}")
-    return binary
 
 
 def farm(
